@@ -1,0 +1,122 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+import TollgateControl
+import TollgateCore
+import TollgateGateway
+import TollgateStore
+
+/// `tollgate serve`: opens the store, migrates it, applies the catalog, loads the gateway's
+/// memory, and runs the proxy, the admin port and the usage recorder in one service group.
+/// On SIGTERM (or `shutdown()`): the admin port stops, the proxy drains in-flight calls,
+/// the recorder flushes, and `run` returns.
+public enum TollgateServer {
+    /// Runs until shut down. `onReady` is called once every port listens; `setUp` runs after
+    /// the store is ready and before the ports open (the demo uses it to seed data).
+    public static func run(
+        options: ServeOptions, logger: Logger, signals: [UnixSignal] = [.sigterm, .sigint],
+        setUp: @escaping @Sendable (ControlPlane) async throws -> Void = { _ in },
+        onReady: @escaping @Sendable (ServerReady, ServiceGroupHandle) -> Void
+    ) async throws {
+        let keys = try Keys.resolve(admin: options.adminKey, collector: options.collectorKey, dataDirectory: options.dataDirectory)
+        for (name, value) in keys.generated {
+            logger.notice("generated \(name) (stored in \(options.dataDirectory); shown this once)", metadata: ["key": "\(value)"])
+        }
+        let database = options.resolvedDatabase
+        logger.info("opening database", metadata: ["database": "\(database)"])
+        try await withStore(url: database, logger: logger) { store in
+            try await store.migrate()
+            let directory = GatewayDirectory()
+            let control = ControlPlane(store: store, directory: directory, logger: logger)
+            if let catalog = options.catalog { try await control.apply(catalog) }
+            try await setUp(control)
+            try await control.loadGateway()
+
+            let recorder = UsageRecorder(store: store, logger: logger)
+            let handle = ServiceGroupHandle()
+            let readiness = Readiness(
+                expectProxy: options.role != .control, expectAdmin: options.role != .gateway,
+                adminKey: keys.adminKey, collectorKey: keys.collectorKey
+            ) { ready in onReady(ready, handle) }
+
+            var services: [any Service] = [recorder]
+            if options.role != .control {
+                var gateway = GatewayConfiguration()
+                gateway.host = options.host
+                gateway.port = options.proxyPort
+                gateway.connectTimeout = options.connectTimeout
+                gateway.readTimeout = options.readTimeout
+                services.append(ProxyServer(
+                    configuration: gateway, directory: directory, recorder: recorder, logger: logger,
+                    onListening: { readiness.proxyListening($0) }))
+            }
+            if options.role != .gateway {
+                services.append(AdminServer.application(
+                    configuration: .init(host: options.host, port: options.adminPort, adminKey: keys.adminKey),
+                    control: control, logger: logger, onListening: { readiness.adminListening($0) }))
+            }
+            let group = ServiceGroup(configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
+            handle.attach(group)
+            try await group.run()
+            logger.info("stopped")
+        }
+    }
+}
+
+/// Lets whoever started the server stop it gracefully.
+public final class ServiceGroupHandle: Sendable {
+    private let group = NIOLockedValueBox<ServiceGroup?>(nil)
+
+    init() {}
+
+    func attach(_ serviceGroup: ServiceGroup) {
+        group.withLockedValue { $0 = serviceGroup }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutdown() async {
+        await group.withLockedValue { $0 }?.triggerGracefulShutdown()
+    }
+}
+
+/// Calls back once every expected port listens.
+final class Readiness: Sendable {
+    private struct State {
+        var proxyPort: Int?
+        var adminPort: Int?
+        var reported = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let expectProxy: Bool
+    private let expectAdmin: Bool
+    private let adminKey: String
+    private let collectorKey: String
+    private let onReady: @Sendable (ServerReady) -> Void
+
+    init(expectProxy: Bool, expectAdmin: Bool, adminKey: String, collectorKey: String, onReady: @escaping @Sendable (ServerReady) -> Void) {
+        self.expectProxy = expectProxy
+        self.expectAdmin = expectAdmin
+        self.adminKey = adminKey
+        self.collectorKey = collectorKey
+        self.onReady = onReady
+    }
+
+    func proxyListening(_ port: Int) { update { $0.proxyPort = port } }
+    func adminListening(_ port: Int) { update { $0.adminPort = port } }
+
+    private func update(_ change: (inout State) -> Void) {
+        let ready: ServerReady? = state.withLockedValue { state in
+            change(&state)
+            guard !state.reported, !expectProxy || state.proxyPort != nil, !expectAdmin || state.adminPort != nil else { return nil }
+            state.reported = true
+            return ServerReady(proxyPort: state.proxyPort, adminPort: state.adminPort, adminKey: adminKey, collectorKey: collectorKey)
+        }
+        if let ready { onReady(ready) }
+    }
+}

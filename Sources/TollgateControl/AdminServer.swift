@@ -1,0 +1,83 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import TollgateCore
+
+/// Requires `Authorization: Bearer ADMIN_KEY` on every route that needs it; the key is compared
+/// in constant time.
+struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let keyDigest: SHA256.Digest
+    let openPaths: Set<String>
+
+    init(adminKey: String, openPaths: Set<String>) {
+        self.keyDigest = SHA256.hash(data: Data(adminKey.utf8))
+        self.openPaths = openPaths
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if openPaths.contains(request.uri.path) { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw APIError(.unauthorized, "admin key required: send Authorization: Bearer <TOLLGATE_ADMIN_KEY>",
+                           headers: [.wwwAuthenticate: "Bearer"])
+        }
+        // Comparing digests keeps the time independent of where the keys differ.
+        let given = SHA256.hash(data: Data(header.dropFirst(7).utf8))
+        guard given == keyDigest else {
+            throw APIError(.unauthorized, "invalid admin key", headers: [.wwwAuthenticate: "Bearer"])
+        }
+        return try await next(request, context)
+    }
+}
+
+/// The admin port: Hummingbird serving the admin API, `/openapi.json` and `/healthz`.
+public enum AdminServer {
+    /// Settings of the admin port.
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var adminKey: String
+
+        public init(host: String = "127.0.0.1", port: Int = 8001, adminKey: String) {
+            self.host = host
+            self.port = port
+            self.adminKey = adminKey
+        }
+    }
+
+    /// The router with every route of the admin port.
+    static func router(control: ControlPlane, adminKey: String) -> Router<BasicRequestContext> {
+        var table = AdminAPI(control: control).routes()
+        let openAPI = OpenAPIDocument.make(table)
+        table.add(AdminRoute(
+            method: .get, path: "/openapi.json", summary: "This description", success: (200, nil), authenticated: false
+        ) { _, _ in JSONResponse.make(openAPI) })
+        table.add(AdminRoute(
+            method: .get, path: "/healthz", summary: "Ready when 200", success: (200, "Health"), authenticated: false
+        ) { _, _ in JSONResponse.make(.object([("status", .text("ok"))])) })
+        let routes = table
+
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware(routes: routes))
+        router.add(middleware: AdminKeyMiddleware(
+            adminKey: adminKey, openPaths: Set(routes.routes.filter { !$0.authenticated }.map(\.path))))
+        for route in routes.routes {
+            router.on(RouterPath(route.path), method: route.method, use: route.handler)
+        }
+        return router
+    }
+
+    /// The admin port as a service; `onListening` receives the bound port.
+    public static func application(
+        configuration: Configuration, control: ControlPlane, logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(control: control, adminKey: configuration.adminKey),
+            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
+            logger: logger)
+    }
+}

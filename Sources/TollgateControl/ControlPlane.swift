@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import TollgateCore
+import TollgateGateway
+import TollgateStore
+
+/// A request the domain refuses, with the reason; the HTTP edge maps it to 422.
+public struct InvalidRequest: Error, Sendable {
+    public var problems: [DocumentProblem]
+
+    public init(_ problems: [DocumentProblem]) {
+        self.problems = problems
+    }
+
+    public init(path: String, _ message: String) {
+        self.problems = [DocumentProblem(path: path, line: nil, message: message)]
+    }
+}
+
+/// A subscription together with its token, which exists only in this answer.
+public struct IssuedSubscription: Sendable {
+    public var subscription: Subscription
+    public var token: String
+}
+
+/// Every change that the gateway must see at once goes through here: the store is written
+/// first, then the gateway's in-memory directory, so that a terminated or rotated token stops
+/// working on the very next call.
+public final class ControlPlane: Sendable {
+    public let store: TollgateStore
+    public let directory: GatewayDirectory
+    let logger: Logger
+
+    public init(store: TollgateStore, directory: GatewayDirectory, logger: Logger) {
+        self.store = store
+        self.directory = directory
+        self.logger = logger
+    }
+
+    /// Loads routes and credentials from the store into the gateway (at start).
+    public func loadGateway() async throws {
+        try await reloadRoutes()
+        let credentials = try await store.activeCredentials().map { entry in
+            (entry.tokenHash, Consumer(
+                subscription: entry.subscription.id, customer: entry.subscription.customer,
+                product: entry.subscription.product, plan: entry.subscription.plan))
+        }
+        directory.replaceCredentials(credentials)
+    }
+
+    /// Republishes the routing table after a product changed.
+    public func reloadRoutes() async throws {
+        directory.replaceRoutes(try await store.allProducts().map { ($0.value, $0.archived) })
+    }
+
+    /// What catalog objects may refer to right now: stored objects plus `extra`.
+    public func references(adding extra: Catalog = Catalog()) async throws -> CatalogReferences {
+        var products = try await store.allProducts().map(\.value)
+        products.removeAll { product in extra.products.contains { $0.id == product.id } }
+        var meters = try await store.allMeters().map(\.value)
+        meters.removeAll { meter in extra.meters.contains { $0.id == meter.id } }
+        return CatalogReferences(products: products + extra.products, meters: meters + extra.meters)
+    }
+
+    /// Applies a declarative catalog: creates or updates every object by id.
+    public func apply(_ catalog: Catalog) async throws {
+        let references = try await references(adding: catalog)
+        var problems: [DocumentProblem] = []
+        for (index, plan) in catalog.plans.enumerated() {
+            problems += references.problems(in: plan).map {
+                DocumentProblem(path: "plans[\(index)].\($0.path)", line: nil, message: $0.message)
+            }
+        }
+        guard problems.isEmpty else { throw InvalidRequest(problems) }
+        for product in catalog.products { try await store.saveProduct(product, mode: .upsert) }
+        for meter in catalog.meters { try await store.saveMeter(meter, mode: .upsert) }
+        for plan in catalog.plans { try await store.savePlan(plan, mode: .upsert) }
+        try await reloadRoutes()
+    }
+
+    // MARK: Subscriptions
+
+    /// Subscribes a customer to a plan and issues its token.
+    public func subscribe(customer: String, plan planID: String, startedAt: Date?, id: String? = nil) async throws
+        -> IssuedSubscription
+    {
+        var problems: [DocumentProblem] = []
+        let storedCustomer = try await store.customer(customer)
+        if storedCustomer == nil || storedCustomer?.archived == true {
+            problems.append(DocumentProblem(path: "customer", line: nil, message: "unknown customer \"\(customer)\""))
+        }
+        let storedPlan = try await store.plan(planID)
+        if storedPlan == nil || storedPlan?.archived == true {
+            problems.append(DocumentProblem(path: "plan", line: nil, message: "unknown plan \"\(planID)\""))
+        }
+        let now = Date()
+        if let startedAt, startedAt > now.addingTimeInterval(300) {
+            problems.append(DocumentProblem(path: "started_at", line: nil, message: "must not lie in the future"))
+        }
+        guard problems.isEmpty, let plan = storedPlan?.value else { throw InvalidRequest(problems) }
+        let token = APIToken.generate()
+        let hash = APIToken.hash(token)
+        let subscription = Subscription(
+            id: id ?? RandomID.make("sub"), customer: customer, plan: plan.id, product: plan.product, status: .active,
+            startedAt: startedAt ?? now, createdAt: now)
+        try await store.createSubscription(subscription, tokenHash: hash)
+        directory.setCredential(hash, Consumer(
+            subscription: subscription.id, customer: customer, product: plan.product, plan: plan.id))
+        return IssuedSubscription(subscription: subscription, token: token)
+    }
+
+    /// Terminates a subscription; its token dies at once. Terminating twice changes nothing.
+    public func terminate(_ id: String) async throws -> Subscription {
+        let subscription = try await store.updateSubscription(id) { subscription in
+            guard subscription.status == .active else { return }
+            subscription.status = .terminated
+            subscription.terminatedAt = Date()
+        }
+        directory.removeCredentials(subscription: id)
+        return subscription
+    }
+
+    /// Replaces a subscription's token; the old one stops working at once.
+    public func rotateToken(_ id: String) async throws -> IssuedSubscription {
+        let token = APIToken.generate()
+        let hash = APIToken.hash(token)
+        let subscription = try await store.updateSubscription(id, newTokenHash: hash) { subscription in
+            guard subscription.status == .active else {
+                throw InvalidRequest(path: "", "subscription \"\(subscription.id)\" is terminated")
+            }
+        }
+        directory.removeCredentials(subscription: id)
+        directory.setCredential(hash, Consumer(
+            subscription: id, customer: subscription.customer, product: subscription.product, plan: subscription.plan))
+        return IssuedSubscription(subscription: subscription, token: token)
+    }
+
+    /// Moves a subscription to another plan of the same product. The current plan again changes nothing.
+    public func changePlan(_ id: String, to planID: String) async throws -> Subscription {
+        guard let existing = try await store.subscription(id) else { throw StoreError.notFound("no subscription \"\(id)\"") }
+        if existing.plan == planID { return existing }
+        guard let plan = try await store.plan(planID), !plan.archived else {
+            throw InvalidRequest(path: "plan", "unknown plan \"\(planID)\"")
+        }
+        guard plan.value.product == existing.product else {
+            throw InvalidRequest(path: "plan", "plan \"\(planID)\" is for another product")
+        }
+        let subscription = try await store.updateSubscription(id) { subscription in
+            guard subscription.status == .active else {
+                throw InvalidRequest(path: "", "subscription \"\(subscription.id)\" is terminated")
+            }
+            subscription.plan = planID
+        }
+        directory.updatePlan(subscription: id, plan: planID)
+        return subscription
+    }
+}

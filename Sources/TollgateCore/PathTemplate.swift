@@ -1,0 +1,58 @@
+/// An endpoint path such as `/invoice/{id}`: literal segments and `{name}` placeholders that
+/// each match one non-empty segment.
+public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    public let description: String
+    let segments: [Segment]
+
+    /// Parses a template; nil when it does not start with `/` or has a malformed placeholder.
+    public init?(_ text: String) {
+        guard text.hasPrefix("/") else { return nil }
+        var segments: [Segment] = []
+        for part in text.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            if part.hasPrefix("{") || part.hasSuffix("}") || part.contains("{") || part.contains("}") {
+                guard part.hasPrefix("{"), part.hasSuffix("}"), part.count > 2 else { return nil }
+                let name = part.dropFirst().dropLast()
+                guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else { return nil }
+                segments.append(.parameter(String(name)))
+            } else {
+                segments.append(.literal(String(part)))
+            }
+        }
+        if segments.count > 1, segments.last == .literal("") { segments.removeLast() }
+        self.segments = segments
+        self.description = text
+    }
+
+    /// Whether a normalized path (without query) matches this template. A trailing slash is
+    /// ignored on both sides.
+    public func matches(_ path: Substring) -> Bool {
+        var remaining = path.dropFirst()
+        if remaining.hasSuffix("/") { remaining = remaining.dropLast() }
+        var index = 0
+        for part in remaining.split(separator: "/", omittingEmptySubsequences: false) {
+            guard index < segments.count else { return false }
+            switch segments[index] {
+            case .literal(let literal): if part != literal { return false }
+            case .parameter: if part.isEmpty { return false }
+            }
+            index += 1
+        }
+        if remaining.isEmpty {
+            return segments.isEmpty || segments == [.literal("")]
+        }
+        return index == segments.count
+    }
+
+    /// How specific the template is: literal segments count more than placeholders, so that
+    /// `/invoice/latest` wins over `/invoice/{id}`.
+    public var specificity: Int {
+        segments.reduce(0) { total, segment in
+            if case .literal = segment { total * 4 + 3 } else { total * 4 + 1 }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Crypto
+import Foundation
+
+/// A consumer's API token: random, with a recognizable prefix, shown once and stored only as a hash.
+public enum APIToken {
+    /// Every token starts with this prefix, so that leaked tokens are easy to recognize.
+    public static let prefix = "tg_"
+    private static let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// A new token: the prefix and 32 base-62 characters (about 190 random bits).
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = Array(prefix.utf8)
+        for _ in 0..<32 {
+            bytes.append(alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The hash a token is stored and looked up by.
+    public static func hash(_ token: some StringProtocol) -> TokenHash {
+        var token = String(token)
+        return token.withUTF8 { TokenHash(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+    }
+}
+
+/// The SHA-256 of a token, kept as four words so that a million of them stay small in memory.
+public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
+    public let words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ digest: SHA256.Digest) {
+        var words: [UInt64] = []
+        digest.withUnsafeBytes { raw in
+            for index in 0..<4 {
+                words.append(UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
+            }
+        }
+        self.words = (words[0], words[1], words[2], words[3])
+    }
+
+    /// Parses the 64 hex digits of `description`.
+    public init?(hex: String) {
+        guard hex.utf8.count == 64 else { return nil }
+        var words: [UInt64] = []
+        var index = hex.startIndex
+        for _ in 0..<4 {
+            let end = hex.index(index, offsetBy: 16)
+            guard let word = UInt64(hex[index..<end], radix: 16) else { return nil }
+            words.append(word)
+            index = end
+        }
+        self.words = (words[0], words[1], words[2], words[3])
+    }
+
+    /// 64 lower-case hex digits.
+    public var description: String {
+        [words.0, words.1, words.2, words.3].map { String($0, radix: 16).leftPadded(to: 16) }.joined()
+    }
+
+    /// Compares in constant time: every word is looked at whatever the first difference.
+    public static func == (lhs: TokenHash, rhs: TokenHash) -> Bool {
+        let difference = (lhs.words.0 ^ rhs.words.0) | (lhs.words.1 ^ rhs.words.1)
+            | (lhs.words.2 ^ rhs.words.2) | (lhs.words.3 ^ rhs.words.3)
+        return difference == 0
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}
+
+/// Random identifiers with a type prefix, e.g. `sub_4k9...`.
+public enum RandomID {
+    private static let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// `prefix_` and 20 random base-36 characters (about 103 bits).
+    public static func make(_ prefix: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = Array(prefix.utf8)
+        bytes.append(UInt8(ascii: "_"))
+        for _ in 0..<20 {
+            bytes.append(alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

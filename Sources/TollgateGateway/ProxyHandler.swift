@@ -1,0 +1,429 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// What every proxy handler shares: the directory it decides from, where usage goes, settings.
+struct ProxyContext: Sendable {
+    let directory: GatewayDirectory
+    let recorder: UsageRecorder
+    let configuration: GatewayConfiguration
+    let logger: Logger
+}
+
+/// One proxied call in flight.
+final class ProxiedCall {
+    let consumer: Consumer
+    let route: ProductRoute
+    let endpoint: Endpoint?
+    let method: String
+    let path: String
+    let requestID: String
+    let startedAt = NIODeadline.now()
+    let occurredAt = Date()
+    let upstreamKey: UpstreamKey
+    let clientKeepAlive: Bool
+    let clientVersion: HTTPVersion
+
+    /// The upstream connection; nil while it is being opened.
+    var upstream: UpstreamHandler?
+    /// Request parts that arrived while the connection was being opened.
+    var waitingParts: [HTTPClientRequestPart] = []
+    var requestDone = false
+    var responseHeadSent = false
+    var responseStatus: Int?
+    /// True from the upstream's answer until its usage event is durable (billable calls only).
+    var awaitingDurability = false
+    var heldParts: [HTTPServerResponsePart] = []
+    var upstreamReusable = true
+    var requestBytes = 0
+    var responseBytes = 0
+    var timeout: Scheduled<Void>?
+
+    init(
+        consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String,
+        upstreamKey: UpstreamKey, clientKeepAlive: Bool, clientVersion: HTTPVersion
+    ) {
+        self.consumer = consumer
+        self.route = route
+        self.endpoint = endpoint
+        self.method = method
+        self.path = path
+        self.requestID = requestID
+        self.upstreamKey = upstreamKey
+        self.clientKeepAlive = clientKeepAlive
+        self.clientVersion = clientVersion
+    }
+
+    var billable: Bool { endpoint != nil }
+}
+
+/// The proxy port's decision and forwarding handler: route, authenticate and forward each
+/// request to a pooled upstream connection, streaming parts both ways with back-pressure, and
+/// record its usage. Everything it decides from is in memory; it runs on its channel's event loop.
+final class ProxyHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// Tollgate answered itself; the rest of the request body is dropped.
+        case discarding
+        case forwarding(ProxiedCall)
+    }
+
+    private let shared: ProxyContext
+    private let pool: UpstreamPool
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    private var clientAddress = ""
+    private var closeAfterResponse = false
+    private var readsPaused = false
+    private var pendingRead = false
+
+    init(shared: ProxyContext, pool: UpstreamPool) {
+        self.shared = shared
+        self.pool = pool
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receivedHead(head, context: context)
+        case .body(let buffer):
+            guard case .forwarding(let call) = state else { return }
+            call.requestBytes += buffer.readableBytes
+            sendUpstream(.body(.byteBuffer(buffer)), call: call)
+        case .end:
+            switch state {
+            case .idle:
+                break
+            case .discarding:
+                state = .idle
+            case .forwarding(let call):
+                call.requestDone = true
+                sendUpstream(.end(nil), call: call)
+                call.upstream?.flush()
+                if call.upstream != nil && call.responseStatus == nil { armTimeout(call) }
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .forwarding(let call) = state { call.upstream?.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func pauseClientReads() {
+        readsPaused = true
+    }
+
+    private func resumeClientReads() {
+        guard readsPaused else { return }
+        readsPaused = false
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .forwarding(let call) = state, !call.awaitingDurability {
+            call.upstream?.resumeReads()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .forwarding(let call) = state {
+            call.timeout?.cancel()
+            call.upstream?.close()
+            call.upstream = nil
+        }
+        state = .idle
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Deciding
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        closeAfterResponse = !head.isKeepAlive
+        let decision = Decision.make(head: head, directory: shared.directory)
+        switch decision {
+        case .refuse(let refusal, let recordAs):
+            if let recordAs { recordRefusal(refusal, head: head, call: recordAs) }
+            state = .discarding
+            answer(refusal, version: head.version, context: context)
+        case .forward(let forward):
+            let call = ProxiedCall(
+                consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
+                path: forward.path, requestID: head.headers.first(name: "X-Request-ID") ?? RandomID.make("req"),
+                upstreamKey: UpstreamKey(host: forward.route.product.upstream.host, port: forward.route.product.upstream.port),
+                clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
+            state = .forwarding(call)
+            if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            let upstreamHead = UpstreamRequest.head(
+                for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress)
+            if let connection = pool.takeIdle(call.upstreamKey) {
+                attach(connection, to: call)
+                connection.send(.head(upstreamHead))
+            } else {
+                call.waitingParts.append(.head(upstreamHead))
+                pauseClientReads()
+                pool.connect(call.upstreamKey).assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let channel):
+                        guard case .forwarding(let current) = state, current === call,
+                              let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+                            channel.close(promise: nil)
+                            return
+                        }
+                        attach(connection, to: call)
+                        for part in call.waitingParts { connection.send(part) }
+                        call.waitingParts = []
+                        connection.flush()
+                        if call.requestDone { armTimeout(call) }
+                        if connection.isWritable { resumeClientReads() }
+                    case .failure:
+                        guard case .forwarding(let current) = state, current === call else { return }
+                        resumeClientReads()
+                        failCall(call, with: .badGateway)
+                    }
+                }
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamHandler, to call: ProxiedCall) {
+        connection.owner = self
+        call.upstream = connection
+    }
+
+    private func sendUpstream(_ part: HTTPClientRequestPart, call: ProxiedCall) {
+        guard let upstream = call.upstream else {
+            if call.responseStatus == nil {
+                call.waitingParts.append(part)
+                pauseClientReads()
+            }
+            return
+        }
+        upstream.send(part)
+        if !upstream.isWritable { pauseClientReads() }
+    }
+
+    private func armTimeout(_ call: ProxiedCall) {
+        call.timeout?.cancel()
+        guard let context else { return }
+        call.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.readTimeout) { [self] in
+            guard case .forwarding(let current) = state, current === call else { return }
+            failCall(call, with: .gatewayTimeout)
+        }
+    }
+
+    /// Ends a call that went wrong upstream: answers 502/504 when nothing was sent yet,
+    /// otherwise cuts the client connection (a half-sent answer cannot be repaired).
+    private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal) {
+        call.timeout?.cancel()
+        call.upstream?.close()
+        call.upstream = nil
+        guard let context else { return }
+        if call.responseHeadSent || call.awaitingDurability {
+            context.close(promise: nil)
+            return
+        }
+        recordRefusal(refusal, call: call)
+        state = call.requestDone ? .idle : .discarding
+        answer(refusal, version: call.clientVersion, context: context)
+    }
+
+    private func answer(_ refusal: ProxyRefusal, version: HTTPVersion, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        let body = refusal.body
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        for (name, value) in refusal.extraHeaders { headers.add(name: name, value: value) }
+        if closeAfterResponse {
+            headers.add(name: "Connection", value: "close")
+        } else if version == .http1_0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: refusal.status, headers: headers))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+        buffer.writeString(body)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        finishResponse(context: context)
+    }
+
+    private func finishResponse(context: ChannelHandlerContext) {
+        if closeAfterResponse {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    // MARK: Recording
+
+    private func recordRefusal(_ refusal: ProxyRefusal, head: HTTPRequestHead, call consumer: Consumer?) {
+        let event = UsageEvent(
+            id: RandomID.make("evt"), source: .gateway, occurredAt: Date(), subscription: consumer?.subscription,
+            customer: consumer?.customer, product: consumer?.product, endpoint: nil, method: head.method.rawValue,
+            path: String(head.uri.prefix { $0 != "?" }), status: Int(refusal.status.code), latencyMicroseconds: 0,
+            requestBytes: nil, responseBytes: nil, billable: false)
+        shared.recorder.record(event)
+    }
+
+    private func recordRefusal(_ refusal: ProxyRefusal, call: ProxiedCall) {
+        shared.recorder.record(makeEvent(call, status: Int(refusal.status.code), billable: false))
+    }
+
+    private func makeEvent(_ call: ProxiedCall, status: Int, billable: Bool) -> UsageEvent {
+        UsageEvent(
+            id: call.requestID.hasPrefix("req_") ? call.requestID : RandomID.make("evt"), source: .gateway,
+            occurredAt: call.occurredAt, subscription: call.consumer.subscription, customer: call.consumer.customer,
+            product: call.consumer.product, endpoint: call.endpoint?.identifier, method: call.method, path: call.path,
+            status: status, latencyMicroseconds: Int((NIODeadline.now() - call.startedAt).nanoseconds / 1000),
+            requestBytes: call.requestBytes, responseBytes: call.responseBytes, billable: billable)
+    }
+}
+
+// MARK: Upstream side
+
+extension ProxyHandler: UpstreamOwner {
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        guard case .forwarding(let call) = state, let context else { return }
+        switch part {
+        case .head(let head):
+            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols { return }
+            call.responseStatus = Int(head.status.code)
+            call.upstreamReusable = head.isKeepAlive
+            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init) {
+                call.responseBytes = length
+            } else if call.clientVersion == .http1_0 {
+                closeAfterResponse = true  // HTTP/1.0 has no chunked framing: the end is the close.
+            }
+            armTimeout(call)
+            let clientHead = HTTPResponseHead(
+                version: call.clientVersion, status: head.status,
+                headers: UpstreamRequest.responseHeaders(head.headers, closeAfter: closeAfterResponse, clientVersion: call.clientVersion))
+            if call.billable {
+                call.awaitingDurability = true
+                call.heldParts.append(.head(clientHead))
+                call.upstream?.pauseReads()
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                shared.recorder.record(makeEvent(call, status: Int(head.status.code), billable: true), durable: promise)
+                promise.futureResult.assumeIsolated().whenComplete { [self] result in
+                    durabilityResolved(call, result)
+                }
+            } else {
+                shared.recorder.record(makeEvent(call, status: Int(head.status.code), billable: false))
+                call.responseHeadSent = true
+                context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
+            }
+        case .body(let buffer):
+            armTimeout(call)
+            if call.awaitingDurability {
+                call.heldParts.append(.body(.byteBuffer(buffer)))
+            } else {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                if !context.channel.isWritable { call.upstream?.pauseReads() }
+            }
+        case .end:
+            call.timeout?.cancel()
+            if call.awaitingDurability {
+                call.heldParts.append(.end(nil))
+            } else {
+                completeCall(call, context: context)
+            }
+        }
+    }
+
+    private func durabilityResolved(_ call: ProxiedCall, _ result: Result<Void, any Error>) {
+        guard case .forwarding(let current) = state, current === call, let context else { return }
+        call.awaitingDurability = false
+        switch result {
+        case .failure:
+            call.heldParts = []
+            failCall(call, with: .usageNotRecorded)
+        case .success:
+            call.responseHeadSent = true
+            let parts = call.heldParts
+            call.heldParts = []
+            var ended = false
+            for part in parts {
+                if case .end = part {
+                    ended = true
+                } else {
+                    context.write(wrapOutboundOut(part), promise: nil)
+                }
+            }
+            if ended {
+                completeCall(call, context: context)
+            } else {
+                context.flush()
+                if context.channel.isWritable { call.upstream?.resumeReads() }
+            }
+        }
+    }
+
+    /// The upstream's answer is complete: end the client's answer and return the connection.
+    private func completeCall(_ call: ProxiedCall, context: ChannelHandlerContext) {
+        call.responseHeadSent = true
+        if let upstream = call.upstream {
+            upstream.resumeReads()
+            call.upstream = nil
+            if call.requestDone && call.upstreamReusable {
+                pool.release(upstream, key: call.upstreamKey)
+            } else {
+                upstream.close()
+            }
+        }
+        state = call.requestDone ? .idle : .discarding
+        resumeClientReads()
+        finishResponse(context: context)
+    }
+
+    func upstreamReadComplete() {
+        guard case .forwarding(let call) = state, !call.awaitingDurability else { return }
+        context?.flush()
+    }
+
+    func upstreamClosed() {
+        guard case .forwarding(let call) = state else { return }
+        call.upstream = nil
+        failCall(call, with: .badGateway)
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeClientReads() }
+    }
+}

@@ -1,0 +1,68 @@
+import NIOCore
+import NIOHTTP1
+
+/// The answers the gateway gives itself, with Kong's wording (DESIGN §3.3).
+enum ProxyRefusal: Sendable {
+    case noCredential
+    case invalidCredential
+    case wrongProduct
+    case noRoute
+    case badRequest(String)
+    case badGateway
+    case gatewayTimeout
+    case usageNotRecorded
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .noCredential, .invalidCredential: .unauthorized
+        case .wrongProduct: .forbidden
+        case .noRoute: .notFound
+        case .badRequest: .badRequest
+        case .badGateway: .badGateway
+        case .gatewayTimeout: .gatewayTimeout
+        case .usageNotRecorded: .serviceUnavailable
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .noCredential: "No API key found in request"
+        case .invalidCredential: "Invalid authentication credentials"
+        case .wrongProduct: "You cannot consume this service"
+        case .noRoute: "no Route matched with those values"
+        case .badRequest(let reason): reason
+        case .badGateway: "An invalid response was received from the upstream server"
+        case .gatewayTimeout: "The upstream server is timing out"
+        case .usageNotRecorded: "The call could not be recorded; try again"
+        }
+    }
+
+    var extraHeaders: [(String, String)] {
+        switch self {
+        case .noCredential: [("WWW-Authenticate", "Key")]
+        default: []
+        }
+    }
+
+    /// The JSON body, `{"message":"..."}`.
+    var body: String {
+        var text = "{\"message\":"
+        JSONText.appendString(message, to: &text)
+        return text + "}"
+    }
+}
+
+enum JSONText {
+    static func appendString(_ value: String, to out: inout String) {
+        out += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+}

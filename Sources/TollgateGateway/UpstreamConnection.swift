@@ -1,0 +1,159 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Where a product's calls go: one pool entry per host and port.
+struct UpstreamKey: Hashable {
+    var host: String
+    var port: Int
+}
+
+/// The receiving end of one upstream connection's parts.
+protocol UpstreamOwner: AnyObject {
+    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamClosed()
+    func upstreamWritabilityChanged(isWritable: Bool)
+}
+
+/// Sits at the end of a pooled client channel to an upstream and forwards what arrives to the
+/// proxy handler that currently owns the connection (on the same event loop).
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var context: ChannelHandlerContext?
+    /// The proxy handler using the connection; nil while idle in the pool.
+    var owner: (any UpstreamOwner)?
+    private var readsPaused = false
+    private var pendingRead = false
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    var isActive: Bool { context?.channel.isActive ?? false }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func send(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func close() {
+        owner = nil
+        context?.close(promise: nil)
+    }
+
+    func pauseReads() {
+        readsPaused = true
+    }
+
+    func resumeReads() {
+        guard readsPaused else { return }
+        readsPaused = false
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let owner else {
+            // An idle connection must not talk; drop it.
+            context.close(promise: nil)
+            return
+        }
+        owner.upstreamRead(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        owner?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let owner = self.owner
+        self.owner = nil
+        owner?.upstreamClosed()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        owner?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+}
+
+/// Keep-alive connections to upstreams, one pool per event loop, used only on that loop.
+final class UpstreamPool {
+    private let eventLoop: any EventLoop
+    private let configuration: GatewayConfiguration
+    private var idle: [UpstreamKey: [UpstreamHandler]] = [:]
+
+    init(eventLoop: any EventLoop, configuration: GatewayConfiguration) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+    }
+
+    /// An idle connection to `key`, if one is still open.
+    func takeIdle(_ key: UpstreamKey) -> UpstreamHandler? {
+        while let connection = idle[key]?.popLast() {
+            if connection.isActive { return connection }
+        }
+        return nil
+    }
+
+    /// Opens a new connection to `key` on this pool's event loop; its pipeline ends in an
+    /// `UpstreamHandler`.
+    func connect(_ key: UpstreamKey) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+            .connect(host: key.host, port: key.port)
+    }
+
+    /// Returns a connection after a complete exchange; closes it when the pool is full.
+    func release(_ connection: UpstreamHandler, key: UpstreamKey) {
+        connection.owner = nil
+        guard connection.isActive else { return }
+        var list = idle[key, default: []]
+        list.removeAll { !$0.isActive }
+        if list.count >= configuration.maxIdleConnectionsPerUpstream {
+            connection.close()
+        } else {
+            list.append(connection)
+        }
+        idle[key] = list
+    }
+
+    /// Closes every idle connection (at shutdown).
+    func closeAll() {
+        for list in idle.values { for connection in list { connection.close() } }
+        idle = [:]
+    }
+}

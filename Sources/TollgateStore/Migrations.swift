@@ -1,0 +1,77 @@
+import SQLKit
+
+/// The schema, as numbered steps applied once each, in order, at start.
+enum Migrations {
+    /// One schema change. `sql` is run on both databases; dialect differences are spelled out.
+    struct Step: Sendable {
+        var version: Int
+        var statements: @Sendable (DatabaseKind) -> [String]
+    }
+
+    static let steps: [Step] = [
+        Step(version: 1) { _ in
+            [
+                """
+                CREATE TABLE products (
+                    id TEXT PRIMARY KEY, body TEXT NOT NULL, archived BIGINT NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE meters (
+                    id TEXT PRIMARY KEY, body TEXT NOT NULL, archived BIGINT NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE plans (
+                    id TEXT PRIMARY KEY, product_id TEXT NOT NULL REFERENCES products (id), body TEXT NOT NULL,
+                    archived BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE customers (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, archived BIGINT NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE subscriptions (
+                    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers (id),
+                    plan_id TEXT NOT NULL REFERENCES plans (id), product_id TEXT NOT NULL REFERENCES products (id),
+                    status TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, started_at BIGINT NOT NULL,
+                    terminated_at BIGINT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX subscriptions_customer ON subscriptions (customer_id)",
+                """
+                CREATE TABLE usage_events (
+                    id TEXT PRIMARY KEY, source TEXT NOT NULL, name TEXT NOT NULL, occurred_at BIGINT NOT NULL,
+                    subscription_id TEXT, customer_id TEXT, product_id TEXT, endpoint TEXT, method TEXT, path TEXT,
+                    status BIGINT, latency_us BIGINT, request_bytes BIGINT, response_bytes BIGINT,
+                    billable BIGINT NOT NULL, weight BIGINT NOT NULL DEFAULT 1)
+                """,
+                "CREATE INDEX usage_events_subscription_time ON usage_events (subscription_id, occurred_at)",
+            ]
+        },
+    ]
+
+    /// Applies every step not yet applied, each in its own transaction.
+    static func run(on backend: any SQLBackend) async throws {
+        try await backend.withSQL { database in
+            try await database.raw(
+                "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            ).run()
+        }
+        for step in steps {
+            let kind = backend.kind
+            try await backend.transaction { database in
+                let applied = try await database.raw(
+                    "SELECT version FROM tollgate_migrations WHERE version = \(bind: step.version)"
+                ).first()
+                guard applied == nil else { return }
+                for statement in step.statements(kind) {
+                    try await database.raw(SQLQueryString(statement)).run()
+                }
+                try await database.raw(
+                    "INSERT INTO tollgate_migrations (version, applied_at) VALUES (\(bind: step.version), \(bind: Timestamp.now))"
+                ).run()
+            }
+        }
+    }
+}

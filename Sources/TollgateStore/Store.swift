@@ -1,0 +1,438 @@
+import Foundation
+import Logging
+import SQLKit
+import TollgateCore
+
+/// Times are stored as whole microseconds since 1970 (UTC).
+enum Timestamp {
+    static var now: Int { micros(Date()) }
+    static func micros(_ date: Date) -> Int { Int((date.timeIntervalSince1970 * 1_000_000).rounded()) }
+    static func date(_ micros: Int) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+}
+
+/// A storage failure that the HTTP edge can map to an answer. Its text never carries SQL or secrets.
+public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What went wrong, broadly.
+    public enum Code: Sendable, Equatable {
+        case notFound
+        case conflict
+    }
+
+    public var code: Code
+    public var message: String
+
+    public static func notFound(_ message: String) -> StoreError { StoreError(code: .notFound, message: message) }
+    public static func conflict(_ message: String) -> StoreError { StoreError(code: .conflict, message: message) }
+
+    public var description: String { message }
+}
+
+/// A stored object with its bookkeeping.
+public struct Stored<Value: Sendable>: Sendable {
+    public var value: Value
+    public var archived: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// One page of a list, and the cursor of the next page (nil on the last).
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextCursor: String?
+}
+
+/// Tollgate's one storage API, over SQLite or PostgreSQL.
+public final class TollgateStore: Sendable {
+    let backend: any SQLBackend
+    let logger: Logger
+
+    init(backend: any SQLBackend, logger: Logger) {
+        self.backend = backend
+        self.logger = logger
+    }
+
+    public var kind: DatabaseKind { backend.kind }
+
+    /// Brings the schema up to date.
+    public func migrate() async throws {
+        try await Migrations.run(on: backend)
+    }
+
+    // MARK: Catalog documents
+
+    enum CatalogTable: String {
+        case products, meters, plans
+
+        var noun: String {
+            switch self {
+            case .products: "product"
+            case .meters: "meter"
+            case .plans: "plan"
+            }
+        }
+    }
+
+    /// How a save treats an existing object.
+    public enum SaveMode: Sendable {
+        /// Fails with a conflict if the id exists.
+        case create
+        /// Fails with not-found if the id does not exist.
+        case update
+        /// Creates or replaces (the declarative catalog at start).
+        case upsert
+    }
+
+    private func save(_ table: CatalogTable, id: String, product: String?, body: DocumentNode, mode: SaveMode) async throws {
+        let text = body.jsonText()
+        let now = Timestamp.now
+        try await backend.transaction { database in
+            let existing = try await database.raw(
+                "SELECT id FROM \(ident: table.rawValue) WHERE id = \(bind: id)"
+            ).first()
+            switch (mode, existing) {
+            case (.create, .some):
+                throw StoreError.conflict("\(table.noun) \"\(id)\" already exists")
+            case (.update, .none):
+                throw StoreError.notFound("no \(table.noun) \"\(id)\"")
+            case (_, .some):
+                try await database.raw(
+                    "UPDATE \(ident: table.rawValue) SET body = \(bind: text), updated_at = \(bind: now) WHERE id = \(bind: id)"
+                ).run()
+            case (_, .none):
+                if let product {
+                    try await database.raw("""
+                        INSERT INTO \(ident: table.rawValue) (id, product_id, body, archived, created_at, updated_at)
+                        VALUES (\(bind: id), \(bind: product), \(bind: text), 0, \(bind: now), \(bind: now))
+                        """).run()
+                } else {
+                    try await database.raw("""
+                        INSERT INTO \(ident: table.rawValue) (id, body, archived, created_at, updated_at)
+                        VALUES (\(bind: id), \(bind: text), 0, \(bind: now), \(bind: now))
+                        """).run()
+                }
+            }
+        }
+    }
+
+    private func documents(_ table: CatalogTable, after cursor: String?, limit: Int?, includeArchived: Bool = true) async throws
+        -> [Stored<DocumentNode>]
+    {
+        let rows = try await backend.withSQL { database in
+            var query: SQLQueryString = "SELECT id, body, archived, created_at, updated_at FROM \(ident: table.rawValue) WHERE id > \(bind: cursor ?? "")"
+            if !includeArchived { query += " AND archived = 0" }
+            query += " ORDER BY id"
+            if let limit { query += " LIMIT \(bind: limit)" }
+            return try await database.raw(query).all()
+        }
+        return try rows.map { row in
+            let body = try row.decode(column: "body", as: String.self)
+            return Stored(
+                value: try DocumentNode.parseJSON(Array(body.utf8)),
+                archived: try row.decode(column: "archived", as: Int.self) != 0,
+                createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)),
+                updatedAt: Timestamp.date(try row.decode(column: "updated_at", as: Int.self)))
+        }
+    }
+
+    private func document(_ table: CatalogTable, id: String) async throws -> Stored<DocumentNode>? {
+        let row = try await backend.withSQL { database in
+            try await database.raw(
+                "SELECT id, body, archived, created_at, updated_at FROM \(ident: table.rawValue) WHERE id = \(bind: id)"
+            ).first()
+        }
+        guard let row else { return nil }
+        let body = try row.decode(column: "body", as: String.self)
+        return Stored(
+            value: try DocumentNode.parseJSON(Array(body.utf8)),
+            archived: try row.decode(column: "archived", as: Int.self) != 0,
+            createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)),
+            updatedAt: Timestamp.date(try row.decode(column: "updated_at", as: Int.self)))
+    }
+
+    private func setArchived(_ table: CatalogTable, id: String, _ archived: Bool) async throws {
+        let found = try await backend.withSQL { database in
+            try await database.raw(
+                "UPDATE \(ident: table.rawValue) SET archived = \(bind: archived ? 1 : 0), updated_at = \(bind: Timestamp.now) WHERE id = \(bind: id) RETURNING id"
+            ).first()
+        }
+        if found == nil { throw StoreError.notFound("no \(table.noun) \"\(id)\"") }
+    }
+
+    /// Decodes a stored document with the same reader that validates input.
+    private func decode<T>(_ stored: Stored<DocumentNode>, _ read: (DocumentNode, String, DocumentReader) -> T?) throws -> Stored<T> {
+        let reader = DocumentReader()
+        guard let value = read(stored.value, "", reader) else { throw InvalidDocument(reader.problems) }
+        return Stored(value: value, archived: stored.archived, createdAt: stored.createdAt, updatedAt: stored.updatedAt)
+    }
+
+    private func page<T>(_ items: [Stored<T>], limit: Int, id: (T) -> String) -> Page<Stored<T>> {
+        guard items.count > limit else { return Page(items: items, nextCursor: nil) }
+        let kept = Array(items.prefix(limit))
+        return Page(items: kept, nextCursor: kept.last.map { id($0.value) })
+    }
+
+    public func saveProduct(_ product: Product, mode: SaveMode) async throws {
+        try await save(.products, id: product.id, product: nil, body: product.document(secrets: true), mode: mode)
+    }
+
+    public func product(_ id: String) async throws -> Stored<Product>? {
+        try await document(.products, id: id).map { try decode($0, Product.read) }
+    }
+
+    public func products(after cursor: String? = nil, limit: Int) async throws -> Page<Stored<Product>> {
+        let items = try await documents(.products, after: cursor, limit: limit + 1).map { try decode($0, Product.read) }
+        return page(items, limit: limit, id: \.id)
+    }
+
+    public func allProducts() async throws -> [Stored<Product>] {
+        try await documents(.products, after: nil, limit: nil).map { try decode($0, Product.read) }
+    }
+
+    public func setProductArchived(_ id: String, _ archived: Bool) async throws {
+        try await setArchived(.products, id: id, archived)
+    }
+
+    public func saveMeter(_ meter: Meter, mode: SaveMode) async throws {
+        try await save(.meters, id: meter.id, product: nil, body: meter.document(), mode: mode)
+    }
+
+    public func meter(_ id: String) async throws -> Stored<Meter>? {
+        try await document(.meters, id: id).map { try decode($0, Meter.read) }
+    }
+
+    public func meters(after cursor: String? = nil, limit: Int) async throws -> Page<Stored<Meter>> {
+        let items = try await documents(.meters, after: cursor, limit: limit + 1).map { try decode($0, Meter.read) }
+        return page(items, limit: limit, id: \.id)
+    }
+
+    public func allMeters() async throws -> [Stored<Meter>] {
+        try await documents(.meters, after: nil, limit: nil).map { try decode($0, Meter.read) }
+    }
+
+    public func setMeterArchived(_ id: String, _ archived: Bool) async throws {
+        try await setArchived(.meters, id: id, archived)
+    }
+
+    public func savePlan(_ plan: Plan, mode: SaveMode) async throws {
+        try await save(.plans, id: plan.id, product: plan.product, body: plan.document(), mode: mode)
+    }
+
+    public func plan(_ id: String) async throws -> Stored<Plan>? {
+        try await document(.plans, id: id).map { try decode($0, Plan.read) }
+    }
+
+    public func plans(after cursor: String? = nil, limit: Int) async throws -> Page<Stored<Plan>> {
+        let items = try await documents(.plans, after: cursor, limit: limit + 1).map { try decode($0, Plan.read) }
+        return page(items, limit: limit, id: \.id)
+    }
+
+    public func allPlans() async throws -> [Stored<Plan>] {
+        try await documents(.plans, after: nil, limit: nil).map { try decode($0, Plan.read) }
+    }
+
+    public func setPlanArchived(_ id: String, _ archived: Bool) async throws {
+        try await setArchived(.plans, id: id, archived)
+    }
+
+    // MARK: Customers
+
+    public func saveCustomer(_ customer: Customer, mode: SaveMode) async throws {
+        let now = Timestamp.now
+        try await backend.transaction { database in
+            let existing = try await database.raw("SELECT id FROM customers WHERE id = \(bind: customer.id)").first()
+            switch (mode, existing) {
+            case (.create, .some): throw StoreError.conflict("customer \"\(customer.id)\" already exists")
+            case (.update, .none): throw StoreError.notFound("no customer \"\(customer.id)\"")
+            case (_, .some):
+                try await database.raw("""
+                    UPDATE customers SET name = \(bind: customer.name), email = \(bind: customer.email),
+                    updated_at = \(bind: now) WHERE id = \(bind: customer.id)
+                    """).run()
+            case (_, .none):
+                try await database.raw("""
+                    INSERT INTO customers (id, name, email, archived, created_at, updated_at)
+                    VALUES (\(bind: customer.id), \(bind: customer.name), \(bind: customer.email), 0,
+                    \(bind: Timestamp.micros(customer.createdAt)), \(bind: now))
+                    """).run()
+            }
+        }
+    }
+
+    private func customer(from row: any SQLRow) throws -> Stored<Customer> {
+        Stored(
+            value: Customer(
+                id: try row.decode(column: "id", as: String.self),
+                name: try row.decode(column: "name", as: String.self),
+                email: try row.decode(column: "email", as: String?.self),
+                createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self))),
+            archived: try row.decode(column: "archived", as: Int.self) != 0,
+            createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)),
+            updatedAt: Timestamp.date(try row.decode(column: "updated_at", as: Int.self)))
+    }
+
+    public func customer(_ id: String) async throws -> Stored<Customer>? {
+        let row = try await backend.withSQL { database in
+            try await database.raw("SELECT * FROM customers WHERE id = \(bind: id)").first()
+        }
+        return try row.map(customer(from:))
+    }
+
+    public func customers(after cursor: String? = nil, limit: Int) async throws -> Page<Stored<Customer>> {
+        let rows = try await backend.withSQL { database in
+            try await database.raw(
+                "SELECT * FROM customers WHERE id > \(bind: cursor ?? "") ORDER BY id LIMIT \(bind: limit + 1)"
+            ).all()
+        }
+        return page(try rows.map(customer(from:)), limit: limit, id: \.id)
+    }
+
+    public func setCustomerArchived(_ id: String, _ archived: Bool) async throws {
+        let found = try await backend.withSQL { database in
+            try await database.raw(
+                "UPDATE customers SET archived = \(bind: archived ? 1 : 0), updated_at = \(bind: Timestamp.now) WHERE id = \(bind: id) RETURNING id"
+            ).first()
+        }
+        if found == nil { throw StoreError.notFound("no customer \"\(id)\"") }
+    }
+
+    // MARK: Subscriptions
+
+    private func subscription(from row: any SQLRow) throws -> Subscription {
+        Subscription(
+            id: try row.decode(column: "id", as: String.self),
+            customer: try row.decode(column: "customer_id", as: String.self),
+            plan: try row.decode(column: "plan_id", as: String.self),
+            product: try row.decode(column: "product_id", as: String.self),
+            status: SubscriptionStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .terminated,
+            startedAt: Timestamp.date(try row.decode(column: "started_at", as: Int.self)),
+            terminatedAt: try row.decode(column: "terminated_at", as: Int?.self).map(Timestamp.date),
+            createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)))
+    }
+
+    public func createSubscription(_ subscription: Subscription, tokenHash: TokenHash) async throws {
+        let now = Timestamp.now
+        try await backend.transaction { database in
+            let existing = try await database.raw("SELECT id FROM subscriptions WHERE id = \(bind: subscription.id)").first()
+            if existing != nil { throw StoreError.conflict("subscription \"\(subscription.id)\" already exists") }
+            try await database.raw("""
+                INSERT INTO subscriptions (id, customer_id, plan_id, product_id, status, token_hash, started_at,
+                terminated_at, created_at, updated_at)
+                VALUES (\(bind: subscription.id), \(bind: subscription.customer), \(bind: subscription.plan),
+                \(bind: subscription.product), \(bind: subscription.status.rawValue), \(bind: tokenHash.description),
+                \(bind: Timestamp.micros(subscription.startedAt)), \(bind: subscription.terminatedAt.map(Timestamp.micros)),
+                \(bind: Timestamp.micros(subscription.createdAt)), \(bind: now))
+                """).run()
+        }
+    }
+
+    public func subscription(_ id: String) async throws -> Subscription? {
+        let row = try await backend.withSQL { database in
+            try await database.raw("SELECT * FROM subscriptions WHERE id = \(bind: id)").first()
+        }
+        return try row.map(subscription(from:))
+    }
+
+    public func subscriptions(customer: String? = nil, after cursor: String? = nil, limit: Int) async throws -> Page<Subscription> {
+        let rows = try await backend.withSQL { database in
+            var query: SQLQueryString = "SELECT * FROM subscriptions WHERE id > \(bind: cursor ?? "")"
+            if let customer { query += " AND customer_id = \(bind: customer)" }
+            query += " ORDER BY id LIMIT \(bind: limit + 1)"
+            return try await database.raw(query).all()
+        }
+        let items = try rows.map(subscription(from:))
+        guard items.count > limit else { return Page(items: items, nextCursor: nil) }
+        let kept = Array(items.prefix(limit))
+        return Page(items: kept, nextCursor: kept.last?.id)
+    }
+
+    /// Applies `change` to the subscription in one transaction and returns the result.
+    /// `change` may throw to refuse (nothing is written then).
+    public func updateSubscription(
+        _ id: String, newTokenHash: TokenHash? = nil, _ change: @Sendable (inout Subscription) throws -> Void
+    ) async throws -> Subscription {
+        try await backend.transaction { database in
+            guard let row = try await database.raw("SELECT * FROM subscriptions WHERE id = \(bind: id)").first() else {
+                throw StoreError.notFound("no subscription \"\(id)\"")
+            }
+            var subscription = try self.subscription(from: row)
+            try change(&subscription)
+            var query: SQLQueryString = """
+                UPDATE subscriptions SET plan_id = \(bind: subscription.plan), status = \(bind: subscription.status.rawValue),
+                terminated_at = \(bind: subscription.terminatedAt.map(Timestamp.micros)), updated_at = \(bind: Timestamp.now)
+                """
+            if let newTokenHash { query += ", token_hash = \(bind: newTokenHash.description)" }
+            query += " WHERE id = \(bind: id)"
+            try await database.raw(query).run()
+            return subscription
+        }
+    }
+
+    /// Every active subscription with the hash of its token, for the gateway's in-memory table.
+    public func activeCredentials() async throws -> [(subscription: Subscription, tokenHash: TokenHash)] {
+        let rows = try await backend.withSQL { database in
+            try await database.raw("SELECT * FROM subscriptions WHERE status = 'active'").all()
+        }
+        return try rows.compactMap { row in
+            guard let hash = TokenHash(hex: try row.decode(column: "token_hash", as: String.self)) else { return nil }
+            return (try subscription(from: row), hash)
+        }
+    }
+
+    // MARK: Usage events
+
+    /// Stores events, ignoring any whose id is already stored; returns the ids that were new.
+    @discardableResult
+    public func insertEvents(_ events: [UsageEvent]) async throws -> Set<String> {
+        guard !events.isEmpty else { return [] }
+        return try await backend.transaction { database in
+            var inserted: Set<String> = []
+            for chunk in stride(from: 0, to: events.count, by: 1000).map({ events[$0..<min($0 + 1000, events.count)] }) {
+                var insert = database.insert(into: "usage_events").columns(
+                    "id", "source", "name", "occurred_at", "subscription_id", "customer_id", "product_id", "endpoint",
+                    "method", "path", "status", "latency_us", "request_bytes", "response_bytes", "billable", "weight")
+                for event in chunk {
+                    let values: [any Encodable & Sendable] = [
+                        event.id, event.source.rawValue, event.name, Timestamp.micros(event.occurredAt),
+                        event.subscription, event.customer, event.product, event.endpoint, event.method, event.path,
+                        event.status, event.latencyMicroseconds, event.requestBytes, event.responseBytes,
+                        event.billable ? 1 : 0, event.weight,
+                    ]
+                    insert = insert.values(values)
+                }
+                let rows = try await insert.ignoringConflicts(with: "id").returning("id").all()
+                for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
+            }
+            return inserted
+        }
+    }
+
+    /// The number of stored events (all sources), for checks and benchmarks.
+    public func eventCount() async throws -> Int {
+        try await backend.withSQL { database in
+            try await database.raw("SELECT COUNT(*) AS n FROM usage_events").first()?.decode(column: "n", as: Int.self) ?? 0
+        }
+    }
+
+    /// A subscription's API calls in `[from, to)`, summed per hour, endpoint, method and status.
+    public func callCounts(subscription: String, from: Date, to: Date) async throws -> [CallCount] {
+        let hour = 3_600_000_000
+        let rows = try await backend.withSQL { database in
+            try await database.raw("""
+                SELECT occurred_at / \(unsafeRaw: String(hour)) AS hour, endpoint, method, status, billable,
+                SUM(weight) AS n FROM usage_events
+                WHERE subscription_id = \(bind: subscription) AND name = 'api_calls'
+                AND occurred_at >= \(bind: Timestamp.micros(from)) AND occurred_at < \(bind: Timestamp.micros(to))
+                GROUP BY occurred_at / \(unsafeRaw: String(hour)), endpoint, method, status, billable
+                """).all()
+        }
+        return try rows.map { row in
+            CallCount(
+                hour: Timestamp.date(try row.decode(column: "hour", as: Int.self) * hour),
+                endpoint: try row.decode(column: "endpoint", as: String?.self),
+                method: try row.decode(column: "method", as: String?.self) ?? "",
+                status: try row.decode(column: "status", as: Int?.self) ?? 0,
+                billable: try row.decode(column: "billable", as: Int.self) != 0,
+                count: try row.decode(column: "n", as: Int.self))
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import TollgateControl
+import TollgateApp
+import TollgateCore
+import TollgateStore
+
+/// The `tollgate` command line: `serve`, `demo`, `config validate`.
+@main
+struct Tollgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate",
+        abstract: "Sell access to an HTTP API: a gateway with tokens, quotas, metering and invoices.",
+        subcommands: [Serve.self, DemoCommand.self, Config.self])
+
+    /// Runs the command; bad usage and invalid configuration exit 2 (DESIGN §3.1), other failures 1.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as InvalidConfigFile {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            Foundation.exit(2)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// A catalog file that could not be read or is invalid: every problem with its file and line.
+struct InvalidConfigFile: Error, CustomStringConvertible {
+    var path: String
+    var problems: [DocumentProblem]
+
+    var description: String {
+        "\(path): invalid configuration (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n"
+            + problems.map { problem in
+                let location = problem.line.map { "\(path):\($0)" } ?? path
+                let field = problem.path.isEmpty ? "" : "\(problem.path): "
+                return "  \(location): \(field)\(problem.message)"
+            }.joined(separator: "\n")
+    }
+
+    /// Reads and validates a catalog file.
+    static func load(_ path: String) throws -> Catalog {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw InvalidConfigFile(path: path, problems: [DocumentProblem(path: "", line: nil, message: "cannot be read")])
+        }
+        do {
+            return try Catalog.parse(yaml: text)
+        } catch {
+            throw InvalidConfigFile(path: path, problems: error.problems)
+        }
+    }
+}
+
+func makeLogger() -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+        return handler
+    }
+    return Logger(label: "tollgate")
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway and the admin API.")
+
+    @Option(help: "A declarative catalog (YAML) applied at start.")
+    var config: String?
+
+    @Option(name: .customLong("data-dir"), help: "Where the SQLite database and generated keys live.")
+    var dataDir = "data"
+
+    @Option(help: "sqlite:PATH or postgres://user:pass@host:port/db (also TOLLGATE_DATABASE_URL).")
+    var database: String?
+
+    @Option(help: "Address both ports listen on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .customLong("proxy-port"), help: "Port of the proxy (consumers).")
+    var proxyPort = 8000
+
+    @Option(name: .customLong("admin-port"), help: "Port of the admin API (the vendor).")
+    var adminPort = 8001
+
+    @Option(help: "all, gateway or control.")
+    var role = "all"
+
+    func run() async throws {
+        var options = ServeOptions()
+        options.dataDirectory = dataDir
+        options.host = host
+        options.proxyPort = proxyPort
+        options.adminPort = adminPort
+        guard let role = Role(rawValue: role) else { throw ValidationError("--role must be all, gateway or control") }
+        options.role = role
+        let environment = ProcessInfo.processInfo.environment
+        if let text = database ?? environment["TOLLGATE_DATABASE_URL"] {
+            guard let url = DatabaseURL(text) else {
+                throw ValidationError("--database must be sqlite:PATH or postgres://user:pass@host:port/db")
+            }
+            options.database = url
+        }
+        options.adminKey = environment["TOLLGATE_ADMIN_KEY"]
+        options.collectorKey = environment["TOLLGATE_COLLECTOR_KEY"]
+        if let config { options.catalog = try InvalidConfigFile.load(config) }
+        let logger = makeLogger()
+        try await TollgateServer.run(options: options, logger: logger) { ready, _ in
+            logger.info("ready", metadata: [
+                "proxy": "\(ready.proxyPort.map(String.init) ?? "-")", "admin": "\(ready.adminPort.map(String.init) ?? "-")",
+            ])
+        }
+    }
+}
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Run Tollgate with a demo upstream, product, plan and subscribed customer.")
+
+    @Option(name: .customLong("proxy-port"))
+    var proxyPort = 8000
+
+    @Option(name: .customLong("admin-port"))
+    var adminPort = 8001
+
+    @Option(name: .customLong("upstream-port"), help: "Port of the demo upstream (0: any free port).")
+    var upstreamPort = 0
+
+    @Option(name: .customLong("data-dir"), help: "Data directory (default: a new temporary one).")
+    var dataDir: String?
+
+    func run() async throws {
+        let logger = makeLogger()
+        let upstream = try await DemoUpstream.start(port: upstreamPort)
+        var options = ServeOptions()
+        options.dataDirectory = dataDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tollgate-demo-\(getpid())")
+        options.proxyPort = proxyPort
+        options.adminPort = adminPort
+        options.adminKey = ProcessInfo.processInfo.environment["TOLLGATE_ADMIN_KEY"]
+        options.catalog = try Demo.catalog(upstreamPort: upstream.port)
+        let issued = IssuedBox()
+        let host = options.host
+        try await TollgateServer.run(options: options, logger: logger, setUp: { control in
+            issued.value = try await Demo.seed(control)
+        }) { ready, _ in
+            guard let subscription = issued.value else { return }
+            FileHandle.standardOutput.write(Data(Demo.instructions(host: host, ready: ready, issued: subscription).utf8))
+        }
+        await upstream.stop()
+    }
+}
+
+/// Carries the demo's subscription from set-up to the ready message.
+final class IssuedBox: Sendable {
+    private let stored = Mutex<IssuedSubscription?>(nil)
+
+    var value: IssuedSubscription? {
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
+    }
+}
+
+struct Config: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with catalog files.", subcommands: [Validate.self])
+
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a catalog file without starting; exit 2 when invalid.")
+
+        @Argument(help: "The catalog file (YAML).")
+        var file: String
+
+        func run() async throws {
+            let catalog = try InvalidConfigFile.load(file)
+            print("\(file): valid (\(catalog.products.count) products, \(catalog.meters.count) meters, \(catalog.plans.count) plans)")
+        }
+    }
+}
