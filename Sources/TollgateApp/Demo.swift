@@ -7,6 +7,9 @@ import TollgateStore
 /// `tollgate demo`: a demo upstream, product, plan and subscribed customer, and `curl` lines
 /// with a working token.
 public enum Demo {
+    /// The header the demo upstream requires, which Tollgate adds to every call (the vendor's secret).
+    public static let upstreamSecret = (name: "X-Upstream-Secret", value: "demo-secret")
+
     /// The demo catalog for an upstream on `upstreamPort`.
     public static func catalog(upstreamPort: Int) throws -> Catalog {
         try Catalog.parse(yaml: """

@@ -13,6 +13,8 @@ import ServiceLifecycle
 /// - `/drop`: closes the connection without answering;
 /// - `/status/CODE`: answers CODE;
 /// - anything else: echoes the request as JSON (method, path, headers, body bytes).
+/// With a `secret`, every request must carry that header and value (403 otherwise), and the
+/// echo shows `"vendor_secret": "verified"` instead of the value.
 public final class DemoUpstream: Sendable {
     private let channel: any Channel
     private let counter: NIOLockedValueBox<Int>
@@ -28,14 +30,18 @@ public final class DemoUpstream: Sendable {
     }
 
     /// Starts listening on 127.0.0.1:`port` (0 picks a free port).
-    public static func start(port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> DemoUpstream {
+    public static func start(
+        port: Int = 0, secret: (name: String, value: String)? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> DemoUpstream {
+        let secret = secret.map { Secret(name: $0.name, value: $0.value) }
         let counter = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DemoUpstreamHandler(counter: counter))
+                    try channel.pipeline.syncOperations.addHandler(DemoUpstreamHandler(counter: counter, secret: secret))
                 }
             }
             .bind(host: "127.0.0.1", port: port)
@@ -48,18 +54,25 @@ public final class DemoUpstream: Sendable {
     }
 }
 
+private struct Secret: Sendable {
+    var name: String
+    var value: String
+}
+
 private final class DemoUpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let counter: NIOLockedValueBox<Int>
+    private let secret: Secret?
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
     private var remainingDownload = 0
     private var chunk: ByteBuffer?
 
-    init(counter: NIOLockedValueBox<Int>) {
+    init(counter: NIOLockedValueBox<Int>, secret: Secret?) {
         self.counter = counter
+        self.secret = secret
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -78,6 +91,10 @@ private final class DemoUpstreamHandler: ChannelInboundHandler {
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if let secret, head.headers[secret.name] != [secret.value] {
+            sendJSON(#"{"message":"the vendor secret is missing"}"#, status: .forbidden, context: context)
+            return
+        }
         let path = String(head.uri.prefix { $0 != "?" })
         let parts = path.split(separator: "/")
         let last = parts.last.map(String.init) ?? ""
@@ -105,11 +122,14 @@ private final class DemoUpstreamHandler: ChannelInboundHandler {
 
     private func echo(_ head: HTTPRequestHead) -> String {
         var headers: [String: [String]] = [:]
-        for (name, value) in head.headers { headers[name.lowercased(), default: []].append(value) }
-        let object: [String: Any] = [
+        for (name, value) in head.headers where name.lowercased() != secret?.name.lowercased() {
+            headers[name.lowercased(), default: []].append(value)
+        }
+        var object: [String: Any] = [
             "method": head.method.rawValue, "path": head.uri, "headers": headers, "body_bytes": bodyBytes,
             "message": "Hello from the demo upstream",
         ]
+        if secret != nil { object["vendor_secret"] = "verified" }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

@@ -28,7 +28,7 @@ public enum TollgateServer {
         }
         let database = options.resolvedDatabase
         logger.info("opening database", metadata: ["database": "\(database)"])
-        try await withStore(url: database, logger: logger) { store in
+        try await TollgateStore.withStore(url: database, logger: logger) { store in
             try await store.migrate()
             let directory = GatewayDirectory()
             let control = ControlPlane(store: store, directory: directory, logger: logger)
@@ -45,6 +45,7 @@ public enum TollgateServer {
 
             var services: [any Service] = [recorder]
             if options.role != .control {
+                services.append(GatewaySync(control: control))
                 var gateway = GatewayConfiguration()
                 gateway.host = options.host
                 gateway.port = options.proxyPort

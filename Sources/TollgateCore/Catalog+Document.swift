@@ -42,6 +42,12 @@ extension ObjectReader {
         return id
     }
 
+    /// Marks every key as read, so that `finish()` does not call the keys that depend on an
+    /// invalid `kind` or `model` unknown.
+    func skipRemainingKeys() {
+        for entry in node.entries ?? [] { _ = field(entry.key, required: false) }
+    }
+
     func nonEmptyString(_ key: String, required: Bool = true) -> String? {
         guard let text = string(key, required: required) else { return nil }
         guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -295,7 +301,10 @@ extension Price {
     public static func read(_ node: DocumentNode, at path: String, _ reader: DocumentReader) -> Price? {
         guard let object = reader.object(node, at: path) else { return nil }
         defer { object.finish() }
-        guard let kind = object.choice("kind", of: kinds) else { return nil }
+        guard let kind = object.choice("kind", of: kinds) else {
+            object.skipRemainingKeys()
+            return nil
+        }
         switch kind {
         case "flat":
             return object.amount("amount").map { .flat(amount: $0) }
@@ -312,6 +321,7 @@ extension Price {
         default:
             let meter = object.identifier("meter")
             guard let model = object.choice("model", of: ["per_unit", "graduated", "volume", "package"]) else {
+                object.skipRemainingKeys()
                 return nil
             }
             let pricing: PricingModel?

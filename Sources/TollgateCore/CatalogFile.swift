@@ -16,40 +16,59 @@ public struct Catalog: Sendable, Equatable {
         let reader = DocumentReader()
         guard let object = reader.object(root, at: "") else { throw InvalidDocument(reader.problems) }
         var catalog = Catalog()
-        var lines: [String: Int] = [:]
+        // Where each read meter and plan came from: its index may differ from its place in the file
+        // when an earlier one was invalid and skipped.
+        var meterItems: [(path: String, node: DocumentNode)] = []
+        var planItems: [(path: String, node: DocumentNode)] = []
+        // Ids of products and meters that have mistakes of their own: plans referring to them
+        // are not also told that they do not exist.
+        var unreadableIDs: Set<String> = []
         for item in object.list("products", required: false) ?? [] {
-            guard let product = Product.read(item.node, at: item.path, reader) else { continue }
+            guard let product = Product.read(item.node, at: item.path, reader) else {
+                if let id = item.node["id"]?.scalarText { unreadableIDs.insert(id) }
+                continue
+            }
             if catalog.products.contains(where: { $0.id == product.id }) {
-                reader.report(item.path + ".id", item.node, "duplicate product id \"\(product.id)\"")
+                reader.report(item.path + ".id", item.node["id"] ?? item.node, "duplicate product id \"\(product.id)\"")
             }
             catalog.products.append(product)
         }
         for item in object.list("meters", required: false) ?? [] {
-            guard let meter = Meter.read(item.node, at: item.path, reader) else { continue }
-            if catalog.meters.contains(where: { $0.id == meter.id }) {
-                reader.report(item.path + ".id", item.node, "duplicate meter id \"\(meter.id)\"")
+            guard let meter = Meter.read(item.node, at: item.path, reader) else {
+                if let id = item.node["id"]?.scalarText { unreadableIDs.insert(id) }
+                continue
             }
-            lines["meter:" + meter.id] = item.node.line
+            if catalog.meters.contains(where: { $0.id == meter.id }) {
+                reader.report(item.path + ".id", item.node["id"] ?? item.node, "duplicate meter id \"\(meter.id)\"")
+            }
+            meterItems.append(item)
             catalog.meters.append(meter)
         }
+        var unreadablePlans: [(path: String, node: DocumentNode)] = []
         for item in object.list("plans", required: false) ?? [] {
-            guard let plan = Plan.read(item.node, at: item.path, reader) else { continue }
-            if catalog.plans.contains(where: { $0.id == plan.id }) {
-                reader.report(item.path + ".id", item.node, "duplicate plan id \"\(plan.id)\"")
+            guard let plan = Plan.read(item.node, at: item.path, reader) else {
+                unreadablePlans.append(item)
+                continue
             }
-            lines["plan:" + plan.id] = item.node.line
+            if catalog.plans.contains(where: { $0.id == plan.id }) {
+                reader.report(item.path + ".id", item.node["id"] ?? item.node, "duplicate plan id \"\(plan.id)\"")
+            }
+            planItems.append(item)
             catalog.plans.append(plan)
         }
         object.finish()
         let references = CatalogReferences(products: catalog.products, meters: catalog.meters)
-        for (index, meter) in catalog.meters.enumerated() {
+        for (meter, item) in zip(catalog.meters, meterItems) {
             for problem in references.problems(in: meter) {
-                reader.report("meters[\(index)].\(problem.path)", DocumentNode(.null, line: lines["meter:" + meter.id]), problem.message)
+                reader.report("\(item.path).\(problem.path)", item.node.descendant(at: problem.path), problem.message)
             }
         }
-        for (index, plan) in catalog.plans.enumerated() {
-            for problem in references.problems(in: plan) {
-                reader.report("plans[\(index)].\(problem.path)", DocumentNode(.null, line: lines["plan:" + plan.id]), problem.message)
+        let planChecks = zip(catalog.plans, planItems).map { (PlanReferences($0.0), $0.1) }
+            // A plan with other mistakes still gets its references checked, so every problem is listed.
+            + unreadablePlans.map { (PlanReferences($0.node), $0) }
+        for (plan, item) in planChecks {
+            for problem in references.problems(in: plan) where !unreadableIDs.contains(problem.target) {
+                reader.report("\(item.path).\(problem.path)", item.node.descendant(at: problem.path), problem.message)
             }
         }
         try reader.throwIfProblems()
@@ -69,22 +88,22 @@ public struct CatalogReferences: Sendable {
 
     /// Problems with what a plan refers to, with paths relative to the plan.
     public func problems(in plan: Plan) -> [(path: String, message: String)] {
-        guard let endpoints = endpointsByProduct[plan.product] else {
-            return [("product", "unknown product \"\(plan.product)\"")]
-        }
-        var problems: [(path: String, message: String)] = []
-        for (index, price) in plan.prices.enumerated() {
-            switch price {
-            case .prepaid(let quota):
-                if let endpoint = quota.endpoint, !endpoints.contains(endpoint) {
-                    problems.append(("prices[\(index)].endpoint", "unknown endpoint \"\(endpoint)\" of product \"\(plan.product)\""))
-                }
-            case .usage(let usage):
-                if !meterIDs.contains(usage.meter) {
-                    problems.append(("prices[\(index)].meter", "unknown meter \"\(usage.meter)\""))
-                }
-            case .flat, .setup:
-                break
+        problems(in: PlanReferences(plan)).map { ($0.path, $0.message) }
+    }
+
+    /// Problems with what a plan refers to; `target` is the id that was not found.
+    func problems(in plan: PlanReferences) -> [(path: String, message: String, target: String)] {
+        guard let product = plan.product else { return [] }
+        var problems: [(path: String, message: String, target: String)] = []
+        let endpoints = endpointsByProduct[product]
+        if endpoints == nil { problems.append(("product", "unknown product \"\(product)\"", product)) }
+        for price in plan.prices {
+            if let endpoint = price.endpoint, let endpoints, !endpoints.contains(endpoint) {
+                problems.append((
+                    "prices[\(price.index)].endpoint", "unknown endpoint \"\(endpoint)\" of product \"\(product)\"", endpoint))
+            }
+            if let meter = price.meter, !meterIDs.contains(meter) {
+                problems.append(("prices[\(price.index)].meter", "unknown meter \"\(meter)\"", meter))
             }
         }
         return problems
@@ -96,5 +115,56 @@ public struct CatalogReferences: Sendable {
             return [("filter.endpoint", "unknown endpoint \"\(endpoint)\"")]
         }
         return []
+    }
+}
+
+extension DocumentNode {
+    /// The node at a relative path such as `prices[1].endpoint`, or the deepest node found on the
+    /// way (so that a problem is reported on the closest line known).
+    func descendant(at path: String) -> DocumentNode {
+        var node = self
+        for component in path.split(separator: ".") {
+            var parts = component.split(separator: "[")
+            guard !parts.isEmpty else { break }
+            let key = String(parts.removeFirst())
+            guard let child = node[key] else { break }
+            node = child
+            for part in parts {
+                guard let index = Int(part.dropLast()), case .list(let items) = node.value, items.indices.contains(index) else {
+                    return node
+                }
+                node = items[index]
+            }
+        }
+        return node
+    }
+}
+
+/// What a plan refers to: its product, and each price's endpoint and meter. Read from a valid
+/// plan or, when the plan has other mistakes, straight from its document.
+struct PlanReferences {
+    var product: String?
+    var prices: [(index: Int, endpoint: String?, meter: String?)]
+
+    init(_ plan: Plan) {
+        product = plan.product
+        prices = plan.prices.enumerated().map { index, price in
+            switch price {
+            case .prepaid(let quota): (index, quota.endpoint, nil)
+            case .usage(let usage): (index, nil, usage.meter)
+            case .flat, .setup: (index, nil, nil)
+            }
+        }
+    }
+
+    init(_ node: DocumentNode) {
+        product = node["product"]?.scalarText
+        var prices: [(index: Int, endpoint: String?, meter: String?)] = []
+        if case .list(let items)? = node["prices"]?.value {
+            for (index, item) in items.enumerated() {
+                prices.append((index, item["endpoint"]?.scalarText, item["meter"]?.scalarText))
+            }
+        }
+        self.prices = prices
     }
 }

@@ -326,7 +326,11 @@ struct JSONScanner {
             }
             return scanner.index - from
         }
+        let integerStart = index
         guard digits(&self) > 0 else { throw Failure(reason: "unexpected character at byte \(start)") }
+        if bytes[integerStart] == UInt8(ascii: "0"), index - integerStart > 1 {
+            throw Failure(reason: "leading zero in a number at byte \(start)")
+        }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
             guard digits(&self) > 0 else { throw Failure(reason: "bad number at byte \(start)") }
@@ -393,7 +397,7 @@ struct JSONScanner {
     }
 
     private mutating func parseHex4() throws(Failure) -> UInt32 {
-        guard index + 4 <= bytes.count,
+        guard index + 4 <= bytes.count, bytes[index..<index + 4].allSatisfy(\.isASCIIHexDigit),
               let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else {
             throw Failure(reason: "invalid \\u escape")
         }

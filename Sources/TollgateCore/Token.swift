@@ -40,7 +40,9 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses the 64 hex digits of `description`.
     public init?(hex: String) {
-        guard hex.utf8.count == 64 else { return nil }
+        // Only ASCII hex digits: `UInt64(_:radix:)` alone would accept a sign, and a 64-byte text of
+        // fewer than 64 characters would make the character offsets below run past its end.
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy(\.isASCIIHexDigit) else { return nil }
         var words: [UInt64] = []
         var index = hex.startIndex
         for _ in 0..<4 {
@@ -69,6 +71,13 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
         hasher.combine(words.1)
         hasher.combine(words.2)
         hasher.combine(words.3)
+    }
+}
+
+extension UInt8 {
+    var isASCIIHexDigit: Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(self)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(self)
     }
 }
 

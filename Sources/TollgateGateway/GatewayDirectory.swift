@@ -21,7 +21,7 @@ public struct ProductRoute: Sendable {
     public let product: Product
     let endpoints: [Endpoint]
 
-    public init(product: Product, archived: Bool) {
+    public init(product: Product) {
         self.product = product
         self.endpoints = product.endpoints.filter { !$0.archived }.sorted { $0.path.specificity > $1.path.specificity }
     }
@@ -37,7 +37,24 @@ public struct ProductRoute: Sendable {
 /// terminated or rotated token stops working on the very next call.
 public final class GatewayDirectory: Sendable {
     private let routes = NIOLockedValueBox<[String: ProductRoute]>([:])
-    private let consumers = NIOLockedValueBox<[TokenHash: Consumer]>([:])
+    private let credentials = NIOLockedValueBox(Credentials())
+
+    /// Consumers by token hash, and each subscription's token hash so that it can be replaced
+    /// without a scan.
+    private struct Credentials {
+        var byHash: [TokenHash: Consumer] = [:]
+        var hashBySubscription: [String: TokenHash] = [:]
+
+        mutating func set(_ hash: TokenHash, _ consumer: Consumer) {
+            remove(subscription: consumer.subscription)
+            byHash[hash] = consumer
+            hashBySubscription[consumer.subscription] = hash
+        }
+
+        mutating func remove(subscription: String) {
+            if let hash = hashBySubscription.removeValue(forKey: subscription) { byHash[hash] = nil }
+        }
+    }
 
     public init() {}
 
@@ -48,10 +65,10 @@ public final class GatewayDirectory: Sendable {
 
     public func consumer(token: Substring) -> Consumer? {
         let hash = APIToken.hash(token)
-        return consumers.withLockedValue { table in
+        return credentials.withLockedValue { table in
             // The dictionary finds the entry by its hash; `==` on TokenHash then compares all of it
             // in constant time.
-            table[hash]
+            table.byHash[hash]
         }
     }
 
@@ -59,39 +76,36 @@ public final class GatewayDirectory: Sendable {
     public func replaceRoutes(_ products: [(product: Product, archived: Bool)]) {
         var table: [String: ProductRoute] = [:]
         for entry in products where !entry.archived {
-            table[entry.product.id] = ProductRoute(product: entry.product, archived: entry.archived)
+            table[entry.product.id] = ProductRoute(product: entry.product)
         }
         routes.withLockedValue { $0 = table }
     }
 
     /// Replaces every credential at once (at start).
     public func replaceCredentials(_ entries: [(TokenHash, Consumer)]) {
-        let table = Dictionary(entries, uniquingKeysWith: { $1 })
-        consumers.withLockedValue { $0 = table }
+        var table = Credentials()
+        table.byHash.reserveCapacity(entries.count)
+        table.hashBySubscription.reserveCapacity(entries.count)
+        for (hash, consumer) in entries { table.set(hash, consumer) }
+        credentials.withLockedValue { $0 = table }
     }
 
-    /// Sets or replaces one credential; nil removes it.
-    public func setCredential(_ hash: TokenHash, _ consumer: Consumer?) {
-        consumers.withLockedValue { $0[hash] = consumer }
+    /// Sets the one credential of a subscription, replacing its previous token.
+    public func setCredential(_ hash: TokenHash, _ consumer: Consumer) {
+        credentials.withLockedValue { $0.set(hash, consumer) }
     }
 
-    /// Removes every credential of a subscription (terminate, rotate), whatever its token.
+    /// Removes a subscription's credential (terminate); its token stops working.
     public func removeCredentials(subscription: String) {
-        consumers.withLockedValue { table in
-            for (hash, consumer) in table where consumer.subscription == subscription {
-                table[hash] = nil
-            }
-        }
+        credentials.withLockedValue { $0.remove(subscription: subscription) }
     }
 
-    /// Updates the plan of a subscription's credentials (change-plan).
+    /// Updates the plan of a subscription's credential (change-plan).
     public func updatePlan(subscription: String, plan: String) {
-        consumers.withLockedValue { table in
-            for (hash, consumer) in table where consumer.subscription == subscription {
-                table[hash]?.plan = plan
-            }
+        credentials.withLockedValue { table in
+            if let hash = table.hashBySubscription[subscription] { table.byHash[hash]?.plan = plan }
         }
     }
 
-    public var credentialCount: Int { consumers.withLockedValue { $0.count } }
+    public var credentialCount: Int { credentials.withLockedValue { $0.byHash.count } }
 }

@@ -9,7 +9,8 @@ import SQLiteKit
 /// Where Tollgate keeps its state: `sqlite:PATH` or `postgres://user:pass@host:port/db`.
 public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     case sqlite(path: String)
-    case postgres(host: String, port: Int, username: String, password: String?, database: String)
+    /// `?search_path=NAME` puts Tollgate's tables in schema NAME (created at start).
+    case postgres(host: String, port: Int, username: String, password: String?, database: String, schema: String? = nil)
 
     /// Parses a database URL; nil when it is neither form.
     public init?(_ text: String) {
@@ -25,16 +26,20 @@ public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
             return nil
         }
         let database = String(components.path.drop(while: { $0 == "/" }))
+        let schema = components.queryItems?.first { $0.name == "search_path" }?.value
+        if let schema, !schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) { return nil }
         self = .postgres(
             host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
-            password: components.password?.removingPercentEncoding, database: database.isEmpty ? user : database)
+            password: components.password?.removingPercentEncoding, database: database.isEmpty ? user : database,
+            schema: schema)
     }
 
     /// The URL without its password, for logs.
     public var description: String {
         switch self {
         case .sqlite(let path): "sqlite:\(path)"
-        case .postgres(let host, let port, let username, _, let database): "postgres://\(username)@\(host):\(port)/\(database)"
+        case .postgres(let host, let port, let username, _, let database, let schema):
+            "postgres://\(username)@\(host):\(port)/\(database)" + (schema.map { "?search_path=\($0)" } ?? "")
         }
     }
 }
@@ -52,36 +57,6 @@ public protocol SQLBackend: Sendable {
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
-}
-
-/// Opens the database at `url`, runs `body` with a store on it, and closes it afterwards.
-/// PostgreSQL's connection pool runs in a child task for exactly as long as `body`.
-public func withStore<T: Sendable>(
-    url: DatabaseURL, logger: Logger, _ body: @Sendable (TollgateStore) async throws -> T
-) async throws -> T {
-    switch url {
-    case .sqlite(let path):
-        let backend = try await SQLiteBackend.open(path: path, logger: logger)
-        do {
-            let result = try await body(TollgateStore(backend: backend, logger: logger))
-            try await backend.close()
-            return result
-        } catch {
-            try? await backend.close()
-            throw error
-        }
-    case .postgres(let host, let port, let username, let password, let database):
-        var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: username, password: password, database: database, tls: .disable)
-        configuration.options.maximumConnections = 16
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            let backend = PostgresBackend(client: client, logger: logger)
-            return try await body(TollgateStore(backend: backend, logger: logger))
-        }
-    }
 }
 
 /// SQLite in WAL mode through one connection; statements and transactions take turns.
@@ -148,8 +123,14 @@ final class PostgresBackend: SQLBackend {
     }
 
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await client.withTransaction(logger: logger) { connection in
-            try await body(connection.sql(queryLogLevel: nil))
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(connection.sql(queryLogLevel: nil))
+            }
+        } catch let error as PostgresTransactionError {
+            // Callers see their own error, as with SQLite, once the rollback went through.
+            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
+            throw error
         }
     }
 }
@@ -184,6 +165,42 @@ actor AsyncTurns {
             busy = false
         } else {
             waiting.removeFirst().resume()
+        }
+    }
+}
+
+extension TollgateStore {
+    /// Opens the database at `url`, runs `body` with a store on it, and closes it afterwards.
+    /// PostgreSQL's connection pool runs in a child task for exactly as long as `body`.
+    public static func withStore<T: Sendable>(
+        url: DatabaseURL, logger: Logger, _ body: @Sendable (TollgateStore) async throws -> T
+    ) async throws -> T {
+        switch url {
+        case .sqlite(let path):
+            let backend = try await SQLiteBackend.open(path: path, logger: logger)
+            do {
+                let result = try await body(TollgateStore(backend: backend, logger: logger))
+                try await backend.close()
+                return result
+            } catch {
+                try? await backend.close()
+                throw error
+            }
+        case .postgres(let host, let port, let username, let password, let database, let schema):
+            var configuration = PostgresClient.Configuration(
+                host: host, port: port, username: username, password: password, database: database, tls: .disable)
+            configuration.options.maximumConnections = 16
+            if let schema { configuration.options.additionalStartupParameters = [("search_path", schema)] }
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                let backend = PostgresBackend(client: client, logger: logger)
+                if let schema {
+                    try await backend.withSQL { try await $0.raw("CREATE SCHEMA IF NOT EXISTS \(ident: schema)").run() }
+                }
+                return try await body(TollgateStore(backend: backend, logger: logger))
+            }
         }
     }
 }

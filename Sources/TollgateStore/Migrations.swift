@@ -49,6 +49,12 @@ enum Migrations {
                 "CREATE INDEX usage_events_subscription_time ON usage_events (subscription_id, occurred_at)",
             ]
         },
+        Step(version: 2) { _ in
+            [
+                "CREATE INDEX subscriptions_updated ON subscriptions (updated_at)",
+                "CREATE INDEX products_updated ON products (updated_at)",
+            ]
+        },
     ]
 
     /// Applies every step not yet applied, each in its own transaction.

@@ -378,6 +378,28 @@ public final class TollgateStore: Sendable {
         }
     }
 
+    /// Subscriptions changed at or after `since`, with their token hashes, for gateways that
+    /// follow changes made by other nodes.
+    public func subscriptionsChanged(since: Date) async throws -> [(subscription: Subscription, tokenHash: TokenHash)] {
+        let rows = try await backend.withSQL { database in
+            try await database.raw(
+                "SELECT * FROM subscriptions WHERE updated_at >= \(bind: Timestamp.micros(since))"
+            ).all()
+        }
+        return try rows.compactMap { row in
+            guard let hash = TokenHash(hex: try row.decode(column: "token_hash", as: String.self)) else { return nil }
+            return (try subscription(from: row), hash)
+        }
+    }
+
+    /// The latest change of any product, to notice catalog changes made by other nodes.
+    public func productsChangedAt() async throws -> Date? {
+        try await backend.withSQL { database in
+            try await database.raw("SELECT MAX(updated_at) AS latest FROM products").first()?
+                .decode(column: "latest", as: Int?.self).map(Timestamp.date)
+        }
+    }
+
     // MARK: Usage events
 
     /// Stores events, ignoring any whose id is already stored; returns the ids that were new.
@@ -419,7 +441,7 @@ public final class TollgateStore: Sendable {
         let rows = try await backend.withSQL { database in
             try await database.raw("""
                 SELECT occurred_at / \(unsafeRaw: String(hour)) AS hour, endpoint, method, status, billable,
-                SUM(weight) AS n FROM usage_events
+                CAST(SUM(weight) AS BIGINT) AS n FROM usage_events
                 WHERE subscription_id = \(bind: subscription) AND name = 'api_calls'
                 AND occurred_at >= \(bind: Timestamp.micros(from)) AND occurred_at < \(bind: Timestamp.micros(to))
                 GROUP BY occurred_at / \(unsafeRaw: String(hour)), endpoint, method, status, billable

@@ -146,7 +146,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger()
-        let upstream = try await DemoUpstream.start(port: upstreamPort)
+        let upstream = try await DemoUpstream.start(port: upstreamPort, secret: Demo.upstreamSecret)
         var options = ServeOptions()
         options.dataDirectory = dataDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tollgate-demo-\(getpid())")
         options.proxyPort = proxyPort

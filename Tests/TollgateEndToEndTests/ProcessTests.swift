@@ -1,0 +1,156 @@
+import Synchronization
+import Foundation
+import Testing
+import TollgateApp
+import TollgateTestSupport
+
+/// What only the real `tollgate` process shows: exit codes, SIGTERM, `kill -9`.
+@Suite("The tollgate process", .serialized)
+struct ProcessTests {
+    static let environment = ["TOLLGATE_ADMIN_KEY": "process-admin-key"]
+
+    @Test func configValidateListsEveryProblemWithItsLineAndExits2() throws {
+        let file = TemporaryDirectory.make().appendingPathComponent("catalog.yaml")
+        try """
+            products:
+              - id: shop
+                name: Shop
+                upstream: http://127.0.0.1:9
+                endpoints:
+                  - { identifier: a, name: A, method: FETCH, path: /a }
+              - id: other
+                name: Other
+                upstream: ftp://nowhere
+            plans:
+              - id: p
+                product: shop
+                name: P
+                currency: EUR
+                period: month
+                prices:
+                  - { kind: flat, amount: "12,50" }
+                  - { kind: prepaid, endpoint: missing, quota: 10, window: month }
+                  - { kind: usage, meter: nope, model: per_unit, unit: "1" }
+                colour: red
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let (code, output) = try TollgateProcess.run(["config", "validate", file.path])
+        #expect(code == 2)
+        for expected in ["catalog.yaml:6: products[0].endpoints[0].method", "catalog.yaml:9: products[1].upstream",
+                         "catalog.yaml:17: plans[0].prices[0].amount", "catalog.yaml:18: plans[0].prices[1].endpoint",
+                         "catalog.yaml:19: plans[0].prices[2].meter", "catalog.yaml:20: plans[0].colour"] {
+            #expect(output.contains(expected), "missing \(expected) in:\n\(output)")
+        }
+        // serve refuses it the same way, before opening anything.
+        let serve = try TollgateProcess.run(
+            ["serve", "--config", file.path, "--data-dir", TemporaryDirectory.make().path], environment: Self.environment)
+        #expect(serve.code == 2)
+        #expect(serve.output.contains("catalog.yaml:9:"))
+    }
+
+    @Test func aValidCatalogValidatesAndBadUsageExits2() throws {
+        let file = TemporaryDirectory.make().appendingPathComponent("catalog.yaml")
+        try TestCatalog.yaml(upstreamPort: 9).write(to: file, atomically: true, encoding: .utf8)
+        let valid = try TollgateProcess.run(["config", "validate", file.path])
+        #expect(valid.code == 0)
+        #expect(valid.output.contains("valid"))
+        #expect(try TollgateProcess.run(["serve", "--role", "sideways"]).code == 2)
+        #expect(try TollgateProcess.run(["serve", "--database", "mysql://x"]).code == 2)
+    }
+
+    /// Starts `tollgate serve` with the test catalog on free ports.
+    func startServer(dataDirectory: String, upstreamPort: Int) async throws -> (TollgateProcess, proxy: String, admin: String) {
+        let catalog = URL(fileURLWithPath: dataDirectory).appendingPathComponent("catalog.yaml")
+        if !FileManager.default.fileExists(atPath: catalog.path) {
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+            try TestCatalog.yaml(upstreamPort: upstreamPort).write(to: catalog, atomically: true, encoding: .utf8)
+        }
+        let process = try TollgateProcess.start(
+            ["serve", "--config", catalog.path, "--data-dir", dataDirectory, "--proxy-port", "0", "--admin-port", "0"],
+            environment: Self.environment)
+        let (proxy, admin) = try await process.waitUntilListening()
+        return (process, "http://127.0.0.1:\(proxy)", "http://127.0.0.1:\(admin)")
+    }
+
+    func subscribe(admin: String) async throws -> (id: String, token: String) {
+        let auth = [("Authorization", "Bearer process-admin-key")]
+        let customer = try await TestHTTP.request("POST", admin + "/v1/customers", headers: auth, body: #"{"name":"P"}"#).json()
+        let customerID = try #require(customer["id"] as? String)
+        let subscription = try await TestHTTP.request(
+            "POST", admin + "/v1/subscriptions", headers: auth, body: #"{"customer":"\#(customerID)","plan":"shop-basic"}"#).json()
+        return (try #require(subscription["id"] as? String), try #require(subscription["token"] as? String))
+    }
+
+    func billed(admin: String, subscription: String) async throws -> Int {
+        let usage = try await TestHTTP.request(
+            "GET", admin + "/v1/subscriptions/\(subscription)/usage", headers: [("Authorization", "Bearer process-admin-key")])
+        let endpoints = try #require(try usage.json()["endpoints"] as? [String: Int])
+        return endpoints.values.reduce(0, +)
+    }
+
+    @Test func everyAnsweredCallSurvivesKill9UnderLoad() async throws {
+        let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
+        let dataDirectory = TemporaryDirectory.make().path
+        let (process, proxy, admin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let (id, token) = try await subscribe(admin: admin)
+
+        // 8 clients call as fast as they can; the server is killed while they do.
+        let answered = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<400 {
+                        guard let response = try? await TestHTTP.request("GET", proxy + "/shop/hello", headers: [("apikey", token)]) else {
+                            return
+                        }
+                        if response.status == 200 { answered.increment() }
+                    }
+                }
+            }
+            group.addTask {
+                while answered.value < 300 { try await Task.sleep(for: .milliseconds(5)) }
+                process.signal(SIGKILL)
+            }
+            try await group.waitForAll()
+        }
+        _ = try await process.waitForExit()
+        #expect(answered.value >= 300)
+
+        let (restarted, _, newAdmin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let billed = try await billed(admin: newAdmin, subscription: id)
+        // Every call that got its 200 was durable before the answer left; calls cut off by the
+        // kill may have been stored too, never fewer.
+        #expect(billed >= answered.value)
+        #expect(billed <= answered.value + 8)
+        restarted.signal(SIGTERM)
+        #expect(try await restarted.waitForExit() == 0)
+        await upstream.stop()
+    }
+
+    @Test func sigtermDrainsInFlightCallsFlushesUsageAndExits0() async throws {
+        let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
+        let dataDirectory = TemporaryDirectory.make().path
+        let (process, proxy, admin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let (id, token) = try await subscribe(admin: admin)
+        for _ in 0..<5 {
+            #expect(try await TestHTTP.request("GET", proxy + "/shop/hello", headers: [("apikey", token)]).status == 200)
+        }
+        async let slow = TestHTTP.request("GET", proxy + "/shop/slow/1500", headers: [("apikey", token)])
+        try await Task.sleep(for: .milliseconds(400))
+        process.signal(SIGTERM)
+        let response = try await slow
+        #expect(response.status == 200)
+        #expect(try await process.waitForExit() == 0)
+
+        let (restarted, _, newAdmin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        #expect(try await billed(admin: newAdmin, subscription: id) == 6)
+        restarted.signal(SIGTERM)
+        #expect(try await restarted.waitForExit() == 0)
+        await upstream.stop()
+    }
+}
+
+final class Counter: Sendable {
+    private let box = Mutex(0)
+    var value: Int { box.withLock { $0 } }
+    func increment() { box.withLock { $0 += 1 } }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+import TollgateCore
+import TollgateStore
+import TollgateTestSupport
+
+/// One storage API, the same behaviour on SQLite and PostgreSQL.
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    static let product = Product(
+        id: "maps", name: "Maps", upstream: UpstreamURL("http://127.0.0.1:9000/api")!,
+        upstreamHeader: HeaderField(name: "X-Secret", value: "s3cr3t"),
+        webhook: WebhookTarget(url: "http://127.0.0.1:9100/hooks", secret: "whsec_1"), unlistedEndpoints: .deny,
+        endpoints: [Endpoint(identifier: "tile", name: "Tile", method: "GET", path: PathTemplate("/tiles/{z}")!)])
+    static let meter = Meter(
+        id: "tiles", name: "Tiles", source: .apiCalls, filter: MeterFilter(endpoint: "tile", status: StatusFilter("2xx")),
+        aggregation: .count)
+    static let plan = Plan(
+        id: "maps-basic", product: "maps", name: "Basic", currency: "EUR", period: .month,
+        prices: [.flat(amount: Amount("9.90")!), .prepaid(PrepaidQuota(endpoint: "tile", quota: 100, window: .day)),
+                 .usage(UsagePrice(meter: "tiles", model: .graduated(tiers: [
+                     Tier(upTo: Amount("100")!, unit: Amount("0")!), Tier(upTo: nil, unit: Amount("0.01")!, flat: Amount("1")!),
+                 ])))])
+
+    /// Stores the product, meter and plan above.
+    static func seedCatalog(_ store: TollgateStore) async throws {
+        try await store.saveProduct(product, mode: .create)
+        try await store.saveMeter(meter, mode: .create)
+        try await store.savePlan(plan, mode: .create)
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func catalogObjectsRoundTripWithTheirSecrets(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedCatalog(store)
+            #expect(try await store.product("maps")?.value == Self.product)
+            #expect(try await store.meter("tiles")?.value == Self.meter)
+            #expect(try await store.plan("maps-basic")?.value == Self.plan)
+            #expect(try await store.product("nope") == nil)
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func saveModesAreEnforced(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await store.saveProduct(Self.product, mode: .create)
+            await #expect(throws: StoreError.conflict("product \"maps\" already exists")) {
+                try await store.saveProduct(Self.product, mode: .create)
+            }
+            var renamed = Self.product
+            renamed.id = "other"
+            await #expect(throws: StoreError.notFound("no product \"other\"")) {
+                try await store.saveProduct(renamed, mode: .update)
+            }
+            var updated = Self.product
+            updated.name = "Maps v2"
+            try await store.saveProduct(updated, mode: .update)
+            try await store.saveProduct(renamed, mode: .upsert)
+            #expect(try await store.product("maps")?.value.name == "Maps v2")
+            #expect(try await store.allProducts().map(\.value.id) == ["maps", "other"])
+            try await store.setProductArchived("other", true)
+            #expect(try await store.product("other")?.archived == true)
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func listsArePagedInIdOrder(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            for index in [3, 1, 4, 0, 2] {
+                try await store.saveCustomer(Customer(id: "c\(index)", name: "C\(index)", createdAt: Date()), mode: .create)
+            }
+            let first = try await store.customers(limit: 2)
+            #expect(first.items.map(\.value.id) == ["c0", "c1"])
+            #expect(first.nextCursor == "c1")
+            let second = try await store.customers(after: first.nextCursor, limit: 2)
+            #expect(second.items.map(\.value.id) == ["c2", "c3"])
+            let last = try await store.customers(after: second.nextCursor, limit: 2)
+            #expect(last.items.map(\.value.id) == ["c4"])
+            #expect(last.nextCursor == nil)
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func subscriptionsKeepOnlyTheTokenHash(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedCatalog(store)
+            try await store.saveCustomer(Customer(id: "acme", name: "Acme", createdAt: Date()), mode: .create)
+            let token = APIToken.generate()
+            let started = Date(timeIntervalSince1970: 1_790_000_000)
+            let subscription = Subscription(
+                id: "sub_1", customer: "acme", plan: "maps-basic", product: "maps", status: .active,
+                startedAt: started, createdAt: started)
+            try await store.createSubscription(subscription, tokenHash: APIToken.hash(token))
+            #expect(try await store.subscription("sub_1") == subscription)
+            let credentials = try await store.activeCredentials()
+            #expect(credentials.count == 1)
+            #expect(credentials.first?.tokenHash == APIToken.hash(token))
+
+            let newHash = APIToken.hash(APIToken.generate())
+            _ = try await store.updateSubscription("sub_1", newTokenHash: newHash) { _ in }
+            #expect(try await store.activeCredentials().first?.tokenHash == newHash)
+
+            let ended = try await store.updateSubscription("sub_1") { subscription in
+                subscription.status = .terminated
+                subscription.terminatedAt = started.addingTimeInterval(60)
+            }
+            #expect(ended.status == .terminated)
+            #expect(try await store.activeCredentials().isEmpty)
+            #expect(try await store.subscriptions(customer: "acme", limit: 10).items.map(\.id) == ["sub_1"])
+            #expect(try await store.subscriptions(customer: "nobody", limit: 10).items.isEmpty)
+
+            struct Refused: Error {}
+            await #expect(throws: Refused.self) {
+                try await store.updateSubscription("sub_1") { subscription in
+                    subscription.plan = "changed"
+                    throw Refused()
+                }
+            }
+            #expect(try await store.subscription("sub_1")?.plan == "maps-basic")
+            await #expect(throws: StoreError.self) {
+                try await store.createSubscription(subscription, tokenHash: APIToken.hash(token))
+            }
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func eventsAreDeduplicatedAndCountedPerHour(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let base = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21T14:13:20Z
+            func event(_ id: String, _ offset: TimeInterval, endpoint: String?, status: Int = 200, billable: Bool = true, weight: Int = 1) -> UsageEvent {
+                UsageEvent(
+                    id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1", customer: "acme",
+                    product: "maps", endpoint: endpoint, method: "GET", path: "/maps/tiles/1", status: status,
+                    latencyMicroseconds: 120, requestBytes: 0, responseBytes: 10, billable: billable, weight: weight)
+            }
+            let first = try await store.insertEvents([
+                event("e1", 0, endpoint: "tile"), event("e2", 10, endpoint: "tile"), event("e3", 3600, endpoint: "tile", status: 500),
+                event("e4", 20, endpoint: nil, billable: false), event("e5", 30, endpoint: "tile", weight: 5),
+            ])
+            #expect(first == ["e1", "e2", "e3", "e4", "e5"])
+            let again = try await store.insertEvents([event("e1", 0, endpoint: "tile"), event("e6", 40, endpoint: "tile")])
+            #expect(again == ["e6"])
+            #expect(try await store.eventCount() == 6)
+
+            let counts = try await store.callCounts(subscription: "sub_1", from: base, to: base.addingTimeInterval(7200))
+            let firstHour = counts.filter { $0.billable && $0.status == 200 }.reduce(0) { $0 + $1.count }
+            #expect(firstHour == 1 + 1 + 5 + 1)
+            #expect(counts.filter { $0.status == 500 }.map(\.count) == [1])
+            #expect(counts.filter { !$0.billable }.map(\.count) == [1])
+            let hours = Set(counts.map(\.hour))
+            #expect(hours == [Date(timeIntervalSince1970: 1_789_999_200), Date(timeIntervalSince1970: 1_790_002_800)])
+
+            let narrowed = try await store.callCounts(subscription: "sub_1", from: base.addingTimeInterval(15), to: base.addingTimeInterval(3600))
+            #expect(narrowed.filter(\.billable).reduce(0) { $0 + $1.count } == 5 + 1)
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func migrationsRunOnceAndDataSurvivesReopening(database: TestDatabase) async throws {
+        let url = try database.makeURL()
+        try await TollgateStore.withStore(url: url, logger: TestLogger.make()) { store in
+            try await store.migrate()
+            try await store.migrate()
+            try await store.saveCustomer(Customer(id: "kept", name: "Kept", createdAt: Date()), mode: .create)
+        }
+        try await TollgateStore.withStore(url: url, logger: TestLogger.make()) { store in
+            try await store.migrate()
+            #expect(try await store.customer("kept")?.value.name == "Kept")
+        }
+    }
+}

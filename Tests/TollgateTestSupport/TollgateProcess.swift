@@ -1,0 +1,101 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// The built `tollgate` executable run as a child process, for what only a real process shows:
+/// exit codes, signals, `kill -9`.
+public final class TollgateProcess: Sendable {
+    private let process: Process
+    private let printed: NIOLockedValueBox<String>
+
+    /// The `tollgate` binary next to the test bundle in the build folder.
+    public static var executable: URL {
+        get throws {
+            var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            for _ in 0..<3 {
+                let candidate = folder.appendingPathComponent("tollgate")
+                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+                folder = folder.deletingLastPathComponent()
+            }
+            throw TestFailure("the tollgate executable was not built next to the tests (run `swift build` first)")
+        }
+    }
+
+    private init(process: Process, printed: NIOLockedValueBox<String>) {
+        self.process = process
+        self.printed = printed
+    }
+
+    /// Runs `tollgate ARGUMENTS` to completion; returns its exit code and what it printed.
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (code: Int32, output: String) {
+        let started = try start(arguments, environment: environment)
+        started.process.waitUntilExit()
+        Thread.sleep(forTimeInterval: 0.05)
+        return (started.process.terminationStatus, started.output)
+    }
+
+    /// Starts `tollgate ARGUMENTS` in the background; stdout and stderr are collected.
+    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> TollgateProcess {
+        let process = Process()
+        process.executableURL = try executable
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let output = NIOLockedValueBox("")
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+        return TollgateProcess(process: process, printed: output)
+    }
+
+    /// Everything printed so far.
+    public var output: String { printed.withLockedValue { $0 } }
+
+    public var processIdentifier: Int32 { process.processIdentifier }
+
+    /// Waits until the server logs both listening ports; returns them.
+    public func waitUntilListening(timeout: Duration = .seconds(60)) async throws -> (proxy: Int, admin: Int) {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let text = output
+            if let proxy = Self.port(in: text, after: "address=127.0.0.1:", line: "proxy listening"),
+               let admin = Self.port(in: text, after: "listening on 127.0.0.1:", line: "Server started") {
+                return (proxy, admin)
+            }
+            guard process.isRunning else { throw TestFailure("tollgate exited early:\n\(text)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("tollgate did not start listening:\n\(output)")
+    }
+
+    private static func port(in text: String, after marker: String, line needle: String) -> Int? {
+        for line in text.split(separator: "\n") where line.contains(needle) {
+            guard let range = line.range(of: marker) else { continue }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }
+        return nil
+    }
+
+    /// Sends a signal (SIGTERM, SIGKILL).
+    public func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to end; returns its exit status.
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                kill(process.processIdentifier, SIGKILL)
+                throw TestFailure("tollgate did not exit in time:\n\(output)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+}
