@@ -19,7 +19,10 @@ final class ProxiedCall {
     let endpoint: Endpoint?
     let method: String
     let path: String
+    /// Sent upstream as `X-Request-ID`: the client's own, or the event id.
     let requestID: String
+    /// The usage event's id: always Tollgate's, so a client cannot make two calls one event.
+    let eventID: String
     let startedAt = NIODeadline.now()
     let occurredAt = Date()
     let upstreamKey: UpstreamKey
@@ -37,20 +40,24 @@ final class ProxiedCall {
     var awaitingDurability = false
     var heldParts: [HTTPServerResponsePart] = []
     var upstreamReusable = true
+    /// Set while the call went out on a reused connection and has no body: it may be sent once more.
+    var retryHead: HTTPRequestHead?
     var requestBytes = 0
     var responseBytes = 0
     var timeout: Scheduled<Void>?
 
     init(
-        consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String,
+        consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
         upstreamKey: UpstreamKey, clientKeepAlive: Bool, clientVersion: HTTPVersion
     ) {
+        let eventID = RandomID.make("req")
+        self.eventID = eventID
+        self.requestID = requestID ?? eventID
         self.consumer = consumer
         self.route = route
         self.endpoint = endpoint
         self.method = method
         self.path = path
-        self.requestID = requestID
         self.upstreamKey = upstreamKey
         self.clientKeepAlive = clientKeepAlive
         self.clientVersion = clientVersion
@@ -182,7 +189,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .forward(let forward):
             let call = ProxiedCall(
                 consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
-                path: forward.path, requestID: head.headers.first(name: "X-Request-ID") ?? RandomID.make("req"),
+                path: forward.path, requestID: head.headers.first(name: "X-Request-ID"),
                 upstreamKey: UpstreamKey(host: forward.route.product.upstream.host, port: forward.route.product.upstream.port),
                 clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
             state = .forwarding(call)
@@ -192,31 +199,42 @@ final class ProxyHandler: ChannelDuplexHandler {
             let upstreamHead = UpstreamRequest.head(
                 for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress)
             if let connection = pool.takeIdle(call.upstreamKey) {
+                // A pooled connection may have been closed by the upstream a moment ago; a call
+                // without a body can then be sent again on a new connection.
+                if head.headers.first(name: "Content-Length").map({ $0 == "0" }) ?? true,
+                   head.headers.first(name: "Transfer-Encoding") == nil {
+                    call.retryHead = upstreamHead
+                }
                 attach(connection, to: call)
                 connection.send(.head(upstreamHead))
             } else {
                 call.waitingParts.append(.head(upstreamHead))
-                pauseClientReads()
-                pool.connect(call.upstreamKey).assumeIsolated().whenComplete { [self] result in
-                    switch result {
-                    case .success(let channel):
-                        guard case .forwarding(let current) = state, current === call,
-                              let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
-                            channel.close(promise: nil)
-                            return
-                        }
-                        attach(connection, to: call)
-                        for part in call.waitingParts { connection.send(part) }
-                        call.waitingParts = []
-                        connection.flush()
-                        if call.requestDone { armTimeout(call) }
-                        if connection.isWritable { resumeClientReads() }
-                    case .failure:
-                        guard case .forwarding(let current) = state, current === call else { return }
-                        resumeClientReads()
-                        failCall(call, with: .badGateway)
-                    }
+                openConnection(for: call, context: context)
+            }
+        }
+    }
+
+    /// Connects to the call's upstream and sends what waited for the connection.
+    private func openConnection(for call: ProxiedCall, context: ChannelHandlerContext) {
+        pauseClientReads()
+        pool.connect(call.upstreamKey).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let channel):
+                guard case .forwarding(let current) = state, current === call,
+                      let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+                    channel.close(promise: nil)
+                    return
                 }
+                attach(connection, to: call)
+                for part in call.waitingParts { connection.send(part) }
+                call.waitingParts = []
+                connection.flush()
+                if call.requestDone { armTimeout(call) }
+                if connection.isWritable { resumeClientReads() }
+            case .failure:
+                guard case .forwarding(let current) = state, current === call else { return }
+                resumeClientReads()
+                failCall(call, with: .badGateway)
             }
         }
     }
@@ -308,7 +326,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func makeEvent(_ call: ProxiedCall, status: Int, billable: Bool) -> UsageEvent {
         UsageEvent(
-            id: call.requestID.hasPrefix("req_") ? call.requestID : RandomID.make("evt"), source: .gateway,
+            id: call.eventID, source: .gateway,
             occurredAt: call.occurredAt, subscription: call.consumer.subscription, customer: call.consumer.customer,
             product: call.consumer.product, endpoint: call.endpoint?.identifier, method: call.method, path: call.path,
             status: status, latencyMicroseconds: Int((NIODeadline.now() - call.startedAt).nanoseconds / 1000),
@@ -420,6 +438,13 @@ extension ProxyHandler: UpstreamOwner {
     func upstreamClosed() {
         guard case .forwarding(let call) = state else { return }
         call.upstream = nil
+        if let head = call.retryHead, call.responseStatus == nil, let context {
+            call.retryHead = nil
+            call.timeout?.cancel()
+            call.waitingParts = call.requestDone ? [.head(head), .end(nil)] : [.head(head)]
+            openConnection(for: call, context: context)
+            return
+        }
         failCall(call, with: .badGateway)
     }
 
