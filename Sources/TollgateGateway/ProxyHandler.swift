@@ -50,7 +50,7 @@ final class ProxiedCall {
         consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
         upstreamKey: UpstreamKey, clientKeepAlive: Bool, clientVersion: HTTPVersion
     ) {
-        let eventID = RandomID.make("req")
+        let eventID = RandomID.timeOrdered("req")
         self.eventID = eventID
         self.requestID = requestID ?? eventID
         self.consumer = consumer
@@ -313,7 +313,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func recordRefusal(_ refusal: ProxyRefusal, head: HTTPRequestHead, call consumer: Consumer?) {
         let event = UsageEvent(
-            id: RandomID.make("evt"), source: .gateway, occurredAt: Date(), subscription: consumer?.subscription,
+            id: RandomID.timeOrdered("evt"), source: .gateway, occurredAt: Date(), subscription: consumer?.subscription,
             customer: consumer?.customer, product: consumer?.product, endpoint: nil, method: head.method.rawValue,
             path: String(head.uri.prefix { $0 != "?" }), status: Int(refusal.status.code), latencyMicroseconds: 0,
             requestBytes: nil, responseBytes: nil, billable: false)

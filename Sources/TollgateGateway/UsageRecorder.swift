@@ -83,8 +83,14 @@ public final class UsageRecorder: Service, Sendable {
         var attempt = 0
         while true {
             do {
+                let started = ContinuousClock.now
+                defer {
+                    logger.trace("usage batch written", metadata: [
+                        "events": "\(events.count)", "duration": "\(ContinuousClock.now - started)",
+                    ])
+                }
                 for start in stride(from: 0, to: events.count, by: maxBatch) {
-                    try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]))
+                    try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]), returningNew: false)
                 }
                 for promise in promises { promise.succeed() }
                 return

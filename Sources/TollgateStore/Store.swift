@@ -403,29 +403,43 @@ public final class TollgateStore: Sendable {
     // MARK: Usage events
 
     /// Stores events, ignoring any whose id is already stored; returns the ids that were new.
+    ///
+    /// A batch travels as one JSON text bound to one parameter and is unpacked by the database
+    /// itself (`json_each` in SQLite, `jsonb_array_elements` in PostgreSQL): one statement and
+    /// one bind per thousands of events, instead of sixteen binds per event.
     @discardableResult
-    public func insertEvents(_ events: [UsageEvent]) async throws -> Set<String> {
+    public func insertEvents(_ events: [UsageEvent], returningNew: Bool = true) async throws -> Set<String> {
         guard !events.isEmpty else { return [] }
+        let statement = Self.insertEventsStatement(for: backend.kind, returning: returningNew)
         return try await backend.transaction { database in
             var inserted: Set<String> = []
-            for chunk in stride(from: 0, to: events.count, by: 1000).map({ events[$0..<min($0 + 1000, events.count)] }) {
-                var insert = database.insert(into: "usage_events").columns(
-                    "id", "source", "name", "occurred_at", "subscription_id", "customer_id", "product_id", "endpoint",
-                    "method", "path", "status", "latency_us", "request_bytes", "response_bytes", "billable", "weight")
-                for event in chunk {
-                    let values: [any Encodable & Sendable] = [
-                        event.id, event.source.rawValue, event.name, Timestamp.micros(event.occurredAt),
-                        event.subscription, event.customer, event.product, event.endpoint, event.method, event.path,
-                        event.status, event.latencyMicroseconds, event.requestBytes, event.responseBytes,
-                        event.billable ? 1 : 0, event.weight,
-                    ]
-                    insert = insert.values(values)
-                }
-                let rows = try await insert.ignoringConflicts(with: "id").returning("id").all()
+            for start in stride(from: 0, to: events.count, by: 5000) {
+                let batch = EventBatch.json(events[start..<min(start + 5000, events.count)])
+                let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
                 for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
             }
             return inserted
         }
+    }
+
+    /// The insert statement around the bound batch, per dialect.
+    private static func insertEventsStatement(for kind: DatabaseKind, returning: Bool) -> (prefix: String, suffix: String) {
+        let columns = EventBatch.columns.map(\.name).joined(separator: ", ")
+        let values: [String]
+        let source: String
+        switch kind {
+        case .sqlite:
+            values = EventBatch.columns.indices.map { "json_extract(value, '$[\($0)]')" }
+            source = "FROM json_each("
+        case .postgres:
+            values = EventBatch.columns.enumerated().map { index, column in
+                column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
+            }
+            source = "FROM jsonb_array_elements(CAST("
+        }
+        let prefix = "INSERT INTO usage_events (\(columns)) SELECT \(values.joined(separator: ", ")) \(source)"
+        let close = kind == .sqlite ? ") WHERE true" : " AS jsonb)) AS e"
+        return (prefix, close + " ON CONFLICT (id) DO NOTHING" + (returning ? " RETURNING id" : ""))
     }
 
     /// The number of stored events (all sources), for checks and benchmarks.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TollgateCore
 
@@ -118,5 +119,20 @@ struct RandomIDTests {
     @Test("ids are unique")
     func unique() {
         #expect(Set((0..<1000).map { _ in RandomID.make("sub") }).count == 1000)
+    }
+}
+
+@Suite("Time-ordered ids")
+struct TimeOrderedIDTests {
+    @Test func idsSortByTimeAndDiffer() {
+        let earlier = RandomID.timeOrdered("req", at: Date(timeIntervalSince1970: 1_700_000_000))
+        let later = RandomID.timeOrdered("req", at: Date(timeIntervalSince1970: 1_700_000_000.000_001))
+        let muchLater = RandomID.timeOrdered("req", at: Date(timeIntervalSince1970: 2_000_000_000))
+        #expect(earlier.hasPrefix("req_"))
+        #expect(earlier.count == 4 + 20)
+        #expect(earlier.dropLast(9) < later.dropLast(9))
+        #expect(later < muchLater)
+        let now = Date()
+        #expect(Set((0..<1000).map { _ in RandomID.timeOrdered("e", at: now) }).count == 1000)
     }
 }
