@@ -18,15 +18,19 @@ import ServiceLifecycle
 public final class DemoUpstream: Sendable {
     private let channel: any Channel
     private let counter: NIOLockedValueBox<Int>
+    private let connections: NIOLockedValueBox<Int>
 
     /// The port it listens on (127.0.0.1).
     public var port: Int { channel.localAddress?.port ?? 0 }
     /// Requests answered or started so far.
     public var requestCount: Int { counter.withLockedValue { $0 } }
+    /// Connections accepted so far.
+    public var connectionCount: Int { connections.withLockedValue { $0 } }
 
-    private init(channel: any Channel, counter: NIOLockedValueBox<Int>) {
+    private init(channel: any Channel, counter: NIOLockedValueBox<Int>, connections: NIOLockedValueBox<Int>) {
         self.channel = channel
         self.counter = counter
+        self.connections = connections
     }
 
     /// Starts listening on 127.0.0.1:`port` (0 picks a free port).
@@ -36,17 +40,19 @@ public final class DemoUpstream: Sendable {
     ) async throws -> DemoUpstream {
         let secret = secret.map { Secret(name: $0.name, value: $0.value) }
         let counter = NIOLockedValueBox(0)
+        let connections = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.withLockedValue { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(DemoUpstreamHandler(counter: counter, secret: secret))
                 }
             }
             .bind(host: "127.0.0.1", port: port)
             .get()
-        return DemoUpstream(channel: channel, counter: counter)
+        return DemoUpstream(channel: channel, counter: counter, connections: connections)
     }
 
     public func stop() async {

@@ -411,15 +411,18 @@ public final class TollgateStore: Sendable {
     public func insertEvents(_ events: [UsageEvent], returningNew: Bool = true) async throws -> Set<String> {
         guard !events.isEmpty else { return [] }
         let statement = Self.insertEventsStatement(for: backend.kind, returning: returningNew)
-        return try await backend.transaction { database in
+        let chunk = 5000
+        let insert: @Sendable (any SQLDatabase) async throws -> Set<String> = { database in
             var inserted: Set<String> = []
-            for start in stride(from: 0, to: events.count, by: 5000) {
-                let batch = EventBatch.json(events[start..<min(start + 5000, events.count)])
+            for start in stride(from: 0, to: events.count, by: chunk) {
+                let batch = EventBatch.json(events[start..<min(start + chunk, events.count)])
                 let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
                 for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
             }
             return inserted
         }
+        // One statement is atomic by itself; only several need a transaction around them.
+        return events.count <= chunk ? try await backend.withSQL(insert) : try await backend.transaction(insert)
     }
 
     /// The insert statement around the bound batch, per dialect.

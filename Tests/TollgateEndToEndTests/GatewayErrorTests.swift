@@ -111,4 +111,16 @@ struct GatewayErrorTests {
             #expect(try await server.proxy("/shop/slow/10", headers: [("apikey", token)]).status == 200)
         }
     }
+
+    @Test func upstreamConnectionsAreKeptAliveAndReused() async throws {
+        try await withTollgate { server in
+            let (_, token) = try await server.subscribe(plan: "shop-basic")
+            for _ in 0..<20 {
+                #expect(try await server.proxy("/shop/hello", headers: [("apikey", token)]).status == 200)
+            }
+            #expect(server.upstream.requestCount == 20)
+            // One connection per event loop at most, whatever the client connections did.
+            #expect(server.upstream.connectionCount <= System.coreCount)
+        }
+    }
 }

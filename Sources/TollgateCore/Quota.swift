@@ -1,0 +1,183 @@
+import Foundation
+
+/// The calendar arithmetic of quota windows: UTC calendar units, or the billing period.
+public enum QuotaWindows {
+    /// The window of kind `window` that contains `date`. `billingPeriod` is the subscription's
+    /// current period, used by `.billingPeriod`.
+    public static func span(_ window: QuotaWindow, containing date: Date, billingPeriod: TimeSpan) -> TimeSpan {
+        let civil = CivilTime(date)
+        switch window {
+        case .second:
+            let start = (date.timeIntervalSince1970).rounded(.down)
+            return TimeSpan(start: Date(timeIntervalSince1970: start), end: Date(timeIntervalSince1970: start + 1))
+        case .minute:
+            let start = (date.timeIntervalSince1970 / 60).rounded(.down) * 60
+            return TimeSpan(start: Date(timeIntervalSince1970: start), end: Date(timeIntervalSince1970: start + 60))
+        case .hour:
+            let start = Granularity.hour.floor(date)
+            return TimeSpan(start: start, end: Granularity.hour.next(start))
+        case .day:
+            let start = Granularity.day.floor(date)
+            return TimeSpan(start: start, end: Granularity.day.next(start))
+        case .month:
+            let start = Granularity.month.floor(date)
+            return TimeSpan(start: start, end: Granularity.month.next(start))
+        case .year:
+            let start = CivilTime(year: civil.year, month: 1, day: 1).date
+            return TimeSpan(start: start, end: CivilTime(year: civil.year + 1, month: 1, day: 1).date)
+        case .billingPeriod:
+            return billingPeriod
+        }
+    }
+
+    /// The header suffix of a window: `Second` … `Year`, `BillingPeriod`.
+    public static func headerName(_ window: QuotaWindow) -> String {
+        switch window {
+        case .second: "Second"
+        case .minute: "Minute"
+        case .hour: "Hour"
+        case .day: "Day"
+        case .month: "Month"
+        case .year: "Year"
+        case .billingPeriod: "BillingPeriod"
+        }
+    }
+
+    /// Windows from the shortest to the longest (ties in the headers go to the shorter one).
+    static func order(_ window: QuotaWindow) -> Int {
+        switch window {
+        case .second: 0
+        case .minute: 1
+        case .hour: 2
+        case .day: 3
+        case .billingPeriod: 4
+        case .month: 5
+        case .year: 6
+        }
+    }
+}
+
+/// One limit as it applies to one call: which counter, how many calls, until when.
+public struct AppliedLimit: Sendable, Equatable {
+    public var endpoint: String?
+    public var window: QuotaWindow
+    public var quota: Int
+    public var span: TimeSpan
+
+    public init(endpoint: String?, window: QuotaWindow, quota: Int, span: TimeSpan) {
+        self.endpoint = endpoint
+        self.window = window
+        self.quota = quota
+        self.span = span
+    }
+
+    /// The prepaid quotas of a plan that cover a call to `endpoint` (nil: an unlisted endpoint,
+    /// covered only by product-wide quotas), in their windows around `date`.
+    public static func covering(
+        endpoint: String?, plan: Plan, at date: Date, billingPeriod: TimeSpan
+    ) -> [AppliedLimit] {
+        plan.prepaidQuotas.compactMap { quota in
+            if let limited = quota.endpoint, limited != endpoint { return nil }
+            return AppliedLimit(
+                endpoint: quota.endpoint, window: quota.window, quota: quota.quota,
+                span: QuotaWindows.span(quota.window, containing: date, billingPeriod: billingPeriod))
+        }
+    }
+}
+
+/// Where a limit stands after a call was decided.
+public struct LimitState: Sendable, Equatable {
+    public var limit: AppliedLimit
+    public var used: Int
+
+    public init(limit: AppliedLimit, used: Int) {
+        self.limit = limit
+        self.used = used
+    }
+
+    public var remaining: Int { max(0, limit.quota - used) }
+    /// Whole seconds until the window ends (at least 1 while it lasts).
+    public func reset(at date: Date) -> Int {
+        max(1, Int(limit.span.end.timeIntervalSince(date).rounded(.up)))
+    }
+}
+
+/// The outcome of checking a call against its limits.
+public enum QuotaDecision: Sendable, Equatable {
+    /// The call passes and has been counted in every limit.
+    case admitted([LimitState])
+    /// The call is refused and counted nowhere; `retryAfter` seconds until the blocking window ends.
+    case refused(retryAfter: Int, [LimitState])
+}
+
+/// Exact quota counters of one subscription, as a value: `admit` checks every limit and
+/// increments all of them in one step, or none. The gateway keeps one per subscription behind a
+/// lock, so that concurrent calls never overshoot; a window's counter starts at zero when the
+/// window starts.
+public struct QuotaBook: Sendable, Equatable {
+    /// A counter: the limit's endpoint (nil for product-wide), its window and the window's start.
+    public struct Key: Hashable, Sendable {
+        public var endpoint: String?
+        public var window: QuotaWindow
+        public var windowStart: Date
+
+        public init(endpoint: String?, window: QuotaWindow, windowStart: Date) {
+            self.endpoint = endpoint
+            self.window = window
+            self.windowStart = windowStart
+        }
+    }
+
+    public private(set) var used: [Key: Int] = [:]
+
+    public init(used: [Key: Int] = [:]) {
+        self.used = used
+    }
+
+    static func key(_ limit: AppliedLimit) -> Key {
+        Key(endpoint: limit.endpoint, window: limit.window, windowStart: limit.span.start)
+    }
+
+    /// Checks and counts one call at `date`.
+    public mutating func admit(_ limits: [AppliedLimit], at date: Date) -> QuotaDecision {
+        let before = limits.map { LimitState(limit: $0, used: used[Self.key($0), default: 0]) }
+        let blocking = before.filter { $0.used >= $0.limit.quota }
+        if !blocking.isEmpty {
+            let retryAfter = blocking.map { $0.reset(at: date) }.max() ?? 1
+            return .refused(retryAfter: retryAfter, before)
+        }
+        for limit in limits { used[Self.key(limit), default: 0] += 1 }
+        return .admitted(before.map { LimitState(limit: $0.limit, used: $0.used + 1) })
+    }
+}
+
+/// The rate-limit headers of a decided call (DESIGN §3.3).
+public enum QuotaHeaders {
+    /// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` for each window (the
+    /// tightest limit when several share one), then `RateLimit-Limit`, `RateLimit-Remaining` and
+    /// `RateLimit-Reset` for the tightest window: the least remaining, a tie going to the shorter.
+    public static func fields(_ states: [LimitState], at date: Date) -> [(name: String, value: String)] {
+        guard !states.isEmpty else { return [] }
+        let ordered = states.sorted { tighter($0, than: $1) }
+        var fields: [(name: String, value: String)] = []
+        var seen: Set<String> = []
+        for state in ordered.sorted(by: { QuotaWindows.order($0.limit.window) < QuotaWindows.order($1.limit.window) }) {
+            let name = QuotaWindows.headerName(state.limit.window)
+            guard !seen.contains(name) else { continue }
+            seen.insert(name)
+            let tightest = ordered.first { $0.limit.window == state.limit.window } ?? state
+            fields.append(("X-RateLimit-Limit-\(name)", String(tightest.limit.quota)))
+            fields.append(("X-RateLimit-Remaining-\(name)", String(tightest.remaining)))
+        }
+        let tightest = ordered[0]
+        fields.append(("RateLimit-Limit", String(tightest.limit.quota)))
+        fields.append(("RateLimit-Remaining", String(tightest.remaining)))
+        fields.append(("RateLimit-Reset", String(tightest.reset(at: date))))
+        return fields
+    }
+
+    private static func tighter(_ lhs: LimitState, than rhs: LimitState) -> Bool {
+        if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
+        return QuotaWindows.order(lhs.limit.window) < QuotaWindows.order(rhs.limit.window)
+    }
+}
