@@ -31,12 +31,15 @@ public enum TollgateServer {
         try await TollgateStore.withStore(url: database, logger: logger) { store in
             try await store.migrate()
             let directory = GatewayDirectory()
-            let control = ControlPlane(store: store, directory: directory, logger: logger)
+            let recorder = UsageRecorder(store: store, logger: logger)
+            let quotas = QuotaLedger(recorder: recorder)
+            let control = ControlPlane(
+                store: store, directory: directory, quotas: options.role == .control ? nil : quotas, logger: logger)
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
+            quotas.restore(try await store.quotaLeases(since: Date()))
 
-            let recorder = UsageRecorder(store: store, logger: logger)
             let handle = ServiceGroupHandle()
             let readiness = Readiness(
                 expectProxy: options.role != .control, expectAdmin: options.role != .gateway,
@@ -52,7 +55,7 @@ public enum TollgateServer {
                 gateway.connectTimeout = options.connectTimeout
                 gateway.readTimeout = options.readTimeout
                 services.append(ProxyServer(
-                    configuration: gateway, directory: directory, recorder: recorder, logger: logger,
+                    configuration: gateway, directory: directory, recorder: recorder, quotas: quotas, logger: logger,
                     onListening: { readiness.proxyListening($0) }))
             }
             if options.role != .gateway {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TollgateCore
+import TollgateGateway
 import TollgateStore
 
 extension AdminAPI {
@@ -81,6 +82,12 @@ extension AdminAPI {
             return try await api.answer(try await api.control.changePlan(try AdminAPI.parameter(context, "id"), to: plan))
         })
         table.add(AdminRoute(
+            method: .get, path: "/v1/subscriptions/{id}/quota",
+            summary: "Each prepaid quota of the subscription's plan in its current window", success: (200, "QuotaList")
+        ) { _, context in
+            try await api.quota(id: try AdminAPI.parameter(context, "id"))
+        })
+        table.add(AdminRoute(
             method: .get, path: "/v1/subscriptions/{id}/usage",
             summary: "Billable calls per endpoint and meter values over a range (default: the current period)",
             success: (200, "Usage"),
@@ -90,6 +97,38 @@ extension AdminAPI {
         ) { request, context in
             try await api.usage(request, id: try AdminAPI.parameter(context, "id"))
         })
+    }
+
+    func quota(id: String) async throws -> Response {
+        guard let subscription = try await store.subscription(id) else { throw StoreError.notFound("no subscription \"\(id)\"") }
+        guard let plan = try await store.plan(subscription.plan)?.value else { throw StoreError.notFound("no plan \"\(subscription.plan)\"") }
+        let now = Date()
+        let consumer = Consumer(subscription)
+        let states: [LimitState]
+        if let quotas = control.quotas {
+            states = quotas.status(consumer: consumer, plan: plan, at: now)
+        } else {
+            // A control-only node reads the leases: an upper bound of what the gateways counted.
+            let leases = try await store.quotaLeases(since: now).filter { $0.subscription == id && $0.plan == plan.id }
+            let book = QuotaBook(used: Dictionary(leases.map {
+                (QuotaBook.Key(endpoint: $0.endpoint, window: $0.window, windowStart: $0.windowStart), $0.leased)
+            }, uniquingKeysWith: { max($0, $1) }))
+            let period = BillingPeriods.period(containing: now, unit: plan.period, anchor: subscription.startedAt)
+            states = book.states(plan.prepaidQuotas.map { quota in
+                AppliedLimit(endpoint: quota.endpoint, window: quota.window, quota: quota.quota,
+                             span: QuotaWindows.span(quota.window, containing: now, billingPeriod: period))
+            })
+        }
+        return JSONResponse.make(DocumentNode(.list(states.map { state in
+            .object([
+                ("endpoint", .text(state.limit.endpoint)),
+                ("window", .text(state.limit.window.rawValue)),
+                ("limit", .integer(state.limit.quota)),
+                ("used", .integer(min(state.used, state.limit.quota))),
+                ("remaining", .integer(state.remaining)),
+                ("reset_at", .text(RFC3339.string(state.limit.span.end))),
+            ])
+        })))
     }
 
     /// The billing period a subscription is in now (or was in when it ended).

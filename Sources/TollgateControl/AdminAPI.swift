@@ -239,7 +239,8 @@ extension AdminAPI {
                     DocumentProblem(path: $0.path, line: nil, message: $0.message)
                 }
             },
-            frozenKeys: ["product": "a plan stays with its product; create a new plan instead"]
+            frozenKeys: ["product": "a plan stays with its product; create a new plan instead"],
+            afterChange: { try await control.reloadRoutes() }
         ).register(in: &table)
 
         CatalogResource<Customer>(

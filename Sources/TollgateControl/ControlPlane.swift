@@ -29,11 +29,14 @@ public struct IssuedSubscription: Sendable {
 public final class ControlPlane: Sendable {
     public let store: TollgateStore
     public let directory: GatewayDirectory
+    /// The quota counters of this node's gateway (nil on a control-only node).
+    public let quotas: QuotaLedger?
     let logger: Logger
 
-    public init(store: TollgateStore, directory: GatewayDirectory, logger: Logger) {
+    public init(store: TollgateStore, directory: GatewayDirectory, quotas: QuotaLedger?, logger: Logger) {
         self.store = store
         self.directory = directory
+        self.quotas = quotas
         self.logger = logger
     }
 
@@ -41,16 +44,15 @@ public final class ControlPlane: Sendable {
     public func loadGateway() async throws {
         try await reloadRoutes()
         let credentials = try await store.activeCredentials().map { entry in
-            (entry.tokenHash, Consumer(
-                subscription: entry.subscription.id, customer: entry.subscription.customer,
-                product: entry.subscription.product, plan: entry.subscription.plan))
+            (entry.tokenHash, Consumer(entry.subscription))
         }
         directory.replaceCredentials(credentials)
     }
 
-    /// Republishes the routing table after a product changed.
+    /// Republishes the routing table and the plans after the catalog changed.
     public func reloadRoutes() async throws {
         directory.replaceRoutes(try await store.allProducts().map { ($0.value, $0.archived) })
+        directory.replacePlans(try await store.allPlans().map(\.value))
     }
 
     /// What catalog objects may refer to right now: stored objects plus `extra`.
@@ -104,8 +106,7 @@ public final class ControlPlane: Sendable {
             id: id ?? RandomID.make("sub"), customer: customer, plan: plan.id, product: plan.product, status: .active,
             startedAt: startedAt ?? now, createdAt: now)
         try await store.createSubscription(subscription, tokenHash: hash)
-        directory.setCredential(hash, Consumer(
-            subscription: subscription.id, customer: customer, product: plan.product, plan: plan.id))
+        directory.setCredential(hash, Consumer(subscription))
         return IssuedSubscription(subscription: subscription, token: token)
     }
 
@@ -130,8 +131,7 @@ public final class ControlPlane: Sendable {
             }
         }
         directory.removeCredentials(subscription: id)
-        directory.setCredential(hash, Consumer(
-            subscription: id, customer: subscription.customer, product: subscription.product, plan: subscription.plan))
+        directory.setCredential(hash, Consumer(subscription))
         return IssuedSubscription(subscription: subscription, token: token)
     }
 

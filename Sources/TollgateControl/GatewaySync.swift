@@ -26,7 +26,7 @@ public struct GatewaySync: Service {
 
     private func follow() async throws {
         var since = Date()
-        var productsChangedAt = try await control.store.productsChangedAt()
+        var catalogChangedAt = try await control.store.catalogChangedAt()
         while true {
             try await Task.sleep(for: interval)
             let started = Date()
@@ -34,15 +34,13 @@ public struct GatewaySync: Service {
                 for (subscription, hash) in try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap)) {
                     control.directory.removeCredentials(subscription: subscription.id)
                     if subscription.status == .active {
-                        control.directory.setCredential(hash, Consumer(
-                            subscription: subscription.id, customer: subscription.customer,
-                            product: subscription.product, plan: subscription.plan))
+                        control.directory.setCredential(hash, Consumer(subscription))
                     }
                 }
-                let latest = try await control.store.productsChangedAt()
-                if latest != productsChangedAt {
+                let latest = try await control.store.catalogChangedAt()
+                if latest != catalogChangedAt {
                     try await control.reloadRoutes()
-                    productsChangedAt = latest
+                    catalogChangedAt = latest
                 }
                 since = started
             } catch {

@@ -143,7 +143,12 @@ enum OpenAPIDocument {
         "Usage": {"allOf": [{"$ref": "#/components/schemas/UsageValues"}, {"type": "object", "properties": {
           "subscription": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
           "series": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/UsageValues"}, {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}]}}}}]},
-        "Health": {"type": "object", "properties": {"status": {"type": "string"}}}
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+        "QuotaList": {"type": "array", "items": {"type": "object", "properties": {
+          "endpoint": {"type": ["string", "null"], "description": "null: every call of the product"},
+          "window": {"type": "string", "enum": ["second", "minute", "hour", "day", "month", "year", "billing_period"]},
+          "limit": {"type": "integer"}, "used": {"type": "integer"}, "remaining": {"type": "integer"},
+          "reset_at": {"type": "string", "format": "date-time"}}}}
       }
     }
     """#

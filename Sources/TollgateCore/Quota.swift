@@ -134,12 +134,26 @@ public struct QuotaBook: Sendable, Equatable {
         self.used = used
     }
 
-    static func key(_ limit: AppliedLimit) -> Key {
+    /// The counter a limit counts in.
+    public static func key(_ limit: AppliedLimit) -> Key {
         Key(endpoint: limit.endpoint, window: limit.window, windowStart: limit.span.start)
     }
 
-    /// Checks and counts one call at `date`.
+    /// Where the limits stand, without counting a call.
+    public func states(_ limits: [AppliedLimit]) -> [LimitState] {
+        limits.map { LimitState(limit: $0, used: used[Self.key($0), default: 0]) }
+    }
+
+    /// Checks and counts one call at `date`. Counters of windows that the limits have left
+    /// behind are forgotten.
     public mutating func admit(_ limits: [AppliedLimit], at date: Date) -> QuotaDecision {
+        for limit in limits where used.keys.contains(where: {
+            $0.endpoint == limit.endpoint && $0.window == limit.window && $0.windowStart < limit.span.start
+        }) {
+            used = used.filter {
+                !($0.key.endpoint == limit.endpoint && $0.key.window == limit.window && $0.key.windowStart < limit.span.start)
+            }
+        }
         let before = limits.map { LimitState(limit: $0, used: used[Self.key($0), default: 0]) }
         let blocking = before.filter { $0.used >= $0.limit.quota }
         if !blocking.isEmpty {
@@ -179,5 +193,35 @@ public enum QuotaHeaders {
     private static func tighter(_ lhs: LimitState, than rhs: LimitState) -> Bool {
         if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
         return QuotaWindows.order(lhs.limit.window) < QuotaWindows.order(rhs.limit.window)
+    }
+}
+
+/// How much of a quota counter is durably taken: after a crash, counters restart at their lease,
+/// so a call that was admitted is never granted again (a few unused ones may be refused).
+public struct QuotaLease: Sendable, Equatable {
+    public var subscription: String
+    public var plan: String
+    public var endpoint: String?
+    public var window: QuotaWindow
+    public var windowStart: Date
+    public var leased: Int
+
+    public init(subscription: String, plan: String, endpoint: String?, window: QuotaWindow, windowStart: Date, leased: Int) {
+        self.subscription = subscription
+        self.plan = plan
+        self.endpoint = endpoint
+        self.window = window
+        self.windowStart = windowStart
+        self.leased = leased
+    }
+
+    /// Whether counters of this window are worth keeping across restarts (an hour or longer).
+    public static func isDurable(_ window: QuotaWindow) -> Bool {
+        window != .second && window != .minute
+    }
+
+    /// How many calls one lease takes ahead: a twentieth of the quota, at least one.
+    public static func block(for quota: Int) -> Int {
+        max(1, quota / 20)
     }
 }

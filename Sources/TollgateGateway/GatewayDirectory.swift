@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import TollgateCore
 
@@ -7,12 +8,21 @@ public struct Consumer: Sendable, Equatable {
     public var customer: String
     public var product: String
     public var plan: String
+    /// The anchor of the subscription's billing periods.
+    public var startedAt: Date
 
-    public init(subscription: String, customer: String, product: String, plan: String) {
+    public init(subscription: String, customer: String, product: String, plan: String, startedAt: Date) {
         self.subscription = subscription
         self.customer = customer
         self.product = product
         self.plan = plan
+        self.startedAt = startedAt
+    }
+
+    public init(_ subscription: Subscription) {
+        self.init(
+            subscription: subscription.id, customer: subscription.customer, product: subscription.product,
+            plan: subscription.plan, startedAt: subscription.startedAt)
     }
 }
 
@@ -37,6 +47,7 @@ public struct ProductRoute: Sendable {
 /// terminated or rotated token stops working on the very next call.
 public final class GatewayDirectory: Sendable {
     private let routes = NIOLockedValueBox<[String: ProductRoute]>([:])
+    private let plans = NIOLockedValueBox<[String: Plan]>([:])
     private let credentials = NIOLockedValueBox(Credentials())
 
     /// Consumers by token hash, and each subscription's token hash so that it can be replaced
@@ -70,6 +81,16 @@ public final class GatewayDirectory: Sendable {
             // in constant time.
             table.byHash[hash]
         }
+    }
+
+    public func plan(_ id: String) -> Plan? {
+        plans.withLockedValue { $0[id] }
+    }
+
+    /// Replaces the plans the gateway enforces quotas from.
+    public func replacePlans(_ all: [Plan]) {
+        let table = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        plans.withLockedValue { $0 = table }
     }
 
     /// Replaces the whole routing table (archived products are not routed).

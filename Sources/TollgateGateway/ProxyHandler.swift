@@ -8,6 +8,7 @@ import TollgateCore
 struct ProxyContext: Sendable {
     let directory: GatewayDirectory
     let recorder: UsageRecorder
+    let quotas: QuotaLedger
     let configuration: GatewayConfiguration
     let logger: Logger
 }
@@ -42,6 +43,10 @@ final class ProxiedCall {
     var upstreamReusable = true
     /// Set while the call went out on a reused connection and has no body: it may be sent once more.
     var retryHead: HTTPRequestHead?
+    /// Whether the request has no body (such a call may be retried on a fresh connection).
+    var bodyless = false
+    /// The rate-limit headers of the call's prepaid quotas, added to its answer.
+    var quotaHeaders: [(name: String, value: String)] = []
     var requestBytes = 0
     var responseBytes = 0
     var timeout: Scheduled<Void>?
@@ -192,26 +197,68 @@ final class ProxyHandler: ChannelDuplexHandler {
                 path: forward.path, requestID: head.headers.first(name: "X-Request-ID"),
                 upstreamKey: UpstreamKey(host: forward.route.product.upstream.host, port: forward.route.product.upstream.port),
                 clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
+            // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
+            var leaseWait: EventLoopFuture<Void>?
+            if let plan = shared.directory.plan(forward.consumer.plan) {
+                let now = Date()
+                switch shared.quotas.admit(
+                    consumer: forward.consumer, plan: plan, endpoint: forward.endpoint?.identifier, at: now,
+                    eventLoop: context.eventLoop)
+                {
+                case .notCovered:
+                    break
+                case .refused(let retryAfter, let states):
+                    let refusal = ProxyRefusal.rateLimited(retryAfter: retryAfter)
+                    recordRefusal(refusal, call: call)
+                    state = .discarding
+                    answer(refusal, version: head.version, context: context, extra: QuotaHeaders.fields(states, at: now))
+                    return
+                case .admitted(let states, let wait):
+                    call.quotaHeaders = QuotaHeaders.fields(states, at: now)
+                    leaseWait = wait
+                }
+            }
             state = .forwarding(call)
             if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            let upstreamHead = UpstreamRequest.head(
-                for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress)
-            if let connection = pool.takeIdle(call.upstreamKey) {
-                // A pooled connection may have been closed by the upstream a moment ago; a call
-                // without a body can then be sent again on a new connection.
-                if head.headers.first(name: "Content-Length").map({ $0 == "0" }) ?? true,
-                   head.headers.first(name: "Transfer-Encoding") == nil {
-                    call.retryHead = upstreamHead
+            call.bodyless = head.headers.first(name: "Content-Length").map { $0 == "0" } ?? true
+                && head.headers.first(name: "Transfer-Encoding") == nil
+            call.waitingParts.append(.head(UpstreamRequest.head(
+                for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress)))
+            if let leaseWait {
+                // The quota lease covering this call is being written: wait for it before forwarding.
+                pauseClientReads()
+                leaseWait.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                    guard case .forwarding(let current) = state, current === call, let context = self.context else { return }
+                    switch result {
+                    case .success: dispatch(call, context: context)
+                    case .failure:
+                        resumeClientReads()
+                        failCall(call, with: .usageNotRecorded)
+                    }
                 }
-                attach(connection, to: call)
-                connection.send(.head(upstreamHead))
             } else {
-                call.waitingParts.append(.head(upstreamHead))
-                openConnection(for: call, context: context)
+                dispatch(call, context: context)
             }
         }
+    }
+
+    /// Sends the call on a pooled connection, or opens one.
+    private func dispatch(_ call: ProxiedCall, context: ChannelHandlerContext) {
+        guard let connection = pool.takeIdle(call.upstreamKey) else {
+            openConnection(for: call, context: context)
+            return
+        }
+        // A pooled connection may have been closed by the upstream a moment ago; a call
+        // without a body can then be sent again on a new connection.
+        if call.bodyless, case .head(let head)? = call.waitingParts.first { call.retryHead = head }
+        attach(connection, to: call)
+        for part in call.waitingParts { connection.send(part) }
+        call.waitingParts = []
+        connection.flush()
+        if call.requestDone { armTimeout(call) }
+        if connection.isWritable { resumeClientReads() }
     }
 
     /// Connects to the call's upstream and sends what waited for the connection.
@@ -278,11 +325,14 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         recordRefusal(refusal, call: call)
         state = call.requestDone ? .idle : .discarding
-        answer(refusal, version: call.clientVersion, context: context)
+        answer(refusal, version: call.clientVersion, context: context, extra: call.quotaHeaders)
     }
 
-    private func answer(_ refusal: ProxyRefusal, version: HTTPVersion, context: ChannelHandlerContext) {
+    private func answer(
+        _ refusal: ProxyRefusal, version: HTTPVersion, context: ChannelHandlerContext, extra: [(name: String, value: String)] = []
+    ) {
         var headers = HTTPHeaders()
+        for field in extra { headers.add(name: field.name, value: field.value) }
         headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         let body = refusal.body
         headers.add(name: "Content-Length", value: String(body.utf8.count))
@@ -350,9 +400,9 @@ extension ProxyHandler: UpstreamOwner {
                 closeAfterResponse = true  // HTTP/1.0 has no chunked framing: the end is the close.
             }
             armTimeout(call)
-            let clientHead = HTTPResponseHead(
-                version: call.clientVersion, status: head.status,
-                headers: UpstreamRequest.responseHeaders(head.headers, closeAfter: closeAfterResponse, clientVersion: call.clientVersion))
+            var clientHeaders = UpstreamRequest.responseHeaders(head.headers, closeAfter: closeAfterResponse, clientVersion: call.clientVersion)
+            for field in call.quotaHeaders { clientHeaders.replaceOrAdd(name: field.name, value: field.value) }
+            let clientHead = HTTPResponseHead(version: call.clientVersion, status: head.status, headers: clientHeaders)
             if call.billable {
                 call.awaitingDurability = true
                 call.heldParts.append(.head(clientHead))

@@ -11,6 +11,8 @@ enum ProxyRefusal: Sendable {
     case badGateway
     case gatewayTimeout
     case usageNotRecorded
+    /// A prepaid quota is used up: retry after this many seconds.
+    case rateLimited(retryAfter: Int)
 
     var status: HTTPResponseStatus {
         switch self {
@@ -21,6 +23,7 @@ enum ProxyRefusal: Sendable {
         case .badGateway: .badGateway
         case .gatewayTimeout: .gatewayTimeout
         case .usageNotRecorded: .serviceUnavailable
+        case .rateLimited: .tooManyRequests
         }
     }
 
@@ -34,12 +37,14 @@ enum ProxyRefusal: Sendable {
         case .badGateway: "An invalid response was received from the upstream server"
         case .gatewayTimeout: "The upstream server is timing out"
         case .usageNotRecorded: "The call could not be recorded; try again"
+        case .rateLimited: "API rate limit exceeded"
         }
     }
 
     var extraHeaders: [(String, String)] {
         switch self {
         case .noCredential: [("WWW-Authenticate", "Key")]
+        case .rateLimited(let retryAfter): [("Retry-After", String(retryAfter))]
         default: []
         }
     }

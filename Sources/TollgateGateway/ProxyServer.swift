@@ -15,11 +15,13 @@ public final class ProxyServer: Service, Sendable {
     private let onListening: @Sendable (Int) -> Void
 
     public init(
-        configuration: GatewayConfiguration, directory: GatewayDirectory, recorder: UsageRecorder, logger: Logger,
+        configuration: GatewayConfiguration, directory: GatewayDirectory, recorder: UsageRecorder, quotas: QuotaLedger,
+        logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
-        self.shared = ProxyContext(directory: directory, recorder: recorder, configuration: configuration, logger: logger)
+        self.shared = ProxyContext(
+            directory: directory, recorder: recorder, quotas: quotas, configuration: configuration, logger: logger)
         self.group = group
         self.onListening = onListening
     }
@@ -72,5 +74,7 @@ public final class ProxyServer: Service, Sendable {
         for (_, pool) in upstreamPools {
             try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
         }
+        // No call is in flight any more: the quota leases can come down to the exact counts.
+        shared.recorder.settleLeases(shared.quotas.exactCounts())
     }
 }

@@ -11,6 +11,8 @@ import TollgateStore
 public final class UsageRecorder: Service, Sendable {
     private struct Pending {
         var events: [UsageEvent] = []
+        var leases: [QuotaLease] = []
+        var settlements: [QuotaLease] = []
         var promises: [EventLoopPromise<Void>] = []
         var writerWaiting: CheckedContinuation<Void, Never>?
         var stopping = false
@@ -30,9 +32,28 @@ public final class UsageRecorder: Service, Sendable {
     /// Queues an event. With a promise, the promise succeeds when the event is durable, or fails
     /// if it could not be written.
     public func record(_ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil) {
-        let waiting: CheckedContinuation<Void, Never>? = state.withLockedValue { pending in
+        enqueue { pending in
             pending.events.append(event)
             if let promise { pending.promises.append(promise) }
+        }
+    }
+
+    /// Queues quota leases to raise; `promise` succeeds once they are durable.
+    public func raiseLeases(_ leases: [QuotaLease], durable promise: EventLoopPromise<Void>) {
+        enqueue { pending in
+            pending.leases += leases
+            pending.promises.append(promise)
+        }
+    }
+
+    /// Queues the exact counts of quota counters (at a graceful shutdown, after the last call).
+    public func settleLeases(_ leases: [QuotaLease]) {
+        enqueue { $0.settlements += leases }
+    }
+
+    private func enqueue(_ change: (inout Pending) -> Void) {
+        let waiting: CheckedContinuation<Void, Never>? = state.withLockedValue { pending in
+            change(&pending)
             let writer = pending.writerWaiting
             pending.writerWaiting = nil
             return writer
@@ -57,13 +78,16 @@ public final class UsageRecorder: Service, Sendable {
 
     private func writeLoop() async {
         while true {
-            let (events, promises, stop) = state.withLockedValue { pending in
-                let taken = (pending.events, pending.promises, pending.stopping)
+            let (work, stop) = state.withLockedValue { pending in
+                let taken = (Batch(events: pending.events, leases: pending.leases, settlements: pending.settlements,
+                                   promises: pending.promises), pending.stopping)
                 pending.events = []
+                pending.leases = []
+                pending.settlements = []
                 pending.promises = []
                 return taken
             }
-            if events.isEmpty {
+            if work.isEmpty {
                 if stop { return }
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLockedValue { pending in
@@ -75,11 +99,23 @@ public final class UsageRecorder: Service, Sendable {
                 }
                 continue
             }
-            await write(events, promises)
+            await write(work)
         }
     }
 
-    private func write(_ events: [UsageEvent], _ promises: [EventLoopPromise<Void>]) async {
+    /// What one write takes from the queue.
+    private struct Batch {
+        var events: [UsageEvent]
+        var leases: [QuotaLease]
+        var settlements: [QuotaLease]
+        var promises: [EventLoopPromise<Void>]
+
+        var isEmpty: Bool { events.isEmpty && leases.isEmpty && settlements.isEmpty && promises.isEmpty }
+    }
+
+    private func write(_ batch: Batch) async {
+        let events = batch.events
+        let promises = batch.promises
         var attempt = 0
         while true {
             do {
@@ -89,6 +125,8 @@ public final class UsageRecorder: Service, Sendable {
                         "events": "\(events.count)", "duration": "\(ContinuousClock.now - started)",
                     ])
                 }
+                try await store.raiseQuotaLeases(batch.leases)
+                try await store.settleQuotaLeases(batch.settlements)
                 for start in stride(from: 0, to: events.count, by: maxBatch) {
                     try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]), returningNew: false)
                 }

@@ -34,6 +34,16 @@ public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
             schema: schema)
     }
 
+    /// The URL with everything needed to connect, password included (never log it).
+    public var connectionString: String {
+        switch self {
+        case .sqlite(let path): return "sqlite:\(path)"
+        case .postgres(let host, let port, let username, let password, let database, let schema):
+            let credentials = password.map { "\(username):\($0)" } ?? username
+            return "postgres://\(credentials)@\(host):\(port)/\(database)" + (schema.map { "?search_path=\($0)" } ?? "")
+        }
+    }
+
     /// The URL without its password, for logs.
     public var description: String {
         switch self {

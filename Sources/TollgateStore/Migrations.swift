@@ -55,6 +55,16 @@ enum Migrations {
                 "CREATE INDEX products_updated ON products (updated_at)",
             ]
         },
+        Step(version: 3) { _ in
+            [
+                """
+                CREATE TABLE quota_leases (
+                    subscription_id TEXT NOT NULL, plan_id TEXT NOT NULL, endpoint TEXT NOT NULL, quota_window TEXT NOT NULL,
+                    window_start BIGINT NOT NULL, leased BIGINT NOT NULL,
+                    PRIMARY KEY (subscription_id, plan_id, endpoint, quota_window, window_start))
+                """,
+            ]
+        },
     ]
 
     /// Applies every step not yet applied, each in its own transaction.

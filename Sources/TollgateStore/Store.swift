@@ -392,11 +392,60 @@ public final class TollgateStore: Sendable {
         }
     }
 
-    /// The latest change of any product, to notice catalog changes made by other nodes.
-    public func productsChangedAt() async throws -> Date? {
+    /// The latest change of any product or plan, to notice catalog changes made by other nodes.
+    public func catalogChangedAt() async throws -> Date? {
         try await backend.withSQL { database in
-            try await database.raw("SELECT MAX(updated_at) AS latest FROM products").first()?
-                .decode(column: "latest", as: Int?.self).map(Timestamp.date)
+            try await database.raw("""
+                SELECT MAX(latest) AS latest FROM (SELECT MAX(updated_at) AS latest FROM products
+                UNION ALL SELECT MAX(updated_at) AS latest FROM plans) AS changes
+                """).first()?.decode(column: "latest", as: Int?.self).map(Timestamp.date)
+        }
+    }
+
+    // MARK: Quota leases
+
+    /// Raises leases (never lowers them): what the gateway takes ahead before admitting calls.
+    public func raiseQuotaLeases(_ leases: [QuotaLease]) async throws {
+        try await writeLeases(leases, onlyUpward: true)
+    }
+
+    /// Sets leases to exactly the calls admitted (at a graceful shutdown, nothing is in flight).
+    public func settleQuotaLeases(_ leases: [QuotaLease]) async throws {
+        try await writeLeases(leases, onlyUpward: false)
+    }
+
+    private func writeLeases(_ leases: [QuotaLease], onlyUpward: Bool) async throws {
+        guard !leases.isEmpty else { return }
+        try await backend.transaction { database in
+            for lease in leases {
+                var query: SQLQueryString = """
+                    INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
+                    VALUES (\(bind: lease.subscription), \(bind: lease.plan), \(bind: lease.endpoint ?? ""),
+                    \(bind: lease.window.rawValue), \(bind: Timestamp.micros(lease.windowStart)), \(bind: lease.leased))
+                    ON CONFLICT (subscription_id, plan_id, endpoint, quota_window, window_start) DO UPDATE SET leased = excluded.leased
+                    """
+                if onlyUpward { query += " WHERE excluded.leased > quota_leases.leased" }
+                try await database.raw(query).run()
+            }
+        }
+    }
+
+    /// Every lease of windows that end after `date` could still matter; older ones are left out.
+    public func quotaLeases(since date: Date) async throws -> [QuotaLease] {
+        let rows = try await backend.withSQL { database in
+            // A year is the longest window; billing periods are at most a year too.
+            try await database.raw(
+                "SELECT * FROM quota_leases WHERE window_start >= \(bind: Timestamp.micros(date.addingTimeInterval(-367 * 86_400)))"
+            ).all()
+        }
+        return try rows.compactMap { row in
+            guard let window = QuotaWindow(rawValue: try row.decode(column: "quota_window", as: String.self)) else { return nil }
+            let endpoint = try row.decode(column: "endpoint", as: String.self)
+            return QuotaLease(
+                subscription: try row.decode(column: "subscription_id", as: String.self),
+                plan: try row.decode(column: "plan_id", as: String.self), endpoint: endpoint.isEmpty ? nil : endpoint,
+                window: window, windowStart: Timestamp.date(try row.decode(column: "window_start", as: Int.self)),
+                leased: try row.decode(column: "leased", as: Int.self))
         }
     }
 

@@ -141,6 +141,20 @@ public enum TestCatalog {
             currency: EUR
             period: month
             prices: [ { kind: flat, amount: "50.00" } ]
+          - id: shop-quota
+            product: shop
+            name: Quota
+            currency: EUR
+            period: month
+            prices:
+              - { kind: prepaid, endpoint: hello, quota: 3, window: month }
+              - { kind: prepaid, quota: 100, window: day }
+          - id: shop-200
+            product: shop
+            name: Two hundred
+            currency: EUR
+            period: month
+            prices: [ { kind: prepaid, endpoint: hello, quota: 200, window: month } ]
           - { id: strict-basic, product: strict, name: Basic, currency: EUR, period: month, prices: [] }
           - { id: down-basic, product: down, name: Basic, currency: EUR, period: month, prices: [] }
         """
