@@ -254,11 +254,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         // without a body can then be sent again on a new connection.
         if call.bodyless, case .head(let head)? = call.waitingParts.first { call.retryHead = head }
         attach(connection, to: call)
-        for part in call.waitingParts { connection.send(part) }
-        call.waitingParts = []
-        connection.flush()
-        if call.requestDone { armTimeout(call) }
-        if connection.isWritable { resumeClientReads() }
     }
 
     /// Connects to the call's upstream and sends what waited for the connection.
@@ -273,11 +268,6 @@ final class ProxyHandler: ChannelDuplexHandler {
                     return
                 }
                 attach(connection, to: call)
-                for part in call.waitingParts { connection.send(part) }
-                call.waitingParts = []
-                connection.flush()
-                if call.requestDone { armTimeout(call) }
-                if connection.isWritable { resumeClientReads() }
             case .failure:
                 guard case .forwarding(let current) = state, current === call else { return }
                 resumeClientReads()
@@ -286,9 +276,15 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Gives the call its connection and sends what waited for it.
     private func attach(_ connection: UpstreamHandler, to call: ProxiedCall) {
         connection.owner = self
         call.upstream = connection
+        for part in call.waitingParts { connection.send(part) }
+        call.waitingParts = []
+        connection.flush()
+        if call.requestDone { armTimeout(call) }
+        if connection.isWritable { resumeClientReads() }
     }
 
     private func sendUpstream(_ part: HTTPClientRequestPart, call: ProxiedCall) {
