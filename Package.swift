@@ -66,6 +66,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Deliveries to vendors: the webhook outbox dispatcher (invoices and providers come here too).
+        .target(
+            name: "TollgateBilling",
+            dependencies: [
+                "TollgateCore",
+                "TollgateStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The admin port: admin REST API, OpenAPI description, health.
         .target(
             name: "TollgateControl",
@@ -73,6 +87,7 @@ let package = Package(
                 "TollgateCore",
                 "TollgateStore",
                 "TollgateGateway",
+                "TollgateBilling",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -89,6 +104,7 @@ let package = Package(
                 "TollgateStore",
                 "TollgateGateway",
                 "TollgateControl",
+                "TollgateBilling",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -32,6 +32,8 @@ public struct ServeOptions: Sendable {
     public var collectorKey: String?
     public var connectTimeout: TimeAmount = .seconds(5)
     public var readTimeout: TimeAmount = .seconds(60)
+    /// How webhook deliveries are retried.
+    public var webhookSchedule = WebhookRetrySchedule()
 
     public init() {}
 

@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
+import TollgateBilling
 import TollgateControl
 import TollgateCore
 import TollgateGateway
@@ -59,6 +60,9 @@ public enum TollgateServer {
                     onListening: { readiness.proxyListening($0) }))
             }
             if options.role != .gateway {
+                var webhooks = WebhookDispatcher.Configuration()
+                webhooks.schedule = options.webhookSchedule
+                services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(AdminServer.application(
                     configuration: .init(host: options.host, port: options.adminPort, adminKey: keys.adminKey),
                     control: control, logger: logger, onListening: { readiness.adminListening($0) }))

@@ -139,23 +139,7 @@ extension AdminAPI {
     }
 
     func document(_ subscription: Subscription, token: String? = nil) async throws -> DocumentNode {
-        let period = try await currentPeriod(subscription)
-        var entries: [(String, DocumentNode)] = [
-            ("id", .text(subscription.id)),
-            ("customer", .text(subscription.customer)),
-            ("plan", .text(subscription.plan)),
-            ("product", .text(subscription.product)),
-            ("status", .text(subscription.status.rawValue)),
-        ]
-        if let token { entries.append(("token", .text(token))) }
-        entries += [
-            ("started_at", .text(RFC3339.string(subscription.startedAt))),
-            ("terminated_at", .text(subscription.terminatedAt.map(RFC3339.string))),
-            ("current_period_start", .text(RFC3339.string(period.start))),
-            ("current_period_end", .text(RFC3339.string(period.end))),
-            ("created_at", .text(RFC3339.string(subscription.createdAt))),
-        ]
-        return .object(entries)
+        SubscriptionView.document(subscription, period: try await currentPeriod(subscription), token: token)
     }
 
     func answer(_ subscription: Subscription, token: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {

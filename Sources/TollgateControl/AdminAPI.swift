@@ -16,6 +16,7 @@ struct AdminAPI: Sendable {
         addCatalogRoutes(to: &table)
         addEndpointRoutes(to: &table)
         addSubscriptionRoutes(to: &table)
+        addWebhookRoutes(to: &table)
         return table
     }
 }

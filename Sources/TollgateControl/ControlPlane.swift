@@ -105,17 +105,30 @@ public final class ControlPlane: Sendable {
         let subscription = Subscription(
             id: id ?? RandomID.make("sub"), customer: customer, plan: plan.id, product: plan.product, status: .active,
             startedAt: startedAt ?? now, createdAt: now)
-        try await store.createSubscription(subscription, tokenHash: hash)
+        let target = try await store.product(plan.product)?.value.webhook
+        try await store.createSubscription(
+            subscription, tokenHash: hash,
+            webhook: SubscriptionView.webhook(.subscriptionCreated, subscription, unit: plan.period, target: target))
         directory.setCredential(hash, Consumer(subscription))
         return IssuedSubscription(subscription: subscription, token: token)
     }
 
+    /// What webhook events of a subscription need: its plan's period and its product's webhook.
+    private func webhookContext(_ id: String, plan planID: String? = nil) async throws -> (unit: BillingPeriodUnit, target: WebhookTarget?) {
+        guard let existing = try await store.subscription(id) else { throw StoreError.notFound("no subscription \"\(id)\"") }
+        let unit = try await store.plan(planID ?? existing.plan)?.value.period ?? .month
+        return (unit, try await store.product(existing.product)?.value.webhook)
+    }
+
     /// Terminates a subscription; its token dies at once. Terminating twice changes nothing.
     public func terminate(_ id: String) async throws -> Subscription {
+        let (unit, target) = try await webhookContext(id)
         let subscription = try await store.updateSubscription(id) { subscription in
             guard subscription.status == .active else { return }
             subscription.status = .terminated
             subscription.terminatedAt = Date()
+        } webhook: { before, after in
+            before.status == after.status ? nil : SubscriptionView.webhook(.subscriptionTerminated, after, unit: unit, target: target)
         }
         directory.removeCredentials(subscription: id)
         return subscription
@@ -125,10 +138,13 @@ public final class ControlPlane: Sendable {
     public func rotateToken(_ id: String) async throws -> IssuedSubscription {
         let token = APIToken.generate()
         let hash = APIToken.hash(token)
+        let (unit, target) = try await webhookContext(id)
         let subscription = try await store.updateSubscription(id, newTokenHash: hash) { subscription in
             guard subscription.status == .active else {
                 throw InvalidRequest(path: "", "subscription \"\(subscription.id)\" is terminated")
             }
+        } webhook: { _, after in
+            SubscriptionView.webhook(.subscriptionUpdated, after, unit: unit, target: target)
         }
         directory.removeCredentials(subscription: id)
         directory.setCredential(hash, Consumer(subscription))
@@ -145,11 +161,14 @@ public final class ControlPlane: Sendable {
         guard plan.value.product == existing.product else {
             throw InvalidRequest(path: "plan", "plan \"\(planID)\" is for another product")
         }
+        let (unit, target) = try await webhookContext(id, plan: planID)
         let subscription = try await store.updateSubscription(id) { subscription in
             guard subscription.status == .active else {
                 throw InvalidRequest(path: "", "subscription \"\(subscription.id)\" is terminated")
             }
             subscription.plan = planID
+        } webhook: { _, after in
+            SubscriptionView.webhook(.subscriptionUpdated, after, unit: unit, target: target)
         }
         directory.updatePlan(subscription: id, plan: planID)
         return subscription

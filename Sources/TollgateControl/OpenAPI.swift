@@ -144,6 +144,13 @@ enum OpenAPIDocument {
           "subscription": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
           "series": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/UsageValues"}, {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}]}}}}]},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+        "Delivery": {"type": "object", "properties": {
+          "id": {"type": "string", "description": "the event id, the same on every attempt"}, "type": {"type": "string"},
+          "product": {"type": "string"}, "subscription": {"type": ["string", "null"]}, "url": {"type": "string"},
+          "status": {"type": "string", "enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer"},
+          "last_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
+          "next_attempt_at": {"type": ["string", "null"]}, "created_at": {"type": "string"}, "delivered_at": {"type": ["string", "null"]}}},
+        "DeliveryPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}, "next_cursor": {"type": ["string", "null"]}}},
         "QuotaList": {"type": "array", "items": {"type": "object", "properties": {
           "endpoint": {"type": ["string", "null"], "description": "null: every call of the product"},
           "window": {"type": "string", "enum": ["second", "minute", "hour", "day", "month", "year", "billing_period"]},

@@ -65,6 +65,21 @@ enum Migrations {
                 """,
             ]
         },
+        Step(version: 4) { kind in
+            // `seq` orders deliveries: an ever-growing number, which the two databases spell differently.
+            let sequence = kind == .sqlite ? "seq INTEGER PRIMARY KEY AUTOINCREMENT" : "seq BIGSERIAL PRIMARY KEY"
+            return [
+                """
+                CREATE TABLE webhook_outbox (
+                    \(sequence), id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, product_id TEXT NOT NULL,
+                    subscription_id TEXT, url TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+                    attempts BIGINT NOT NULL DEFAULT 0, last_status BIGINT, last_error TEXT,
+                    next_attempt_at BIGINT NOT NULL, first_attempt_at BIGINT, created_at BIGINT NOT NULL, delivered_at BIGINT)
+                """,
+                "CREATE INDEX webhook_outbox_due ON webhook_outbox (status, next_attempt_at)",
+                "CREATE INDEX webhook_outbox_subscription ON webhook_outbox (subscription_id, status, seq)",
+            ]
+        },
     ]
 
     /// Applies every step not yet applied, each in its own transaction.

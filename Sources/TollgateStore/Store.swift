@@ -309,7 +309,8 @@ public final class TollgateStore: Sendable {
             createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)))
     }
 
-    public func createSubscription(_ subscription: Subscription, tokenHash: TokenHash) async throws {
+    /// Stores a new subscription and, in the same transaction, its webhook event.
+    public func createSubscription(_ subscription: Subscription, tokenHash: TokenHash, webhook: WebhookDelivery? = nil) async throws {
         let now = Timestamp.now
         try await backend.transaction { database in
             let existing = try await database.raw("SELECT id FROM subscriptions WHERE id = \(bind: subscription.id)").first()
@@ -322,6 +323,7 @@ public final class TollgateStore: Sendable {
                 \(bind: Timestamp.micros(subscription.startedAt)), \(bind: subscription.terminatedAt.map(Timestamp.micros)),
                 \(bind: Timestamp.micros(subscription.createdAt)), \(bind: now))
                 """).run()
+            if let webhook { try await self.enqueue(webhook, on: database) }
         }
     }
 
@@ -346,15 +348,18 @@ public final class TollgateStore: Sendable {
     }
 
     /// Applies `change` to the subscription in one transaction and returns the result.
-    /// `change` may throw to refuse (nothing is written then).
+    /// `change` may throw to refuse (nothing is written then). `webhook` tells, from the
+    /// subscription before and after, which event to add to the outbox in the same transaction.
     public func updateSubscription(
-        _ id: String, newTokenHash: TokenHash? = nil, _ change: @Sendable (inout Subscription) throws -> Void
+        _ id: String, newTokenHash: TokenHash? = nil, _ change: @Sendable (inout Subscription) throws -> Void,
+        webhook: @Sendable (_ before: Subscription, _ after: Subscription) -> WebhookDelivery? = { _, _ in nil }
     ) async throws -> Subscription {
         try await backend.transaction { database in
             guard let row = try await database.raw("SELECT * FROM subscriptions WHERE id = \(bind: id)").first() else {
                 throw StoreError.notFound("no subscription \"\(id)\"")
             }
-            var subscription = try self.subscription(from: row)
+            let before = try self.subscription(from: row)
+            var subscription = before
             try change(&subscription)
             var query: SQLQueryString = """
                 UPDATE subscriptions SET plan_id = \(bind: subscription.plan), status = \(bind: subscription.status.rawValue),
@@ -363,6 +368,7 @@ public final class TollgateStore: Sendable {
             if let newTokenHash { query += ", token_hash = \(bind: newTokenHash.description)" }
             query += " WHERE id = \(bind: id)"
             try await database.raw(query).run()
+            if let delivery = webhook(before, subscription) { try await self.enqueue(delivery, on: database) }
             return subscription
         }
     }
