@@ -18,7 +18,7 @@ public enum WebhookSignature {
         var message = Data("\(timestamp).".utf8)
         message.append(contentsOf: body)
         let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: Data(secret.utf8)))
-        return "t=\(timestamp),v1=" + mac.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return "t=\(timestamp),v1=" + Hex.encode(mac)
     }
 
     /// Checks a signature header against a body, in constant time; `tolerance` bounds the age.
@@ -67,5 +67,18 @@ public struct WebhookRetrySchedule: Sendable, Equatable {
     public func nextAttempt(afterAttempts attempts: Int, firstAttempt: Date, now: Date, retryAfter: TimeInterval? = nil) -> Date? {
         let next = now.addingTimeInterval(delay(afterAttempts: attempts, retryAfter: retryAfter))
         return next.timeIntervalSince(firstAttempt) > giveUpAfter ? nil : next
+    }
+}
+
+/// Lower-case hexadecimal text of bytes.
+public enum Hex {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

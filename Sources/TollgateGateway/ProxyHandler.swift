@@ -213,9 +213,14 @@ final class ProxyHandler: ChannelDuplexHandler {
                     state = .discarding
                     answer(refusal, version: head.version, context: context, extra: QuotaHeaders.fields(states, at: now))
                     return
-                case .admitted(let states, let wait):
+                case .admitted(let states, let wait, let exhausted):
                     call.quotaHeaders = QuotaHeaders.fields(states, at: now)
                     leaseWait = wait
+                    if !exhausted.isEmpty, let target = forward.route.product.webhook {
+                        shared.recorder.enqueueWebhooks(exhausted.map {
+                            QuotaExhaustion.webhook($0, consumer: forward.consumer, target: target, at: now)
+                        })
+                    }
                 }
             }
             state = .forwarding(call)

@@ -38,7 +38,8 @@ public final class QuotaLedger: Sendable {
         /// Over a limit: refused, counted nowhere.
         case refused(retryAfter: Int, [LimitState])
         /// Counted; forward once `wait` (a lease being written) succeeds, if there is one.
-        case admitted([LimitState], wait: EventLoopFuture<Void>?)
+        /// `exhausted` are the limits this very call used up.
+        case admitted([LimitState], wait: EventLoopFuture<Void>?, exhausted: [AppliedLimit])
     }
 
     private let state = NIOLockedValueBox(State())
@@ -99,7 +100,8 @@ public final class QuotaLedger: Sendable {
                 case 1: waits[0]
                 default: EventLoopFuture.andAllSucceed(waits, on: eventLoop)
                 }
-                return .admitted(states, wait: wait)
+                let exhausted = states.filter { $0.used == $0.limit.quota }.map(\.limit)
+                return .admitted(states, wait: wait, exhausted: exhausted)
             }
         }
         if let promise {

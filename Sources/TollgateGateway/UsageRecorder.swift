@@ -13,6 +13,7 @@ public final class UsageRecorder: Service, Sendable {
         var events: [UsageEvent] = []
         var leases: [QuotaLease] = []
         var settlements: [QuotaLease] = []
+        var webhooks: [WebhookDelivery] = []
         var promises: [EventLoopPromise<Void>] = []
         var writerWaiting: CheckedContinuation<Void, Never>?
         var stopping = false
@@ -44,6 +45,11 @@ public final class UsageRecorder: Service, Sendable {
             pending.leases += leases
             pending.promises.append(promise)
         }
+    }
+
+    /// Queues webhook events (written with the next batch; an id already in the outbox is ignored).
+    public func enqueueWebhooks(_ deliveries: [WebhookDelivery]) {
+        enqueue { $0.webhooks += deliveries }
     }
 
     /// Queues the exact counts of quota counters (at a graceful shutdown, after the last call).
@@ -80,8 +86,9 @@ public final class UsageRecorder: Service, Sendable {
         while true {
             let (work, stop) = state.withLockedValue { pending in
                 let taken = (Batch(events: pending.events, leases: pending.leases, settlements: pending.settlements,
-                                   promises: pending.promises), pending.stopping)
+                                   webhooks: pending.webhooks, promises: pending.promises), pending.stopping)
                 pending.events = []
+                pending.webhooks = []
                 pending.leases = []
                 pending.settlements = []
                 pending.promises = []
@@ -108,9 +115,12 @@ public final class UsageRecorder: Service, Sendable {
         var events: [UsageEvent]
         var leases: [QuotaLease]
         var settlements: [QuotaLease]
+        var webhooks: [WebhookDelivery]
         var promises: [EventLoopPromise<Void>]
 
-        var isEmpty: Bool { events.isEmpty && leases.isEmpty && settlements.isEmpty && promises.isEmpty }
+        var isEmpty: Bool {
+            events.isEmpty && leases.isEmpty && settlements.isEmpty && webhooks.isEmpty && promises.isEmpty
+        }
     }
 
     private func write(_ batch: Batch) async {
@@ -127,6 +137,7 @@ public final class UsageRecorder: Service, Sendable {
                 }
                 try await store.raiseQuotaLeases(batch.leases)
                 try await store.settleQuotaLeases(batch.settlements)
+                try await store.enqueueWebhooks(batch.webhooks)
                 for start in stride(from: 0, to: events.count, by: maxBatch) {
                     try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]), returningNew: false)
                 }

@@ -51,13 +51,26 @@ public enum DeliveryOutcome: Sendable {
 extension TollgateStore {
     /// Adds an event to the outbox inside a transaction the caller is running.
     func enqueue(_ delivery: WebhookDelivery, on database: any SQLDatabase) async throws {
-        try await database.raw("""
-            INSERT INTO webhook_outbox (id, type, product_id, subscription_id, url, payload, status, attempts,
-            next_attempt_at, created_at)
-            VALUES (\(bind: delivery.id), \(bind: delivery.type), \(bind: delivery.product), \(bind: delivery.subscription),
-            \(bind: delivery.url), \(bind: delivery.payload), 'pending', 0, \(bind: Timestamp.micros(delivery.nextAttemptAt)),
-            \(bind: Timestamp.micros(delivery.createdAt)))
-            """).run()
+        try await database.raw(Self.insertDelivery(delivery)).run()
+    }
+
+    private static func insertDelivery(_ delivery: WebhookDelivery) -> SQLQueryString {
+        """
+        INSERT INTO webhook_outbox (id, type, product_id, subscription_id, url, payload, status, attempts,
+        next_attempt_at, created_at)
+        VALUES (\(bind: delivery.id), \(bind: delivery.type), \(bind: delivery.product), \(bind: delivery.subscription),
+        \(bind: delivery.url), \(bind: delivery.payload), 'pending', 0, \(bind: Timestamp.micros(delivery.nextAttemptAt)),
+        \(bind: Timestamp.micros(delivery.createdAt))) ON CONFLICT (id) DO NOTHING
+        """
+    }
+
+    /// Adds events to the outbox on their own; an id already there is left alone (an event with
+    /// a deterministic id, such as `quota.exhausted` of one window, is enqueued at most once).
+    public func enqueueWebhooks(_ deliveries: [WebhookDelivery]) async throws {
+        guard !deliveries.isEmpty else { return }
+        try await backend.transaction { database in
+            for delivery in deliveries { try await database.raw(Self.insertDelivery(delivery)).run() }
+        }
     }
 
     private func delivery(from row: any SQLRow) throws -> WebhookDelivery {

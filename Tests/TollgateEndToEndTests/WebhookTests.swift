@@ -15,6 +15,7 @@ struct WebhookTests {
     static func addHookedProduct(_ server: RunningTollgate, receiver: WebhookReceiver) async throws {
         let product = try await server.admin("POST", "/v1/products", body: """
             {"id":"hooked","name":"Hooked","upstream":"http://127.0.0.1:\(server.upstream.port)",
+             "upstream_header":{"name":"X-Upstream-Secret","value":"demo-secret"},
              "webhook":{"url":"\(receiver.url)","secret":"\(secret)"},
              "endpoints":[{"identifier":"hello","name":"Hello","method":"GET","path":"/hello"}]}
             """)
@@ -164,5 +165,50 @@ struct WebhookTests {
             #expect(response.status == 422)
             #expect(response.body.contains("webhook.url"))
         }
+    }
+}
+
+@Suite("Quota webhooks")
+struct QuotaWebhookTests {
+    @Test func quotaExhaustedIsSentOncePerWindow() async throws {
+        let receiver = try await WebhookReceiver.start()
+        try await withTollgate(configure: WebhookTests.fastRetries) { server in
+            try await WebhookTests.addHookedProduct(server, receiver: receiver)
+            #expect(try await server.admin("POST", "/v1/plans", body: """
+                {"id":"hooked-three","product":"hooked","name":"T","currency":"EUR","period":"month",
+                 "prices":[{"kind":"prepaid","endpoint":"hello","quota":3,"window":"month"}]}
+                """).status == 201)
+            let (id, token) = try await server.subscribe(plan: "hooked-three")
+            var statuses: [Int] = []
+            for _ in 0..<5 { statuses.append(try await server.proxy("/hooked/hello", headers: [("apikey", token)]).status) }
+            #expect(statuses == [200, 200, 200, 429, 429])
+            let requests = try await receiver.waitFor(2)
+            try await Task.sleep(for: .milliseconds(500))
+            let events = try receiver.received.map { try $0.json() }
+            let exhausted = events.filter { $0["type"] as? String == "quota.exhausted" }
+            #expect(exhausted.count == 1)
+            let data = try #require(exhausted.first?["data"] as? [String: Any])
+            #expect(data["subscription"] as? String == id)
+            #expect(data["endpoint"] as? String == "hello")
+            #expect(data["window"] as? String == "month")
+            #expect(data["limit"] as? Int == 3)
+            #expect(requests.allSatisfy(WebhookTests.verify))
+        }
+        await receiver.stop()
+    }
+
+    @Test func redirectsAreNotFollowed() async throws {
+        let receiver = try await WebhookReceiver.start { index, _ in index == 0 ? (302, [("Location", "http://127.0.0.1:9/elsewhere")]) : (200, []) }
+        try await withTollgate(configure: WebhookTests.fastRetries) { server in
+            try await WebhookTests.addHookedProduct(server, receiver: receiver)
+            _ = try await server.subscribe(plan: "hooked-plan")
+            let requests = try await receiver.waitFor(2)
+            let ids = try requests.map { try #require(try $0.json()["id"] as? String) }
+            #expect(ids[0] == ids[1])
+            let delivered = try await server.admin("GET", "/v1/webhooks/deliveries?status=delivered").json()
+            let row = try #require((delivered["data"] as? [[String: Any]])?.first)
+            #expect(row["attempts"] as? Int == 2)
+        }
+        await receiver.stop()
     }
 }
