@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // Pure domain: catalog, validation, money, paths, tokens. No I/O.
@@ -145,7 +146,11 @@ let package = Package(
             path: "Tests/TollgateTestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TollgateCoreTests",
+            dependencies: ["TollgateCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TollgateStoreTests",
             dependencies: ["TollgateStore", "TollgateTestSupport"],
