@@ -488,7 +488,8 @@ public final class TollgateStore: Sendable {
         switch kind {
         case .sqlite:
             values = EventBatch.columns.indices.map { "json_extract(value, '$[\($0)]')" }
-            source = "FROM json_each("
+            // jsonb_each hands each row over as JSONB, so the lookups below do not parse text again.
+            source = "FROM jsonb_each("
         case .postgres:
             values = EventBatch.columns.enumerated().map { index, column in
                 column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
