@@ -30,9 +30,12 @@ public struct Consumer: Sendable, Equatable {
 public struct ProductRoute: Sendable {
     public let product: Product
     let endpoints: [Endpoint]
+    /// The `Host` header sent upstream, computed once.
+    let upstreamHost: String
 
     public init(product: Product) {
         self.product = product
+        self.upstreamHost = product.upstream.hostHeader
         self.endpoints = product.endpoints.filter { !$0.archived }.sorted { $0.path.specificity > $1.path.specificity }
     }
 

@@ -38,7 +38,7 @@ enum UpstreamRequest {
             default: headers.add(name: name, value: value)
             }
         }
-        headers.add(name: "Host", value: product.upstream.hostHeader)
+        headers.add(name: "Host", value: forward.route.upstreamHost)
         headers.add(name: "X-Consumer-ID", value: forward.consumer.customer)
         headers.add(name: "X-Consumer-Username", value: forward.consumer.subscription)
         if let secret = product.upstreamHeader { headers.add(name: secret.name, value: secret.value) }

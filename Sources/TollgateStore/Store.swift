@@ -465,7 +465,12 @@ public final class TollgateStore: Sendable {
     @discardableResult
     public func insertEvents(_ events: [UsageEvent], returningNew: Bool = true) async throws -> Set<String> {
         guard !events.isEmpty else { return [] }
-        let statement = Self.insertEventsStatement(for: backend.kind, returning: returningNew)
+        let statement = switch (backend.kind, returningNew) {
+        case (.sqlite, true): Self.sqliteInsertReturning
+        case (.sqlite, false): Self.sqliteInsert
+        case (.postgres, true): Self.postgresInsertReturning
+        case (.postgres, false): Self.postgresInsert
+        }
         let chunk = 5000
         let insert: @Sendable (any SQLDatabase) async throws -> Set<String> = { database in
             var inserted: Set<String> = []
@@ -479,6 +484,11 @@ public final class TollgateStore: Sendable {
         // One statement is atomic by itself; only several need a transaction around them.
         return events.count <= chunk ? try await backend.withSQL(insert) : try await backend.transaction(insert)
     }
+
+    private static let sqliteInsert = insertEventsStatement(for: .sqlite, returning: false)
+    private static let sqliteInsertReturning = insertEventsStatement(for: .sqlite, returning: true)
+    private static let postgresInsert = insertEventsStatement(for: .postgres, returning: false)
+    private static let postgresInsertReturning = insertEventsStatement(for: .postgres, returning: true)
 
     /// The insert statement around the bound batch, per dialect.
     private static func insertEventsStatement(for kind: DatabaseKind, returning: Bool) -> (prefix: String, suffix: String) {
