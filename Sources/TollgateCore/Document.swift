@@ -190,7 +190,7 @@ extension DocumentNode {
             out += "{"
             for (index, entry) in entries.enumerated() {
                 if index > 0 { out += "," }
-                JSONScanner.writeString(entry.key, to: &out)
+                JSONText.appendString(entry.key, to: &out)
                 out += ":"
                 entry.node.write(to: &out)
             }
@@ -202,7 +202,7 @@ extension DocumentNode {
                 node.write(to: &out)
             }
             out += "]"
-        case .string(let text): JSONScanner.writeString(text, to: &out)
+        case .string(let text): JSONText.appendString(text, to: &out)
         case .number(let text): out += text
         case .bool(let flag): out += flag ? "true" : "false"
         case .null: out += "null"
@@ -404,9 +404,19 @@ struct JSONScanner {
         index += 4
         return value
     }
+}
 
-    static func writeString(_ text: String, to out: inout String) {
+/// Writes JSON string literals.
+public enum JSONText {
+    /// Appends `text` as a quoted, escaped JSON string.
+    public static func appendString(_ text: String, to out: inout String) {
         out += "\""
+        // Fast path: nothing to escape (the usual case for ids, methods and paths).
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out += text
+            out += "\""
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateCore
 
 /// The answers the gateway gives itself, with Kong's wording (DESIGN §3.3).
 enum ProxyRefusal: Sendable {
@@ -54,20 +55,5 @@ enum ProxyRefusal: Sendable {
         var text = "{\"message\":"
         JSONText.appendString(message, to: &text)
         return text + "}"
-    }
-}
-
-enum JSONText {
-    static func appendString(_ value: String, to out: inout String) {
-        out += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }

@@ -44,26 +44,6 @@ enum EventBatch {
     }
 
     private static func string(_ value: String?, _ out: inout String) {
-        guard let value else {
-            out += "null"
-            return
-        }
-        out += "\""
-        // Fast path: nothing to escape (the usual case for ids, methods and paths).
-        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out += value
-        } else {
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+        if let value { JSONText.appendString(value, to: &out) } else { out += "null" }
     }
 }
