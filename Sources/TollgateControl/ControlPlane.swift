@@ -41,12 +41,21 @@ public final class ControlPlane: Sendable {
     }
 
     /// Loads routes and credentials from the store into the gateway (at start).
+    /// Credentials are read a page at a time, so that a million tokens never sit in memory
+    /// twice; the pages' memory is then handed back to the system.
     public func loadGateway() async throws {
         try await reloadRoutes()
-        let credentials = try await store.activeCredentials().map { entry in
-            (entry.tokenHash, Consumer(entry.subscription))
+        var credentials: [(TokenHash, Consumer)] = []
+        var cursor = ""
+        while true {
+            let page = try await store.activeCredentials(after: cursor, limit: 20_000)
+            guard let last = page.last else { break }
+            credentials += page.map { ($0.tokenHash, Consumer($0.subscription)) }
+            cursor = last.subscription.id
         }
         directory.replaceCredentials(credentials)
+        credentials = []
+        SystemMemory.returnFreedMemory()
     }
 
     /// Republishes the routing table and the plans after the catalog changed.

@@ -374,9 +374,15 @@ public final class TollgateStore: Sendable {
     }
 
     /// Every active subscription with the hash of its token, for the gateway's in-memory table.
-    public func activeCredentials() async throws -> [(subscription: Subscription, tokenHash: TokenHash)] {
+    /// Pages through `limit` at a time, in id order, after `cursor`.
+    public func activeCredentials(after cursor: String = "", limit: Int = Int.max) async throws
+        -> [(subscription: Subscription, tokenHash: TokenHash)]
+    {
         let rows = try await backend.withSQL { database in
-            try await database.raw("SELECT * FROM subscriptions WHERE status = 'active'").all()
+            try await database.raw("""
+                SELECT * FROM subscriptions WHERE status = 'active' AND id > \(bind: cursor) ORDER BY id
+                LIMIT \(bind: min(limit, Int(Int32.max)))
+                """).all()
         }
         return try rows.compactMap { row in
             guard let hash = TokenHash(hex: try row.decode(column: "token_hash", as: String.self)) else { return nil }
