@@ -22,7 +22,8 @@ struct Forward {
 /// product, unlisted endpoint.
 enum Decision {
     case forward(Forward)
-    /// Answer `refusal`; record the refused call for `consumer` (nil: not attributable).
+    /// Answer `refusal`; the refused call is recorded (for analytics, never billed) under
+    /// `recordAs` when it can be attributed to a consumer.
     case refuse(ProxyRefusal, recordAs: Consumer?)
 
     static func make(head: HTTPRequestHead, directory: GatewayDirectory) -> Decision {

@@ -188,7 +188,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let decision = Decision.make(head: head, directory: shared.directory)
         switch decision {
         case .refuse(let refusal, let recordAs):
-            if let recordAs { recordRefusal(refusal, head: head, call: recordAs) }
+            recordRefusal(refusal, head: head, call: recordAs)
             state = .discarding
             answer(refusal, version: head.version, context: context)
         case .forward(let forward):

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 import TollgateApp
+import TollgateStore
 import TollgateTestSupport
 
 /// Every row of DESIGN §3.3's error table, through a real server and a real upstream.
@@ -121,6 +122,23 @@ struct GatewayErrorTests {
             #expect(server.upstream.requestCount == 20)
             // One connection per event loop at most, whatever the client connections did.
             #expect(server.upstream.connectionCount <= System.coreCount)
+        }
+    }
+
+    @Test func refusedCallsAreRecordedForAnalyticsButNotBilled() async throws {
+        try await withTollgate { server in
+            let (id, token) = try await server.subscribe(plan: "strict-basic")
+            #expect(try await server.proxy("/strict/hello").status == 401)
+            #expect(try await server.proxy("/nothing").status == 404)
+            #expect(try await server.proxy("/strict/other", headers: [("apikey", token)]).status == 404)
+            var stored = 0
+            for _ in 0..<100 {
+                stored = try await TollgateStore.withStore(url: server.database, logger: TestLogger.make()) { try await $0.eventCount() }
+                if stored >= 3 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(stored == 3)
+            #expect(try await server.billedCalls(id).values.reduce(0, +) == 0)
         }
     }
 }
