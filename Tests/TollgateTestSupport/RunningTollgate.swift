@@ -26,7 +26,7 @@ public struct TestResponse: Sendable {
 /// Real HTTP over loopback with AsyncHTTPClient.
 public enum TestHTTP {
     public static func request(
-        _ method: String, _ url: String, headers: [(String, String)] = [], body: String? = nil
+        _ method: String, _ url: String, headers: [(String, String)] = [], body: String? = nil, timeout: Int64 = 60
     ) async throws -> TestResponse {
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
@@ -37,7 +37,7 @@ public enum TestHTTP {
                 request.headers.add(name: "Content-Type", value: "application/json")
             }
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
         let buffer = try await response.body.collect(upTo: 16 << 20)
         return TestResponse(status: Int(response.status.code), headers: response.headers, body: String(buffer: buffer))
     }
