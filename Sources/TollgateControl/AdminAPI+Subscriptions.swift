@@ -113,11 +113,8 @@ extension AdminAPI {
             let book = QuotaBook(used: Dictionary(leases.map {
                 (QuotaBook.Key(endpoint: $0.endpoint, window: $0.window, windowStart: $0.windowStart), $0.leased)
             }, uniquingKeysWith: { max($0, $1) }))
-            let period = BillingPeriods.period(containing: now, unit: plan.period, anchor: subscription.startedAt)
-            states = book.states(plan.prepaidQuotas.map { quota in
-                AppliedLimit(endpoint: quota.endpoint, window: quota.window, quota: quota.quota,
-                             span: QuotaWindows.span(quota.window, containing: now, billingPeriod: period))
-            })
+            let period = SubscriptionView.period(subscription, unit: plan.period, now: now)
+            states = book.states(AppliedLimit.all(plan: plan, at: now, billingPeriod: period))
         }
         return JSONResponse.make(DocumentNode(.list(states.map { state in
             .object([
@@ -133,9 +130,7 @@ extension AdminAPI {
 
     /// The billing period a subscription is in now (or was in when it ended).
     func currentPeriod(_ subscription: Subscription) async throws -> TimeSpan {
-        let unit = try await store.plan(subscription.plan)?.value.period ?? .month
-        let at = subscription.terminatedAt ?? Date()
-        return BillingPeriods.period(containing: at, unit: unit, anchor: subscription.startedAt)
+        SubscriptionView.period(subscription, unit: try await store.plan(subscription.plan)?.value.period ?? .month)
     }
 
     func document(_ subscription: Subscription, token: String? = nil) async throws -> DocumentNode {

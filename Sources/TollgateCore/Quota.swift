@@ -76,9 +76,15 @@ public struct AppliedLimit: Sendable, Equatable {
     public static func covering(
         endpoint: String?, plan: Plan, at date: Date, billingPeriod: TimeSpan
     ) -> [AppliedLimit] {
-        plan.prepaidQuotas.compactMap { quota in
-            if let limited = quota.endpoint, limited != endpoint { return nil }
-            return AppliedLimit(
+        all(plan: plan, at: date, billingPeriod: billingPeriod).filter { limit in
+            limit.endpoint == nil || limit.endpoint == endpoint
+        }
+    }
+
+    /// Every prepaid quota of a plan, in its window around `date`.
+    public static func all(plan: Plan, at date: Date, billingPeriod: TimeSpan) -> [AppliedLimit] {
+        plan.prepaidQuotas.map { quota in
+            AppliedLimit(
                 endpoint: quota.endpoint, window: quota.window, quota: quota.quota,
                 span: QuotaWindows.span(quota.window, containing: date, billingPeriod: billingPeriod))
         }

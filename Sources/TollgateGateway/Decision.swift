@@ -68,6 +68,8 @@ enum Decision {
     private static func rawFirstSegment(_ uri: String) -> Substring? {
         let path = uri.prefix { $0 != "?" }
         let segment = path.dropFirst().prefix { $0 != "/" }
+        // The usual case, nothing escaped and no dot segment, needs no second normalization.
+        if !segment.contains("%") && segment != "." && segment != ".." { return segment.isEmpty ? nil : segment }
         guard let decoded = try? RequestPath.normalize("/" + segment) else { return nil }
         let first = decoded.dropFirst().prefix { $0 != "/" }
         if first.isEmpty || segment.isEmpty { return nil }

@@ -129,11 +129,7 @@ public final class QuotaLedger: Sendable {
     public func status(consumer: Consumer, plan: Plan, at date: Date) -> [LimitState] {
         let book = BookKey(subscription: consumer.subscription, plan: plan.id)
         let period = BillingPeriods.period(containing: date, unit: plan.period, anchor: consumer.startedAt)
-        let limits = plan.prepaidQuotas.map { quota in
-            AppliedLimit(
-                endpoint: quota.endpoint, window: quota.window, quota: quota.quota,
-                span: QuotaWindows.span(quota.window, containing: date, billingPeriod: period))
-        }
+        let limits = AppliedLimit.all(plan: plan, at: date, billingPeriod: period)
         return state.withLockedValue { state in (state.books[book] ?? QuotaBook()).states(limits) }
     }
 
