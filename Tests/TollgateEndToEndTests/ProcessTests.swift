@@ -1,4 +1,3 @@
-import Synchronization
 import Foundation
 import Testing
 import TollgateApp
@@ -57,44 +56,15 @@ struct ProcessTests {
         #expect(try TollgateProcess.run(["serve", "--database", "mysql://x"]).code == 2)
     }
 
-    /// Starts `tollgate serve` with the test catalog on free ports.
-    func startServer(dataDirectory: String, upstreamPort: Int) async throws -> (TollgateProcess, proxy: String, admin: String) {
-        let catalog = URL(fileURLWithPath: dataDirectory).appendingPathComponent("catalog.yaml")
-        if !FileManager.default.fileExists(atPath: catalog.path) {
-            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-            try TestCatalog.yaml(upstreamPort: upstreamPort).write(to: catalog, atomically: true, encoding: .utf8)
-        }
-        let process = try TollgateProcess.start(
-            ["serve", "--config", catalog.path, "--data-dir", dataDirectory, "--proxy-port", "0", "--admin-port", "0"],
-            environment: Self.environment)
-        let (proxy, admin) = try await process.waitUntilListening()
-        return (process, "http://127.0.0.1:\(proxy)", "http://127.0.0.1:\(admin)")
-    }
-
-    func subscribe(admin: String) async throws -> (id: String, token: String) {
-        let auth = [("Authorization", "Bearer process-admin-key")]
-        let customer = try await TestHTTP.request("POST", admin + "/v1/customers", headers: auth, body: #"{"name":"P"}"#).json()
-        let customerID = try #require(customer["id"] as? String)
-        let subscription = try await TestHTTP.request(
-            "POST", admin + "/v1/subscriptions", headers: auth, body: #"{"customer":"\#(customerID)","plan":"shop-basic"}"#).json()
-        return (try #require(subscription["id"] as? String), try #require(subscription["token"] as? String))
-    }
-
-    func billed(admin: String, subscription: String) async throws -> Int {
-        let usage = try await TestHTTP.request(
-            "GET", admin + "/v1/subscriptions/\(subscription)/usage", headers: [("Authorization", "Bearer process-admin-key")])
-        let endpoints = try #require(try usage.json()["endpoints"] as? [String: Int])
-        return endpoints.values.reduce(0, +)
-    }
-
     @Test func everyAnsweredCallSurvivesKill9UnderLoad() async throws {
         let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
         let dataDirectory = TemporaryDirectory.make().path
-        let (process, proxy, admin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
-        let (id, token) = try await subscribe(admin: admin)
+        let server = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let (process, proxy) = (server.process, server.proxy)
+        let (id, token) = try await server.subscribe(plan: "shop-basic")
 
         // 8 clients call as fast as they can; the server is killed while they do.
-        let answered = Counter()
+        let answered = Shared(0)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
                 group.addTask {
@@ -104,7 +74,7 @@ struct ProcessTests {
                             "GET", proxy + "/shop/hello", headers: [("apikey", token)], timeout: 5) else {
                             return
                         }
-                        if response.status == 200 { answered.increment() }
+                        if response.status == 200 { answered.update { $0 += 1 } }
                     }
                 }
             }
@@ -117,22 +87,22 @@ struct ProcessTests {
         _ = try await process.waitForExit()
         #expect(answered.value >= 300)
 
-        let (restarted, _, newAdmin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
-        let billed = try await billed(admin: newAdmin, subscription: id)
+        let restarted = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let billed = try await restarted.billedCalls(id)
         // Every call that got its 200 was durable before the answer left; calls cut off by the
         // kill may have been stored too, never fewer.
         #expect(billed >= answered.value)
         #expect(billed <= answered.value + 8)
-        restarted.signal(SIGTERM)
-        #expect(try await restarted.waitForExit() == 0)
+        #expect(try await restarted.stop() == 0)
         await upstream.stop()
     }
 
     @Test func sigtermDrainsInFlightCallsFlushesUsageAndExits0() async throws {
         let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
         let dataDirectory = TemporaryDirectory.make().path
-        let (process, proxy, admin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
-        let (id, token) = try await subscribe(admin: admin)
+        let server = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let (process, proxy) = (server.process, server.proxy)
+        let (id, token) = try await server.subscribe(plan: "shop-basic")
         for _ in 0..<5 {
             #expect(try await TestHTTP.request("GET", proxy + "/shop/hello", headers: [("apikey", token)]).status == 200)
         }
@@ -143,16 +113,9 @@ struct ProcessTests {
         #expect(response.status == 200)
         #expect(try await process.waitForExit() == 0)
 
-        let (restarted, _, newAdmin) = try await startServer(dataDirectory: dataDirectory, upstreamPort: upstream.port)
-        #expect(try await billed(admin: newAdmin, subscription: id) == 6)
-        restarted.signal(SIGTERM)
-        #expect(try await restarted.waitForExit() == 0)
+        let restarted = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        #expect(try await restarted.billedCalls(id) == 6)
+        #expect(try await restarted.stop() == 0)
         await upstream.stop()
     }
-}
-
-final class Counter: Sendable {
-    private let box = Mutex(0)
-    var value: Int { box.withLock { $0 } }
-    func increment() { box.withLock { $0 += 1 } }
 }

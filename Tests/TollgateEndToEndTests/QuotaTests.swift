@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TollgateApp
 import TollgateStore
@@ -80,17 +79,17 @@ struct QuotaGatewayTests {
         let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
         let dataDirectory = TemporaryDirectory.make().path
         let url = try database.makeURL()
-        let server = try await QuotaProcess.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, database: url.connectionString)
-        let token = try await server.subscribe(plan: "shop-200")
+        let server = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, database: url.connectionString)
+        let token = try await server.subscribe(plan: "shop-200").token
 
-        let passed = Tally()
-        let refused = Tally()
+        let passed = Shared(0)
+        let refused = Shared(0)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<40 {
                 group.addTask {
                     for _ in 0..<10 {
                         let response = try await TestHTTP.request("GET", server.proxy + "/shop/hello", headers: [("apikey", token)])
-                        if response.status == 200 { passed.add() } else if response.status == 429 { refused.add() }
+                        if response.status == 200 { passed.update { $0 += 1 } } else if response.status == 429 { refused.update { $0 += 1 } }
                     }
                 }
             }
@@ -102,65 +101,28 @@ struct QuotaGatewayTests {
 
         server.process.signal(SIGKILL)
         _ = try await server.process.waitForExit()
-        let restarted = try await QuotaProcess.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, database: url.connectionString)
+        let restarted = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, database: url.connectionString)
         let after = try await TestHTTP.request("GET", restarted.proxy + "/shop/hello", headers: [("apikey", token)])
         #expect(after.status == 429)
         #expect(upstream.requestCount == 200)
-        restarted.process.signal(SIGTERM)
-        #expect(try await restarted.process.waitForExit() == 0)
+        #expect(try await restarted.stop() == 0)
         await upstream.stop()
     }
 
     @Test func aGracefulRestartKeepsTheExactCount() async throws {
         let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
         let dataDirectory = TemporaryDirectory.make().path
-        let server = try await QuotaProcess.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, database: nil)
-        let token = try await server.subscribe(plan: "shop-200")
+        let server = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let token = try await server.subscribe(plan: "shop-200").token
         for _ in 0..<37 {
             #expect(try await TestHTTP.request("GET", server.proxy + "/shop/hello", headers: [("apikey", token)]).status == 200)
         }
-        server.process.signal(SIGTERM)
-        #expect(try await server.process.waitForExit() == 0)
-        let restarted = try await QuotaProcess.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, database: nil)
+        #expect(try await server.stop() == 0)
+        let restarted = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
         let next = try await TestHTTP.request("GET", restarted.proxy + "/shop/hello", headers: [("apikey", token)])
         #expect(next.status == 200)
         #expect(next.header("X-RateLimit-Remaining-Month") == "162")
-        restarted.process.signal(SIGTERM)
-        #expect(try await restarted.process.waitForExit() == 0)
+        #expect(try await restarted.stop() == 0)
         await upstream.stop()
     }
-}
-
-/// A `tollgate serve` process with the test catalog, for restarts.
-struct QuotaProcess {
-    let process: TollgateProcess
-    let proxy: String
-    let admin: String
-
-    static func start(dataDirectory: String, upstreamPort: Int, database: String?) async throws -> QuotaProcess {
-        let catalog = URL(fileURLWithPath: dataDirectory).appendingPathComponent("catalog.yaml")
-        if !FileManager.default.fileExists(atPath: catalog.path) {
-            try TestCatalog.yaml(upstreamPort: upstreamPort).write(to: catalog, atomically: true, encoding: .utf8)
-        }
-        var arguments = ["serve", "--config", catalog.path, "--data-dir", dataDirectory, "--proxy-port", "0", "--admin-port", "0"]
-        if let database { arguments += ["--database", database] }
-        let process = try TollgateProcess.start(arguments, environment: ["TOLLGATE_ADMIN_KEY": "quota-admin-key"])
-        let (proxy, admin) = try await process.waitUntilListening()
-        return QuotaProcess(process: process, proxy: "http://127.0.0.1:\(proxy)", admin: "http://127.0.0.1:\(admin)")
-    }
-
-    func subscribe(plan: String) async throws -> String {
-        let auth = [("Authorization", "Bearer quota-admin-key")]
-        let customer = try await TestHTTP.request("POST", admin + "/v1/customers", headers: auth, body: #"{"name":"Q"}"#).json()
-        let customerID = try #require(customer["id"] as? String)
-        let subscription = try await TestHTTP.request(
-            "POST", admin + "/v1/subscriptions", headers: auth, body: #"{"customer":"\#(customerID)","plan":"\#(plan)"}"#).json()
-        return try #require(subscription["token"] as? String)
-    }
-}
-
-final class Tally: Sendable {
-    private let box = Mutex(0)
-    var value: Int { box.withLock { $0 } }
-    func add() { box.withLock { $0 += 1 } }
 }

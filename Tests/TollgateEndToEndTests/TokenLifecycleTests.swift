@@ -1,4 +1,3 @@
-import Synchronization
 import Foundation
 import Testing
 import TollgateApp
@@ -77,19 +76,14 @@ struct TokenLifecycleTests {
 
     @Test func tokensSurviveARestartOfTheServer() async throws {
         let database = try TestDatabase.sqlite.makeURL()
-        let issued = IssuedToken()
+        let issued = Shared("")
         try await withTollgate(configure: { $0.database = database }) { server in
-            issued.set(try await server.subscribe(plan: "shop-basic").token)
+            let token = try await server.subscribe(plan: "shop-basic").token
+            issued.update { $0 = token }
         }
         try await withTollgate(configure: { $0.database = database }) { server in
             let response = try await server.proxy("/shop/hello", headers: [("apikey", issued.value)])
             #expect(response.status == 200)
         }
     }
-}
-
-final class IssuedToken: Sendable {
-    private let box = Mutex("")
-    var value: String { box.withLock { $0 } }
-    func set(_ token: String) { box.withLock { $0 = token } }
 }
