@@ -64,7 +64,7 @@ public enum TollgateServer {
                 webhooks.schedule = options.webhookSchedule
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(AdminServer.application(
-                    configuration: .init(host: options.host, port: options.adminPort, adminKey: keys.adminKey),
+                    configuration: .init(host: options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
                     control: control, logger: logger, onListening: { readiness.adminListening($0) }))
             }
             let group = ServiceGroup(configuration: .init(

@@ -38,11 +38,11 @@ extension AdminAPI {
         }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
 
-        let counts = try await store.callCounts(subscription: id, from: from, to: to)
+        let rows = try await store.meterRows(subscription: id, from: from, to: to)
         let endpoints = try await store.product(subscription.product)?.value.endpoints.map(\.identifier) ?? []
         let meters = try await store.allMeters().filter { !$0.archived }.map(\.value)
         let span = TimeSpan(start: from, end: to)
-        let total = UsageSummary.summarize(counts, span: span, endpoints: endpoints, meters: meters)
+        let total = UsageSummary.summarize(rows, span: span, endpoints: endpoints, meters: meters)
         var entries: [(String, DocumentNode)] = [
             ("subscription", .text(id)),
             ("from", .text(RFC3339.string(from))),
@@ -50,7 +50,7 @@ extension AdminAPI {
         ]
         entries += AdminAPI.usageEntries(total)
         if let granularity {
-            let series = UsageSummary.series(counts, span: span, granularity: granularity, endpoints: endpoints, meters: meters)
+            let series = UsageSummary.series(rows, span: span, granularity: granularity, endpoints: endpoints, meters: meters)
             entries.append(("series", DocumentNode(.list(series.map { step in
                 .object([("start", .text(RFC3339.string(step.span.start))), ("end", .text(RFC3339.string(step.span.end)))]
                     + AdminAPI.usageEntries(step))

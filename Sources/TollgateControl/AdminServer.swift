@@ -32,23 +32,26 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The admin port: Hummingbird serving the admin API, `/openapi.json` and `/healthz`.
+/// The admin port: Hummingbird serving the admin API, the collector, `/openapi.json` and `/healthz`.
 public enum AdminServer {
     /// Settings of the admin port.
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
         public var adminKey: String
+        /// What the collector's clients send as `X-Moesif-Application-Id`.
+        public var collectorKey: String
 
-        public init(host: String = "127.0.0.1", port: Int = 8001, adminKey: String) {
+        public init(host: String = "127.0.0.1", port: Int = 8001, adminKey: String, collectorKey: String) {
             self.host = host
             self.port = port
             self.adminKey = adminKey
+            self.collectorKey = collectorKey
         }
     }
 
     /// The router with every route of the admin port.
-    static func router(control: ControlPlane, adminKey: String) -> Router<BasicRequestContext> {
+    static func router(control: ControlPlane, adminKey: String, collectorKey: String) -> Router<BasicRequestContext> {
         var table = AdminAPI(control: control).routes()
         let openAPI = OpenAPIDocument.make(table)
         table.add(AdminRoute(
@@ -61,6 +64,7 @@ public enum AdminServer {
 
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware(routes: routes))
+        router.add(middleware: CollectorMiddleware(store: control.store, collectorKey: collectorKey))
         router.add(middleware: AdminKeyMiddleware(
             adminKey: adminKey, openPaths: Set(routes.routes.filter { !$0.authenticated }.map(\.path))))
         for route in routes.routes {
@@ -75,7 +79,7 @@ public enum AdminServer {
         onListening: @escaping @Sendable (Int) -> Void
     ) -> some ApplicationProtocol {
         Application(
-            router: router(control: control, adminKey: configuration.adminKey),
+            router: router(control: control, adminKey: configuration.adminKey, collectorKey: configuration.collectorKey),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger)

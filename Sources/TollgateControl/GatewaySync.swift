@@ -39,6 +39,7 @@ public struct GatewaySync: Service {
                 }
                 let latest = try await control.store.catalogChangedAt()
                 if latest != catalogChangedAt {
+                    control.store.invalidateMeteringCache()
                     try await control.reloadRoutes()
                     catalogChangedAt = latest
                 }

@@ -56,3 +56,17 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// A product's live endpoints, ordered from the most specific, matched by method and path.
+public struct EndpointTable: Sendable {
+    public let endpoints: [Endpoint]
+
+    public init(_ product: Product) {
+        endpoints = product.endpoints.filter { !$0.archived }.sorted { $0.path.specificity > $1.path.specificity }
+    }
+
+    /// The endpoint a call matches, by method and the path below the product prefix.
+    public func endpoint(method: String, path: Substring) -> Endpoint? {
+        endpoints.first { $0.method == method && $0.path.matches(path) }
+    }
+}

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One unit of usage as stored in the ledger: a proxied call, an API log, an action or a CloudEvent.
-public struct UsageEvent: Sendable, Equatable {
+public struct UsageEvent: Sendable {
     /// Where the event came from.
     public enum Source: String, Sendable {
         case gateway
@@ -29,12 +29,19 @@ public struct UsageEvent: Sendable, Equatable {
     public var responseBytes: Int?
     /// Whether the event may be billed (Tollgate's own refusals are not).
     public var billable: Bool
+    /// How much the event counts: a `count` meter sums weights (Moesif's `weight`).
     public var weight: Int
+    /// The event as it arrived (collector and CloudEvents), for meters on its properties.
+    public var properties: DocumentNode?
+    /// The start of the aggregate bucket the event falls in (see `UsageBuckets`); nil for events
+    /// that no subscription owns.
+    public var bucket: Date?
 
     public init(
         id: String, source: Source, name: String = "api_calls", occurredAt: Date, subscription: String?, customer: String?,
         product: String?, endpoint: String?, method: String?, path: String?, status: Int?, latencyMicroseconds: Int?,
-        requestBytes: Int?, responseBytes: Int?, billable: Bool, weight: Int = 1
+        requestBytes: Int?, responseBytes: Int?, billable: Bool, weight: Int = 1, properties: DocumentNode? = nil,
+        bucket: Date? = nil
     ) {
         self.id = id
         self.source = source
@@ -52,5 +59,38 @@ public struct UsageEvent: Sendable, Equatable {
         self.responseBytes = responseBytes
         self.billable = billable
         self.weight = weight
+        self.properties = properties
+        self.bucket = bucket
+    }
+
+    /// The scalar text at a meter's dotted property path: the event as it arrived, or for the
+    /// gateway's own calls `response.status`, `request.bytes`, `response.bytes`, `latency_ms`.
+    public func propertyText(_ path: String) -> String? {
+        if let properties {
+            var node = properties
+            for key in path.split(separator: ".", omittingEmptySubsequences: false) {
+                guard let next = node[String(key)] else { return nil }
+                node = next
+            }
+            return node.scalarText
+        }
+        switch path {
+        case "response.status": return status.map(String.init)
+        case "request.bytes": return requestBytes.map(String.init)
+        case "response.bytes": return responseBytes.map(String.init)
+        case "latency_ms": return latencyMicroseconds.map { MeterNumber(units: 0, nanos: Int64($0) * 1_000_000).description }
+        case "method", "request.verb": return method
+        case "path": return self.path
+        default: return nil
+        }
+    }
+}
+
+/// Where aggregates are cut: at each UTC hour and at each of the subscription's period
+/// boundaries, so that every billing period is an exact union of buckets.
+public enum UsageBuckets {
+    /// The bucket of an event at `date` whose billing period started at `periodStart` (≤ `date`).
+    public static func start(of date: Date, periodStart: Date) -> Date {
+        max(Granularity.hour.floor(date), periodStart)
     }
 }

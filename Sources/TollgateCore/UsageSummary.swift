@@ -1,24 +1,41 @@
 import Foundation
 
-/// Calls of one subscription summed per hour, endpoint, method and status (how the store
-/// hands usage to rating and reports, so they never scan raw events).
-public struct CallCount: Sendable, Equatable {
-    /// The start of the hour.
-    public var hour: Date
-    public var endpoint: String?
-    public var method: String
-    public var status: Int
-    public var billable: Bool
-    /// The sum of the events' weights.
-    public var count: Int
+/// The stored aggregates of one subscription over a range, as the store hands them to reports
+/// and rating (which never scan raw events).
+public struct MeterRows: Sendable, Equatable {
+    /// One bucket's aggregate of one meter (or of the `Metering.endpointPrefix` pseudo-meters).
+    public struct Aggregate: Sendable, Equatable {
+        public var meter: String
+        /// The bucket start, in microseconds.
+        public var bucket: Int64
+        public var aggregate: MeterAggregate
 
-    public init(hour: Date, endpoint: String?, method: String, status: Int, billable: Bool, count: Int) {
-        self.hour = hour
-        self.endpoint = endpoint
-        self.method = method
-        self.status = status
-        self.billable = billable
-        self.count = count
+        public init(meter: String, bucket: Int64, aggregate: MeterAggregate) {
+            self.meter = meter
+            self.bucket = bucket
+            self.aggregate = aggregate
+        }
+    }
+
+    /// A distinct value of a `unique_count` meter in one bucket.
+    public struct Unique: Sendable, Equatable {
+        public var meter: String
+        public var bucket: Int64
+        public var value: String
+
+        public init(meter: String, bucket: Int64, value: String) {
+            self.meter = meter
+            self.bucket = bucket
+            self.value = value
+        }
+    }
+
+    public var aggregates: [Aggregate]
+    public var uniques: [Unique]
+
+    public init(aggregates: [Aggregate] = [], uniques: [Unique] = []) {
+        self.aggregates = aggregates
+        self.uniques = uniques
     }
 }
 
@@ -49,7 +66,7 @@ public enum Granularity: String, Sendable, CaseIterable {
     }
 }
 
-/// Billable calls per endpoint and the values of call-counting meters over a span.
+/// Billable calls per endpoint and every meter's value over a span.
 public struct UsageSummary: Sendable, Equatable {
     public var span: TimeSpan
     /// Billable calls per endpoint identifier.
@@ -57,39 +74,42 @@ public struct UsageSummary: Sendable, Equatable {
     /// Meter values.
     public var meters: [String: Amount]
 
-    /// Whether a meter can be computed from call counts: `count` over `api_calls`, filtered by
-    /// endpoint, method and status only.
-    public static func isCallCounter(_ meter: Meter) -> Bool {
-        meter.source == .apiCalls && meter.aggregation == .count && meter.filter.properties.isEmpty
-    }
-
-    /// Sums the counts whose hour overlaps `span` (the store has already cut the counts to the
-    /// exact range asked for, so only the hour is left to place). Every listed endpoint and
-    /// call-counting meter appears, with zero when unused. Only billable calls count.
-    public static func summarize(
-        _ counts: [CallCount], span: TimeSpan, endpoints: [String], meters: [Meter]
-    ) -> UsageSummary {
+    /// Combines the buckets that start inside `span` (buckets are cut at hours and period
+    /// boundaries, so a billing period is exact). Every listed endpoint and meter appears, with
+    /// zero when unused.
+    public static func summarize(_ rows: MeterRows, span: TimeSpan, endpoints: [String], meters: [Meter]) -> UsageSummary {
+        let start = Micros.of(span.start)
+        let end = Micros.of(span.end)
         var perEndpoint = Dictionary(endpoints.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
-        let counters = meters.filter(isCallCounter)
-        var perMeter = Dictionary(counters.map { ($0.id, 0) }, uniquingKeysWith: { a, _ in a })
-        for count in counts where count.billable && count.hour < span.end && count.hour.addingTimeInterval(3600) > span.start {
-            if let endpoint = count.endpoint { perEndpoint[endpoint, default: 0] += count.count }
-            for meter in counters where meter.filter.matches(endpoint: count.endpoint, method: count.method, status: count.status) {
-                perMeter[meter.id, default: 0] += count.count
+        var perMeter: [String: [MeterAggregate]] = [:]
+        for row in rows.aggregates where row.bucket >= start && row.bucket < end {
+            if row.meter.hasPrefix(Metering.endpointPrefix) {
+                perEndpoint[String(row.meter.dropFirst(Metering.endpointPrefix.count)), default: 0] += Int(row.aggregate.count)
+            } else {
+                perMeter[row.meter, default: []].append(row.aggregate)
             }
         }
-        return UsageSummary(span: span, endpoints: perEndpoint, meters: perMeter.mapValues { Amount($0) })
+        var distinct: [String: Set<String>] = [:]
+        for row in rows.uniques where row.bucket >= start && row.bucket < end {
+            distinct[row.meter, default: []].insert(row.value)
+        }
+        var values: [String: Amount] = [:]
+        for meter in meters {
+            values[meter.id] = Metering.value(
+                of: meter, aggregates: perMeter[meter.id] ?? [], distinctValues: distinct[meter.id]?.count ?? 0)
+        }
+        return UsageSummary(span: span, endpoints: perEndpoint, meters: values)
     }
 
     /// One summary per step of `granularity` covering `span`.
     public static func series(
-        _ counts: [CallCount], span: TimeSpan, granularity: Granularity, endpoints: [String], meters: [Meter]
+        _ rows: MeterRows, span: TimeSpan, granularity: Granularity, endpoints: [String], meters: [Meter]
     ) -> [UsageSummary] {
         var result: [UsageSummary] = []
         var start = span.start
         while start < span.end {
             let end = min(granularity.next(granularity.floor(start)), span.end)
-            result.append(summarize(counts, span: TimeSpan(start: start, end: end), endpoints: endpoints, meters: meters))
+            result.append(summarize(rows, span: TimeSpan(start: start, end: end), endpoints: endpoints, meters: meters))
             start = end
         }
         return result

@@ -29,19 +29,19 @@ public struct Consumer: Sendable, Equatable {
 /// A product as the gateway routes it: endpoints ordered from the most specific.
 public struct ProductRoute: Sendable {
     public let product: Product
-    let endpoints: [Endpoint]
+    let endpoints: EndpointTable
     /// The `Host` header sent upstream, computed once.
     let upstreamHost: String
 
     public init(product: Product) {
         self.product = product
         self.upstreamHost = product.upstream.hostHeader
-        self.endpoints = product.endpoints.filter { !$0.archived }.sorted { $0.path.specificity > $1.path.specificity }
+        self.endpoints = EndpointTable(product)
     }
 
     /// The endpoint a call matches, by method and the path below the product prefix.
     public func endpoint(method: String, path: Substring) -> Endpoint? {
-        endpoints.first { $0.method == method && $0.path.matches(path) }
+        endpoints.endpoint(method: method, path: path)
     }
 }
 

@@ -139,7 +139,7 @@ public final class UsageRecorder: Service, Sendable {
                 try await store.settleQuotaLeases(batch.settlements)
                 try await store.enqueueWebhooks(batch.webhooks)
                 for start in stride(from: 0, to: events.count, by: maxBatch) {
-                    try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]), returningNew: false)
+                    try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]))
                 }
                 for promise in promises { promise.succeed() }
                 return

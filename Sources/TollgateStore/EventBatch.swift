@@ -6,7 +6,7 @@ enum EventBatch {
         ("id", false), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
         ("customer_id", false), ("product_id", false), ("endpoint", false), ("method", false), ("path", false),
         ("status", true), ("latency_us", true), ("request_bytes", true), ("response_bytes", true), ("billable", true),
-        ("weight", true),
+        ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
     static func json(_ events: ArraySlice<UsageEvent>) -> String {
@@ -32,7 +32,9 @@ enum EventBatch {
             integer(event.requestBytes, &out); out += ","
             integer(event.responseBytes, &out); out += ","
             out += event.billable ? "1," : "0,"
-            out += String(event.weight)
+            out += String(event.weight); out += ","
+            string(event.properties?.jsonText(), &out); out += ","
+            integer(event.bucket.map { Int(Micros.of($0)) }, &out)
             out += "]"
         }
         out += "]"

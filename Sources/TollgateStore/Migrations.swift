@@ -1,4 +1,5 @@
 import SQLKit
+import TollgateCore
 
 /// The schema, as numbered steps applied once each, in order, at start.
 enum Migrations {
@@ -78,6 +79,40 @@ enum Migrations {
                 """,
                 "CREATE INDEX webhook_outbox_due ON webhook_outbox (status, next_attempt_at)",
                 "CREATE INDEX webhook_outbox_subscription ON webhook_outbox (subscription_id, status, seq)",
+            ]
+        },
+        Step(version: 5) { _ in
+            [
+                // The event as it arrived (for meters on its properties) and its aggregate bucket.
+                "ALTER TABLE usage_events ADD COLUMN body TEXT",
+                "ALTER TABLE usage_events ADD COLUMN bucket_at BIGINT",
+                "UPDATE usage_events SET bucket_at = occurred_at - (occurred_at % 3600000000) WHERE subscription_id IS NOT NULL",
+                """
+                CREATE TABLE meter_aggregates (
+                    subscription_id TEXT NOT NULL, meter_id TEXT NOT NULL, bucket_at BIGINT NOT NULL,
+                    event_count BIGINT NOT NULL, sum_units BIGINT NOT NULL, sum_nanos BIGINT NOT NULL,
+                    max_units BIGINT, max_nanos BIGINT, latest_at BIGINT, latest_units BIGINT, latest_nanos BIGINT,
+                    PRIMARY KEY (subscription_id, meter_id, bucket_at))
+                """,
+                """
+                CREATE TABLE meter_uniques (
+                    subscription_id TEXT NOT NULL, meter_id TEXT NOT NULL, bucket_at BIGINT NOT NULL, value TEXT NOT NULL,
+                    PRIMARY KEY (subscription_id, meter_id, bucket_at, value))
+                """,
+                """
+                INSERT INTO meter_aggregates (subscription_id, meter_id, bucket_at, event_count, sum_units, sum_nanos)
+                SELECT subscription_id, '\(Metering.endpointPrefix)' || endpoint, bucket_at, SUM(weight), 0, 0 FROM usage_events
+                WHERE subscription_id IS NOT NULL AND endpoint IS NOT NULL AND billable = 1 AND name = 'api_calls'
+                GROUP BY subscription_id, endpoint, bucket_at
+                """,
+                """
+                CREATE TABLE collector_users (
+                    id TEXT PRIMARY KEY, customer_id TEXT, body TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE collector_subscriptions (
+                    id TEXT PRIMARY KEY, customer_id TEXT, body TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
             ]
         },
     ]

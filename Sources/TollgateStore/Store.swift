@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLKit
+import Synchronization
 import TollgateCore
 
 /// Times are stored as whole microseconds since 1970 (UTC).
@@ -45,6 +46,8 @@ public struct Page<Item: Sendable>: Sendable {
 public final class TollgateStore: Sendable {
     let backend: any SQLBackend
     let logger: Logger
+    /// Meters and subscription periods that ingestion needs for every batch.
+    let metering = Mutex(MeteringCache())
 
     init(backend: any SQLBackend, logger: Logger) {
         self.backend = backend
@@ -82,13 +85,16 @@ public final class TollgateStore: Sendable {
         case upsert
     }
 
-    private func save(_ table: CatalogTable, id: String, product: String?, body: DocumentNode, mode: SaveMode) async throws {
+    /// Writes a catalog document; true when the stored text changed.
+    @discardableResult
+    private func save(_ table: CatalogTable, id: String, product: String?, body: DocumentNode, mode: SaveMode) async throws -> Bool {
         let text = body.jsonText()
         let now = Timestamp.now
-        try await backend.transaction { database in
+        return try await backend.transaction { database in
             let existing = try await database.raw(
-                "SELECT id FROM \(ident: table.rawValue) WHERE id = \(bind: id)"
+                "SELECT id, body FROM \(ident: table.rawValue) WHERE id = \(bind: id)"
             ).first()
+            if mode != .create, let existing, try existing.decode(column: "body", as: String.self) == text { return false }
             switch (mode, existing) {
             case (.create, .some):
                 throw StoreError.conflict("\(table.noun) \"\(id)\" already exists")
@@ -111,6 +117,7 @@ public final class TollgateStore: Sendable {
                         """).run()
                 }
             }
+            return true
         }
     }
 
@@ -193,7 +200,9 @@ public final class TollgateStore: Sendable {
     }
 
     public func saveMeter(_ meter: Meter, mode: SaveMode) async throws {
-        try await save(.meters, id: meter.id, product: nil, body: meter.document(), mode: mode)
+        let changed = try await save(.meters, id: meter.id, product: nil, body: meter.document(), mode: mode)
+        invalidateMeteringCache()
+        if changed { try await rebuildAggregates(of: meter) }
     }
 
     public func meter(_ id: String) async throws -> Stored<Meter>? {
@@ -211,10 +220,14 @@ public final class TollgateStore: Sendable {
 
     public func setMeterArchived(_ id: String, _ archived: Bool) async throws {
         try await setArchived(.meters, id: id, archived)
+        invalidateMeteringCache()
+        if !archived, let meter = try await meter(id) { try await rebuildAggregates(of: meter.value) }
     }
 
     public func savePlan(_ plan: Plan, mode: SaveMode) async throws {
-        try await save(.plans, id: plan.id, product: plan.product, body: plan.document(), mode: mode)
+        if try await save(.plans, id: plan.id, product: plan.product, body: plan.document(), mode: mode) {
+            invalidateMeteringCache()
+        }
     }
 
     public func plan(_ id: String) async throws -> Stored<Plan>? {
@@ -297,7 +310,7 @@ public final class TollgateStore: Sendable {
 
     // MARK: Subscriptions
 
-    private func subscription(from row: any SQLRow) throws -> Subscription {
+    func subscription(from row: any SQLRow) throws -> Subscription {
         Subscription(
             id: try row.decode(column: "id", as: String.self),
             customer: try row.decode(column: "customer_id", as: String.self),
@@ -354,7 +367,8 @@ public final class TollgateStore: Sendable {
         _ id: String, newTokenHash: TokenHash? = nil, _ change: @Sendable (inout Subscription) throws -> Void,
         webhook: @Sendable (_ before: Subscription, _ after: Subscription) -> WebhookDelivery? = { _, _ in nil }
     ) async throws -> Subscription {
-        try await backend.transaction { database in
+        defer { metering.withLock { _ = $0.clocks.removeValue(forKey: id) } }
+        return try await backend.transaction { database in
             guard let row = try await database.raw("SELECT * FROM subscriptions WHERE id = \(bind: id)").first() else {
                 throw StoreError.notFound("no subscription \"\(id)\"")
             }
@@ -409,7 +423,7 @@ public final class TollgateStore: Sendable {
         try await backend.withSQL { database in
             try await database.raw("""
                 SELECT MAX(latest) AS latest FROM (SELECT MAX(updated_at) AS latest FROM products
-                UNION ALL SELECT MAX(updated_at) AS latest FROM plans) AS changes
+                UNION ALL SELECT MAX(updated_at) AS latest FROM plans UNION ALL SELECT MAX(updated_at) AS latest FROM meters) AS changes
                 """).first()?.decode(column: "latest", as: Int?.self).map(Timestamp.date)
         }
     }
@@ -463,87 +477,10 @@ public final class TollgateStore: Sendable {
 
     // MARK: Usage events
 
-    /// Stores events, ignoring any whose id is already stored; returns the ids that were new.
-    ///
-    /// A batch travels as one JSON text bound to one parameter and is unpacked by the database
-    /// itself (`json_each` in SQLite, `jsonb_array_elements` in PostgreSQL): one statement and
-    /// one bind per thousands of events, instead of sixteen binds per event.
-    @discardableResult
-    public func insertEvents(_ events: [UsageEvent], returningNew: Bool = true) async throws -> Set<String> {
-        guard !events.isEmpty else { return [] }
-        let statement = switch (backend.kind, returningNew) {
-        case (.sqlite, true): Self.sqliteInsertReturning
-        case (.sqlite, false): Self.sqliteInsert
-        case (.postgres, true): Self.postgresInsertReturning
-        case (.postgres, false): Self.postgresInsert
-        }
-        let chunk = 5000
-        let insert: @Sendable (any SQLDatabase) async throws -> Set<String> = { database in
-            var inserted: Set<String> = []
-            for start in stride(from: 0, to: events.count, by: chunk) {
-                let batch = EventBatch.json(events[start..<min(start + chunk, events.count)])
-                let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
-                for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
-            }
-            return inserted
-        }
-        // One statement is atomic by itself; only several need a transaction around them.
-        return events.count <= chunk ? try await backend.withSQL(insert) : try await backend.transaction(insert)
-    }
-
-    private static let sqliteInsert = insertEventsStatement(for: .sqlite, returning: false)
-    private static let sqliteInsertReturning = insertEventsStatement(for: .sqlite, returning: true)
-    private static let postgresInsert = insertEventsStatement(for: .postgres, returning: false)
-    private static let postgresInsertReturning = insertEventsStatement(for: .postgres, returning: true)
-
-    /// The insert statement around the bound batch, per dialect.
-    private static func insertEventsStatement(for kind: DatabaseKind, returning: Bool) -> (prefix: String, suffix: String) {
-        let columns = EventBatch.columns.map(\.name).joined(separator: ", ")
-        let values: [String]
-        let source: String
-        switch kind {
-        case .sqlite:
-            values = EventBatch.columns.indices.map { "json_extract(value, '$[\($0)]')" }
-            // jsonb_each hands each row over as JSONB, so the lookups below do not parse text again.
-            source = "FROM jsonb_each("
-        case .postgres:
-            values = EventBatch.columns.enumerated().map { index, column in
-                column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
-            }
-            source = "FROM jsonb_array_elements(CAST("
-        }
-        let prefix = "INSERT INTO usage_events (\(columns)) SELECT \(values.joined(separator: ", ")) \(source)"
-        let close = kind == .sqlite ? ") WHERE true" : " AS jsonb)) AS e"
-        return (prefix, close + " ON CONFLICT (id) DO NOTHING" + (returning ? " RETURNING id" : ""))
-    }
-
     /// The number of stored events (all sources), for checks and benchmarks.
     public func eventCount() async throws -> Int {
         try await backend.withSQL { database in
             try await database.raw("SELECT COUNT(*) AS n FROM usage_events").first()?.decode(column: "n", as: Int.self) ?? 0
-        }
-    }
-
-    /// A subscription's API calls in `[from, to)`, summed per hour, endpoint, method and status.
-    public func callCounts(subscription: String, from: Date, to: Date) async throws -> [CallCount] {
-        let hour = 3_600_000_000
-        let rows = try await backend.withSQL { database in
-            try await database.raw("""
-                SELECT occurred_at / \(unsafeRaw: String(hour)) AS hour, endpoint, method, status, billable,
-                CAST(SUM(weight) AS BIGINT) AS n FROM usage_events
-                WHERE subscription_id = \(bind: subscription) AND name = 'api_calls'
-                AND occurred_at >= \(bind: Timestamp.micros(from)) AND occurred_at < \(bind: Timestamp.micros(to))
-                GROUP BY occurred_at / \(unsafeRaw: String(hour)), endpoint, method, status, billable
-                """).all()
-        }
-        return try rows.map { row in
-            CallCount(
-                hour: Timestamp.date(try row.decode(column: "hour", as: Int.self) * hour),
-                endpoint: try row.decode(column: "endpoint", as: String?.self),
-                method: try row.decode(column: "method", as: String?.self) ?? "",
-                status: try row.decode(column: "status", as: Int?.self) ?? 0,
-                billable: try row.decode(column: "billable", as: Int.self) != 0,
-                count: try row.decode(column: "n", as: Int.self))
         }
     }
 }

@@ -123,35 +123,110 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A subscription to the seeded plan that started 100 s before `base`, so that its billing
+    /// periods start at 14:11:40 and buckets are cut there as well as at each hour.
+    static let base = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21T14:13:20Z
+
+    static func seedSubscription(_ store: TollgateStore) async throws {
+        try await seedCatalog(store)
+        try await store.saveCustomer(Customer(id: "acme", name: "Acme", createdAt: base), mode: .upsert)
+        try await store.createSubscription(
+            Subscription(id: "sub_1", customer: "acme", plan: "maps-basic", product: "maps", status: .active,
+                         startedAt: base.addingTimeInterval(-100), createdAt: base),
+            tokenHash: APIToken.hash(APIToken.generate()))
+    }
+
+    static func call(
+        _ id: String, _ offset: TimeInterval, endpoint: String?, status: Int = 200, billable: Bool = true, weight: Int = 1
+    ) -> UsageEvent {
+        UsageEvent(
+            id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1", customer: "acme",
+            product: "maps", endpoint: endpoint, method: "GET", path: "/maps/tiles/1", status: status,
+            latencyMicroseconds: 120, requestBytes: 0, responseBytes: 10, billable: billable, weight: weight)
+    }
+
+    static func action(_ id: String, _ offset: TimeInterval, _ properties: String, name: String = "report") -> UsageEvent {
+        UsageEvent(
+            id: id, source: .action, name: name, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1",
+            customer: "acme", product: nil, endpoint: nil, method: nil, path: nil, status: nil, latencyMicroseconds: nil,
+            requestBytes: nil, responseBytes: nil, billable: true, properties: try! DocumentNode.parseJSON(Array(properties.utf8)))
+    }
+
+    static func summary(_ store: TollgateStore, from: TimeInterval, to: TimeInterval, meters: [Meter]) async throws -> UsageSummary {
+        let span = TimeSpan(start: base.addingTimeInterval(from), end: base.addingTimeInterval(to))
+        let rows = try await store.meterRows(subscription: "sub_1", from: span.start, to: span.end)
+        return UsageSummary.summarize(rows, span: span, endpoints: ["tile"], meters: meters)
+    }
+
     @Test(arguments: TestDatabase.allCases)
-    func eventsAreDeduplicatedAndCountedPerHour(database: TestDatabase) async throws {
+    func eventsAreDeduplicatedAndAggregatedWithTheirWeights(database: TestDatabase) async throws {
         try await database.withStore { store in
-            let base = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21T14:13:20Z
-            func event(_ id: String, _ offset: TimeInterval, endpoint: String?, status: Int = 200, billable: Bool = true, weight: Int = 1) -> UsageEvent {
-                UsageEvent(
-                    id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1", customer: "acme",
-                    product: "maps", endpoint: endpoint, method: "GET", path: "/maps/tiles/1", status: status,
-                    latencyMicroseconds: 120, requestBytes: 0, responseBytes: 10, billable: billable, weight: weight)
-            }
+            try await Self.seedSubscription(store)
             let first = try await store.insertEvents([
-                event("e1", 0, endpoint: "tile"), event("e2", 10, endpoint: "tile"), event("e3", 3600, endpoint: "tile", status: 500),
-                event("e4", 20, endpoint: nil, billable: false), event("e5", 30, endpoint: "tile", weight: 5),
+                Self.call("e1", 0, endpoint: "tile"), Self.call("e2", 10, endpoint: "tile"),
+                Self.call("e3", 3600, endpoint: "tile", status: 500), Self.call("e4", 20, endpoint: nil, billable: false),
+                Self.call("e5", 30, endpoint: "tile", weight: 5), Self.call("e5", 30, endpoint: "tile", weight: 5),
             ])
             #expect(first == ["e1", "e2", "e3", "e4", "e5"])
-            let again = try await store.insertEvents([event("e1", 0, endpoint: "tile"), event("e6", 40, endpoint: "tile")])
+            let again = try await store.insertEvents([Self.call("e1", 0, endpoint: "tile"), Self.call("e6", 40, endpoint: "tile")])
             #expect(again == ["e6"])
             #expect(try await store.eventCount() == 6)
 
-            let counts = try await store.callCounts(subscription: "sub_1", from: base, to: base.addingTimeInterval(7200))
-            let firstHour = counts.filter { $0.billable && $0.status == 200 }.reduce(0) { $0 + $1.count }
-            #expect(firstHour == 1 + 1 + 5 + 1)
-            #expect(counts.filter { $0.status == 500 }.map(\.count) == [1])
-            #expect(counts.filter { !$0.billable }.map(\.count) == [1])
-            let hours = Set(counts.map(\.hour))
-            #expect(hours == [Date(timeIntervalSince1970: 1_789_999_200), Date(timeIntervalSince1970: 1_790_002_800)])
+            // The "tiles" meter counts 2xx calls of the tile endpoint, weights summed; duplicates count once.
+            let day = try await Self.summary(store, from: -100, to: 86_400, meters: [Self.meter])
+            #expect(day.endpoints == ["tile": 1 + 1 + 1 + 5 + 1])
+            #expect(day.meters == ["tiles": Amount(1 + 1 + 5 + 1)])
+            // Buckets are cut at the period start (base - 100 s) and at every hour.
+            let rows = try await store.meterRows(subscription: "sub_1", from: Self.base.addingTimeInterval(-3600), to: Self.base.addingTimeInterval(7200))
+            let buckets = Set(rows.aggregates.map(\.bucket))
+            #expect(buckets == [Micros.of(Self.base.addingTimeInterval(-100)), Micros.of(Date(timeIntervalSince1970: 1_790_002_800))])
+        }
+    }
 
-            let narrowed = try await store.callCounts(subscription: "sub_1", from: base.addingTimeInterval(15), to: base.addingTimeInterval(3600))
-            #expect(narrowed.filter(\.billable).reduce(0) { $0 + $1.count } == 5 + 1)
+    @Test(arguments: TestDatabase.allCases)
+    func everyAggregationIsExactOverAPeriodAndSurvivesReopening(database: TestDatabase) async throws {
+        let url = try database.makeURL()
+        let meters = [
+            Meter(id: "pages", name: "Pages", source: .event("report"), aggregation: .sum, property: "metadata.pages"),
+            Meter(id: "largest", name: "Largest", source: .event("report"), aggregation: .max, property: "metadata.pages"),
+            Meter(id: "last-seats", name: "Seats", source: .event("report"), aggregation: .latest, property: "metadata.seats"),
+            Meter(id: "users", name: "Users", source: .event("report"), aggregation: .uniqueCount, property: "user_id"),
+            Meter(id: "pro-reports", name: "Pro", source: .event("report"),
+                  filter: MeterFilter(properties: ["metadata.tier": "pro"]), aggregation: .count),
+        ]
+        try await TollgateStore.withStore(url: url, logger: TestLogger.make()) { store in
+            try await store.migrate()
+            try await Self.seedSubscription(store)
+            for meter in meters { try await store.saveMeter(meter, mode: .create) }
+            try await store.insertEvents([
+                Self.action("a1", 0, #"{"user_id":"u1","metadata":{"pages":1.25,"seats":3,"tier":"pro"}}"#),
+                Self.action("a2", 4000, #"{"user_id":"u2","metadata":{"pages":"2.5","seats":7}}"#),
+                Self.action("a3", 8000, #"{"user_id":"u1","metadata":{"pages":0.000000001,"seats":5,"tier":"pro"}}"#),
+                Self.action("a4", 9000, #"{"user_id":"u3","metadata":{"tier":"basic"}}"#, name: "other"),
+            ])
+        }
+        try await TollgateStore.withStore(url: url, logger: TestLogger.make()) { store in
+            try await store.migrate()
+            let period = try await Self.summary(store, from: -100, to: 86_400, meters: meters)
+            #expect(period.meters["pages"] == Amount("3.750000001"))
+            #expect(period.meters["largest"] == Amount("2.5"))
+            #expect(period.meters["last-seats"] == Amount(5))
+            // u1 in two different hours counts once over the period.
+            #expect(period.meters["users"] == Amount(2))
+            #expect(period.meters["pro-reports"] == Amount(2))
+
+            // A meter created after its events is built from the ledger.
+            let late = Meter(id: "reports", name: "Reports", source: .event("report"), aggregation: .count)
+            try await store.saveMeter(late, mode: .create)
+            let rebuilt = try await Self.summary(store, from: -100, to: 86_400, meters: [late])
+            #expect(rebuilt.meters["reports"] == Amount(3))
+            // Changing a meter rebuilds it; saving it unchanged does not count twice.
+            try await store.saveMeter(late, mode: .upsert)
+            #expect(try await Self.summary(store, from: -100, to: 86_400, meters: [late]).meters["reports"] == Amount(3))
+            var narrowed = late
+            narrowed.filter = MeterFilter(properties: ["metadata.tier": "pro"])
+            try await store.saveMeter(narrowed, mode: .update)
+            #expect(try await Self.summary(store, from: -100, to: 86_400, meters: [narrowed]).meters["reports"] == Amount(2))
         }
     }
 

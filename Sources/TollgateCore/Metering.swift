@@ -1,0 +1,153 @@
+import Crypto
+import Foundation
+
+/// One meter's running aggregate over one bucket of one subscription. Every field merges
+/// associatively, so buckets add up to periods and batches add up to buckets.
+public struct MeterAggregate: Sendable, Equatable {
+    /// The sum of the weights of the events counted.
+    public var count: Int64 = 0
+    public var sum: MeterNumber = .zero
+    public var max: MeterNumber?
+    /// When the latest value was seen (microseconds since 1970), and the value.
+    public var latestAt: Int64?
+    public var latest: MeterNumber?
+
+    public init(count: Int64 = 0, sum: MeterNumber = .zero, max: MeterNumber? = nil, latestAt: Int64? = nil, latest: MeterNumber? = nil) {
+        self.count = count
+        self.sum = sum
+        self.max = max
+        self.latestAt = latestAt
+        self.latest = latest
+    }
+
+    public mutating func merge(_ other: MeterAggregate) {
+        count += other.count
+        sum = sum + other.sum
+        if let value = other.max, max.map({ value > $0 }) ?? true { max = value }
+        if let at = other.latestAt, latestAt.map({ at >= $0 }) ?? true {
+            latestAt = at
+            latest = other.latest
+        }
+    }
+}
+
+/// Microseconds since 1970, the unit of every stored time.
+public enum Micros {
+    public static func of(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
+    public static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+}
+
+/// Aggregates to add to the store for a batch of new events.
+public struct MeterDeltas: Sendable, Equatable {
+    /// What an aggregate row is keyed by: meter, subscription, bucket start (microseconds).
+    public struct Key: Hashable, Sendable {
+        public var meter: String
+        public var subscription: String
+        public var bucket: Int64
+
+        public init(meter: String, subscription: String, bucket: Int64) {
+            self.meter = meter
+            self.subscription = subscription
+            self.bucket = bucket
+        }
+    }
+
+    /// A distinct value a `unique_count` meter saw in a bucket.
+    public struct Unique: Hashable, Sendable {
+        public var key: Key
+        public var value: String
+    }
+
+    public var aggregates: [Key: MeterAggregate] = [:]
+    public var uniques: Set<Unique> = []
+
+    public init() {}
+
+    public var isEmpty: Bool { aggregates.isEmpty && uniques.isEmpty }
+}
+
+/// How events become meter values; pure, shared by ingestion, rebuilds and reports.
+public enum Metering {
+    /// Billable calls per endpoint are kept as aggregates of this pseudo-meter (`@` cannot start a meter id).
+    public static let endpointPrefix = "@endpoint:"
+
+    /// Longer distinct values are kept as their SHA-256, so that a row stays small.
+    static let longestUniqueValue = 128
+
+    /// Whether the event counts towards the meter (its value aside).
+    public static func matches(_ meter: Meter, _ event: UsageEvent) -> Bool {
+        guard event.billable, event.subscription != nil else { return false }
+        switch meter.source {
+        case .apiCalls:
+            guard event.name == "api_calls", event.source == .gateway || event.source == .apiLog else { return false }
+        case .event(let name):
+            guard event.name == name, event.source == .action || event.source == .cloudEvent else { return false }
+        }
+        let filter = meter.filter
+        if let wanted = filter.endpoint, wanted != event.endpoint { return false }
+        if let wanted = filter.method, wanted != event.method { return false }
+        if let wanted = filter.status {
+            guard let status = event.status, wanted.matches(status) else { return false }
+        }
+        for (path, wanted) in filter.properties where event.propertyText(path) != wanted { return false }
+        return true
+    }
+
+    /// The aggregates a batch of new events adds, per meter, subscription and bucket (with
+    /// `endpoints`, also the billable calls per endpoint).
+    public static func deltas(_ events: some Sequence<UsageEvent>, meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
+        var deltas = MeterDeltas()
+        for event in events {
+            guard let subscription = event.subscription, let bucket = event.bucket, event.billable else { continue }
+            let bucketMicros = Micros.of(bucket)
+            if endpoints, event.name == "api_calls", let endpoint = event.endpoint {
+                let key = MeterDeltas.Key(meter: endpointPrefix + endpoint, subscription: subscription, bucket: bucketMicros)
+                deltas.aggregates[key, default: MeterAggregate()].count += Int64(event.weight)
+            }
+            for meter in meters where matches(meter, event) {
+                let key = MeterDeltas.Key(meter: meter.id, subscription: subscription, bucket: bucketMicros)
+                switch meter.aggregation {
+                case .count:
+                    deltas.aggregates[key, default: MeterAggregate()].count += Int64(event.weight)
+                case .uniqueCount:
+                    guard let property = meter.property, let text = event.propertyText(property) else { continue }
+                    deltas.uniques.insert(MeterDeltas.Unique(key: key, value: uniqueValue(text)))
+                case .sum, .max, .latest:
+                    guard let property = meter.property, let text = event.propertyText(property),
+                          let number = MeterNumber(text) else { continue }
+                    let at = Micros.of(event.occurredAt)
+                    var delta = MeterAggregate(count: Int64(event.weight))
+                    switch meter.aggregation {
+                    case .sum: delta.sum = number
+                    case .max: delta.max = number
+                    default:
+                        delta.latestAt = at
+                        delta.latest = number
+                    }
+                    deltas.aggregates[key, default: MeterAggregate()].merge(delta)
+                }
+            }
+        }
+        return deltas
+    }
+
+    /// The text a distinct value is stored as.
+    public static func uniqueValue(_ text: String) -> String {
+        guard text.utf8.count > longestUniqueValue else { return text }
+        return "sha256:" + Hex.encode(SHA256.hash(data: Data(text.utf8)))
+    }
+
+    /// A meter's value over a span from its bucket aggregates and its distinct values there.
+    public static func value(of meter: Meter, aggregates: some Sequence<MeterAggregate>, distinctValues: Int) -> Amount {
+        if meter.aggregation == .uniqueCount { return Amount(distinctValues) }
+        var total = MeterAggregate()
+        for aggregate in aggregates { total.merge(aggregate) }
+        switch meter.aggregation {
+        case .count: return Amount(Decimal(total.count))
+        case .sum: return total.sum.amount
+        case .max: return (total.max ?? .zero).amount
+        case .latest: return (total.latest ?? .zero).amount
+        case .uniqueCount: return Amount(distinctValues)
+        }
+    }
+}

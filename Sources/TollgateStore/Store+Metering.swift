@@ -1,0 +1,310 @@
+import Foundation
+import SQLKit
+import Synchronization
+import TollgateCore
+
+/// What ingestion keeps in memory between batches: the active meters, and where each
+/// subscription's billing periods fall.
+struct MeteringCache: Sendable {
+    var meters: [Meter]?
+    var clocks: [String: SubscriptionClock] = [:]
+    var planPeriods: [String: BillingPeriodUnit] = [:]
+}
+
+/// Where one subscription's billing periods fall; remembers the last period it computed.
+struct SubscriptionClock: Sendable {
+    var anchor: Date
+    var unit: BillingPeriodUnit
+    var current: TimeSpan
+
+    init(anchor: Date, unit: BillingPeriodUnit) {
+        self.anchor = anchor
+        self.unit = unit
+        self.current = BillingPeriods.period(containing: anchor, unit: unit, anchor: anchor)
+    }
+
+    /// The bucket of an event at `date` (an hour, cut at the start of the period it falls in).
+    mutating func bucket(of date: Date) -> Date {
+        guard date >= anchor else { return Granularity.hour.floor(date) }
+        if !current.contains(date) { current = BillingPeriods.period(containing: date, unit: unit, anchor: anchor) }
+        return UsageBuckets.start(of: date, periodStart: current.start)
+    }
+}
+
+extension TollgateStore {
+    // MARK: Ingestion
+
+    /// Stores events, ignoring any whose id is already stored (within the batch too), and adds
+    /// the new ones to their meters' aggregates in the same transaction; returns the new ids.
+    ///
+    /// A batch travels as one JSON text bound to one parameter and is unpacked by the database
+    /// itself (`jsonb_each` in SQLite, `jsonb_array_elements` in PostgreSQL): one statement per
+    /// thousands of events instead of a bind per column and event.
+    @discardableResult
+    public func insertEvents(_ events: [UsageEvent]) async throws -> Set<String> {
+        guard !events.isEmpty else { return [] }
+        var seen = Set<String>(minimumCapacity: events.count)
+        var unique = events.filter { seen.insert($0.id).inserted }
+        try await placeInBuckets(&unique)
+        let meters = try await activeMeters()
+        let kind = backend.kind
+        let statement = kind == .sqlite ? Self.sqliteInsert : Self.postgresInsert
+        let placed = unique
+        return try await backend.transaction { database in
+            var inserted: Set<String> = []
+            let chunk = 5000
+            for start in stride(from: 0, to: placed.count, by: chunk) {
+                let batch = EventBatch.json(placed[start..<min(start + chunk, placed.count)])
+                let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
+                for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
+            }
+            let fresh = inserted.count == placed.count ? placed : placed.filter { inserted.contains($0.id) }
+            try await Self.write(Metering.deltas(fresh, meters: meters), kind: kind, to: database)
+            return inserted
+        }
+    }
+
+    private static let sqliteInsert = insertEventsStatement(for: .sqlite)
+    private static let postgresInsert = insertEventsStatement(for: .postgres)
+
+    /// The insert statement around the bound batch, per dialect.
+    private static func insertEventsStatement(for kind: DatabaseKind) -> (prefix: String, suffix: String) {
+        let columns = EventBatch.columns.map(\.name).joined(separator: ", ")
+        let values = unpackedColumns(EventBatch.columns, kind: kind)
+        let prefix = "INSERT INTO usage_events (\(columns)) SELECT \(values) \(unpackSource(kind))"
+        return (prefix, unpackClose(kind) + " ON CONFLICT (id) DO NOTHING RETURNING id")
+    }
+
+    /// `SELECT` expressions for the columns of one JSON array of arrays.
+    private static func unpackedColumns(_ columns: [(name: String, isInteger: Bool)], kind: DatabaseKind) -> String {
+        switch kind {
+        case .sqlite:
+            // jsonb_each hands each row over as JSONB, so the lookups do not parse text again.
+            return columns.indices.map { "json_extract(value, '$[\($0)]')" }.joined(separator: ", ")
+        case .postgres:
+            return columns.enumerated().map { index, column in
+                column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
+            }.joined(separator: ", ")
+        }
+    }
+
+    private static func unpackSource(_ kind: DatabaseKind) -> String {
+        kind == .sqlite ? "FROM jsonb_each(" : "FROM jsonb_array_elements(CAST("
+    }
+
+    private static func unpackClose(_ kind: DatabaseKind) -> String {
+        kind == .sqlite ? ") WHERE true" : " AS jsonb)) AS e"
+    }
+
+    /// Fills in each owned event's bucket from its subscription's billing periods.
+    private func placeInBuckets(_ events: inout [UsageEvent]) async throws {
+        let wanted = Set(events.compactMap { $0.bucket == nil ? $0.subscription : nil })
+        guard !wanted.isEmpty else { return }
+        let missing = metering.withLock { cache in wanted.filter { cache.clocks[$0] == nil } }
+        if !missing.isEmpty { try await loadClocks(Array(missing)) }
+        metering.withLock { cache in
+            for index in events.indices where events[index].bucket == nil {
+                guard let id = events[index].subscription else { continue }
+                guard var clock = cache.clocks[id] else {
+                    // Not a stored subscription: plain hours keep its usage visible.
+                    events[index].bucket = Granularity.hour.floor(events[index].occurredAt)
+                    continue
+                }
+                events[index].bucket = clock.bucket(of: events[index].occurredAt)
+                cache.clocks[id] = clock
+            }
+        }
+    }
+
+    private func loadClocks(_ ids: [String]) async throws {
+        var found: [(id: String, plan: String, startedAt: Date)] = []
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let slice = Array(ids[start..<min(start + 500, ids.count)])
+            let rows = try await backend.withSQL { database in
+                try await database.raw("SELECT id, plan_id, started_at FROM subscriptions WHERE id IN (\(binds: slice))").all()
+            }
+            for row in rows {
+                found.append((try row.decode(column: "id", as: String.self), try row.decode(column: "plan_id", as: String.self),
+                              Timestamp.date(try row.decode(column: "started_at", as: Int.self))))
+            }
+        }
+        var units: [String: BillingPeriodUnit] = metering.withLock { $0.planPeriods }
+        for plan in Set(found.map(\.plan)) where units[plan] == nil {
+            units[plan] = try await self.plan(plan)?.value.period
+        }
+        metering.withLock { cache in
+            cache.planPeriods = units
+            for entry in found {
+                guard let unit = units[entry.plan] else { continue }
+                cache.clocks[entry.id] = SubscriptionClock(anchor: entry.startedAt, unit: unit)
+            }
+        }
+    }
+
+    /// The meters that aggregate new events (archived meters keep their history but stop).
+    func activeMeters() async throws -> [Meter] {
+        if let meters = metering.withLock({ $0.meters }) { return meters }
+        let meters = try await allMeters().filter { !$0.archived }.map(\.value)
+        metering.withLock { $0.meters = meters }
+        return meters
+    }
+
+    /// Forgets cached meters and periods (after catalog or subscription changes, here or on
+    /// another node).
+    public func invalidateMeteringCache() {
+        metering.withLock { $0 = MeteringCache() }
+    }
+
+    // MARK: Aggregates
+
+    private static let aggregateColumns: [(name: String, isInteger: Bool)] = [
+        ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("event_count", true), ("sum_units", true),
+        ("sum_nanos", true), ("max_units", true), ("max_nanos", true), ("latest_at", true), ("latest_units", true),
+        ("latest_nanos", true),
+    ]
+
+    private static let uniqueColumns: [(name: String, isInteger: Bool)] = [
+        ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("value", false),
+    ]
+
+    /// Adds deltas to the stored aggregates: counts and sums add, a maximum or a later value
+    /// replaces the stored one (the database does the arithmetic, so concurrent writers of
+    /// several nodes never lose an update).
+    static func write(_ deltas: MeterDeltas, kind: DatabaseKind, to database: any SQLDatabase) async throws {
+        guard !deltas.isEmpty else { return }
+        if !deltas.aggregates.isEmpty {
+            var json = "["
+            for (key, aggregate) in deltas.aggregates {
+                if json.count > 1 { json += "," }
+                json += "["
+                JSONText.appendString(key.subscription, to: &json); json += ","
+                JSONText.appendString(key.meter, to: &json)
+                let numbers: [Int64?] = [
+                    key.bucket, aggregate.count, aggregate.sum.units, aggregate.sum.nanos, aggregate.max?.units,
+                    aggregate.max?.nanos, aggregate.latestAt, aggregate.latest?.units, aggregate.latest?.nanos,
+                ]
+                for number in numbers { json += number.map { ",\($0)" } ?? ",null" }
+                json += "]"
+            }
+            json += "]"
+            let columns = aggregateColumns.map(\.name).joined(separator: ", ")
+            let table = "meter_aggregates"
+            let newMax = "excluded.max_units IS NOT NULL AND (\(table).max_units IS NULL OR excluded.max_units > \(table).max_units OR (excluded.max_units = \(table).max_units AND excluded.max_nanos > \(table).max_nanos))"
+            let newLatest = "excluded.latest_at IS NOT NULL AND (\(table).latest_at IS NULL OR excluded.latest_at >= \(table).latest_at)"
+            func pick(_ column: String, _ condition: String) -> String {
+                "\(column) = CASE WHEN \(condition) THEN excluded.\(column) ELSE \(table).\(column) END"
+            }
+            let sql = """
+                INSERT INTO \(table) (\(columns)) SELECT \(unpackedColumns(aggregateColumns, kind: kind)) \(unpackSource(kind))
+                """
+            let suffix = """
+                \(unpackClose(kind)) ON CONFLICT (subscription_id, meter_id, bucket_at) DO UPDATE SET
+                event_count = \(table).event_count + excluded.event_count, sum_units = \(table).sum_units + excluded.sum_units,
+                sum_nanos = \(table).sum_nanos + excluded.sum_nanos, \(pick("max_units", newMax)), \(pick("max_nanos", newMax)),
+                \(pick("latest_at", newLatest)), \(pick("latest_units", newLatest)), \(pick("latest_nanos", newLatest))
+                """
+            try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: suffix)").run()
+        }
+        if !deltas.uniques.isEmpty {
+            var json = "["
+            for unique in deltas.uniques {
+                if json.count > 1 { json += "," }
+                json += "["
+                JSONText.appendString(unique.key.subscription, to: &json); json += ","
+                JSONText.appendString(unique.key.meter, to: &json); json += ",\(unique.key.bucket),"
+                JSONText.appendString(unique.value, to: &json)
+                json += "]"
+            }
+            json += "]"
+            let columns = uniqueColumns.map(\.name).joined(separator: ", ")
+            let sql = "INSERT INTO meter_uniques (\(columns)) SELECT \(unpackedColumns(uniqueColumns, kind: kind)) \(unpackSource(kind))"
+            try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: unpackClose(kind) + " ON CONFLICT DO NOTHING")").run()
+        }
+    }
+
+    /// Recomputes a meter's aggregates from the ledger (after it was created or changed), in one
+    /// transaction that new events wait for, so none is counted twice or missed.
+    public func rebuildAggregates(of meter: Meter) async throws {
+        let kind = backend.kind
+        let name = switch meter.source {
+        case .apiCalls: "api_calls"
+        case .event(let name): name
+        }
+        try await backend.transaction { database in
+            if kind == .postgres {
+                try await database.raw("LOCK TABLE meter_aggregates, meter_uniques IN EXCLUSIVE MODE").run()
+            }
+            try await database.raw("DELETE FROM meter_aggregates WHERE meter_id = \(bind: meter.id)").run()
+            try await database.raw("DELETE FROM meter_uniques WHERE meter_id = \(bind: meter.id)").run()
+            var cursor = ""
+            while true {
+                let rows = try await database.raw("""
+                    SELECT id, source, occurred_at, subscription_id, endpoint, method, path, status, latency_us,
+                    request_bytes, response_bytes, weight, body, bucket_at FROM usage_events
+                    WHERE name = \(bind: name) AND billable = 1 AND subscription_id IS NOT NULL AND bucket_at IS NOT NULL
+                    AND id > \(bind: cursor) ORDER BY id LIMIT 5000
+                    """).all()
+                guard !rows.isEmpty else { break }
+                var events: [UsageEvent] = []
+                events.reserveCapacity(rows.count)
+                for row in rows {
+                    let body = try row.decode(column: "body", as: String?.self)
+                    events.append(UsageEvent(
+                        id: try row.decode(column: "id", as: String.self),
+                        source: UsageEvent.Source(rawValue: try row.decode(column: "source", as: String.self)) ?? .gateway,
+                        name: name,
+                        occurredAt: Timestamp.date(try row.decode(column: "occurred_at", as: Int.self)),
+                        subscription: try row.decode(column: "subscription_id", as: String?.self), customer: nil, product: nil,
+                        endpoint: try row.decode(column: "endpoint", as: String?.self),
+                        method: try row.decode(column: "method", as: String?.self),
+                        path: try row.decode(column: "path", as: String?.self),
+                        status: try row.decode(column: "status", as: Int?.self),
+                        latencyMicroseconds: try row.decode(column: "latency_us", as: Int?.self),
+                        requestBytes: try row.decode(column: "request_bytes", as: Int?.self),
+                        responseBytes: try row.decode(column: "response_bytes", as: Int?.self),
+                        billable: true, weight: try row.decode(column: "weight", as: Int.self),
+                        properties: try body.map { try DocumentNode.parseJSON(Array($0.utf8)) },
+                        bucket: try row.decode(column: "bucket_at", as: Int?.self).map { Micros.date(Int64($0)) }))
+                }
+                cursor = events.last?.id ?? cursor
+                try await Self.write(Metering.deltas(events, meters: [meter], endpoints: false), kind: kind, to: database)
+            }
+        }
+    }
+
+    /// A subscription's aggregate rows whose bucket starts in `[from, to)`.
+    public func meterRows(subscription: String, from: Date, to: Date) async throws -> MeterRows {
+        let start = Micros.of(from)
+        let end = Micros.of(to)
+        return try await backend.withSQL { database in
+            let aggregates = try await database.raw("""
+                SELECT * FROM meter_aggregates WHERE subscription_id = \(bind: subscription)
+                AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
+                """).all()
+            let uniques = try await database.raw("""
+                SELECT meter_id, bucket_at, value FROM meter_uniques WHERE subscription_id = \(bind: subscription)
+                AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
+                """).all()
+            func number(_ row: any SQLRow, _ prefix: String) throws -> MeterNumber? {
+                guard let units = try row.decode(column: prefix + "_units", as: Int64?.self) else { return nil }
+                return MeterNumber(units: units, nanos: try row.decode(column: prefix + "_nanos", as: Int64?.self) ?? 0)
+            }
+            return MeterRows(
+                aggregates: try aggregates.map { row in
+                    MeterRows.Aggregate(
+                        meter: try row.decode(column: "meter_id", as: String.self),
+                        bucket: try row.decode(column: "bucket_at", as: Int64.self),
+                        aggregate: MeterAggregate(
+                            count: try row.decode(column: "event_count", as: Int64.self),
+                            sum: try number(row, "sum") ?? .zero, max: try number(row, "max"),
+                            latestAt: try row.decode(column: "latest_at", as: Int64?.self), latest: try number(row, "latest")))
+                },
+                uniques: try uniques.map { row in
+                    MeterRows.Unique(
+                        meter: try row.decode(column: "meter_id", as: String.self),
+                        bucket: try row.decode(column: "bucket_at", as: Int64.self),
+                        value: try row.decode(column: "value", as: String.self))
+                })
+        }
+    }
+}
