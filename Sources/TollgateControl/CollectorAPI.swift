@@ -127,6 +127,8 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
             } catch {
                 throw APIError(.badRequest, "the body is not valid gzip")
             }
+            // compress-nio's limit counts the buffers it allocates, which may round up: check the result too.
+            if buffer.readableBytes > limit { throw tooLarge }
         }
         let size = buffer.readableBytes
         let document: DocumentNode

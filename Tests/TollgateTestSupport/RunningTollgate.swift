@@ -12,6 +12,12 @@ public struct TestResponse: Sendable {
     public let headers: HTTPHeaders
     public let body: String
 
+    public init(status: Int, headers: HTTPHeaders, body: String) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? { headers.first(name: name) }
 
     /// The body as a JSON object.
@@ -128,6 +134,11 @@ public enum TestCatalog {
         meters:
           - { id: shop-calls, name: Shop calls, source: api_calls, filter: { status: "<500" }, aggregation: count }
           - { id: hello-calls, name: Hello calls, source: api_calls, filter: { endpoint: hello, method: GET }, aggregation: count }
+          - { id: item-reads, name: Item reads, source: api_calls, filter: { endpoint: get-item, status: 2xx }, aggregation: count }
+          - { id: report-pages, name: Report pages, source: "event:report-generated", aggregation: sum, property: metadata.pages }
+          - { id: report-users, name: Report users, source: "event:report-generated", aggregation: unique_count, property: user_id }
+          - { id: peak-seats, name: Peak seats, source: "event:seats.changed", aggregation: max, property: data.seats }
+          - { id: seats, name: Seats, source: "event:seats.changed", aggregation: latest, property: data.seats }
         plans:
           - id: shop-basic
             product: shop
