@@ -33,7 +33,9 @@ enum EventBatch {
             integer(event.responseBytes, &out); out += ","
             out += event.billable ? "1," : "0,"
             out += String(event.weight); out += ","
-            string(event.properties?.jsonText(), &out); out += ","
+            // The event's own JSON goes in as JSON, not as an escaped string: both databases hand
+            // an object back as its text (`json_extract`, `->>`), which is what the column keeps.
+            out += event.properties?.jsonText() ?? "null"; out += ","
             integer(event.bucket.map { Int(Micros.of($0)) }, &out)
             out += "]"
         }

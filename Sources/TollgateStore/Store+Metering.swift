@@ -50,16 +50,22 @@ extension TollgateStore {
         let kind = backend.kind
         let statement = kind == .sqlite ? Self.sqliteInsert : Self.postgresInsert
         let placed = unique
+        // Everything that does not need the database is prepared before taking its turn: with
+        // SQLite, one connection serves every writer.
+        let batches = stride(from: 0, to: placed.count, by: 5000).map {
+            EventBatch.json(placed[$0..<min($0 + 5000, placed.count)])
+        }
+        let expected = PreparedDeltas(Metering.deltas(placed, meters: meters))
         return try await backend.transaction { database in
             var inserted: Set<String> = []
-            let chunk = 5000
-            for start in stride(from: 0, to: placed.count, by: chunk) {
-                let batch = EventBatch.json(placed[start..<min(start + chunk, placed.count)])
+            for batch in batches {
                 let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
                 for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
             }
-            let fresh = inserted.count == placed.count ? placed : placed.filter { inserted.contains($0.id) }
-            try await Self.write(Metering.deltas(fresh, meters: meters), kind: kind, to: database)
+            // Duplicates add nothing: only when some were already stored are the deltas computed again.
+            let deltas = inserted.count == placed.count
+                ? expected : PreparedDeltas(Metering.deltas(placed.filter { inserted.contains($0.id) }, meters: meters))
+            try await Self.write(deltas, kind: kind, to: database)
             return inserted
         }
     }
@@ -167,26 +173,54 @@ extension TollgateStore {
         ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("value", false),
     ]
 
+    /// Deltas as the JSON texts their statements bind.
+    struct PreparedDeltas: Sendable {
+        var aggregates: String?
+        var uniques: String?
+
+        init(_ deltas: MeterDeltas) {
+            aggregates = deltas.aggregates.isEmpty ? nil : TollgateStore.aggregatesJSON(deltas)
+            uniques = deltas.uniques.isEmpty ? nil : TollgateStore.uniquesJSON(deltas)
+        }
+    }
+
+    private static func aggregatesJSON(_ deltas: MeterDeltas) -> String {
+        var json = "["
+        for (index, (key, aggregate)) in deltas.aggregates.enumerated() {
+            if index > 0 { json += "," }
+            json += "["
+            JSONText.appendString(key.subscription, to: &json); json += ","
+            JSONText.appendString(key.meter, to: &json)
+            let numbers: [Int64?] = [
+                key.bucket, aggregate.count, aggregate.sum.units, aggregate.sum.nanos, aggregate.max?.units,
+                aggregate.max?.nanos, aggregate.latestAt, aggregate.latest?.units, aggregate.latest?.nanos,
+            ]
+            for number in numbers { json += number.map { ",\($0)" } ?? ",null" }
+            json += "]"
+        }
+        json += "]"
+        return json
+    }
+
+    private static func uniquesJSON(_ deltas: MeterDeltas) -> String {
+        var json = "["
+        for (index, unique) in deltas.uniques.enumerated() {
+            if index > 0 { json += "," }
+            json += "["
+            JSONText.appendString(unique.key.subscription, to: &json); json += ","
+            JSONText.appendString(unique.key.meter, to: &json); json += ",\(unique.key.bucket),"
+            JSONText.appendString(unique.value, to: &json)
+            json += "]"
+        }
+        json += "]"
+        return json
+    }
+
     /// Adds deltas to the stored aggregates: counts and sums add, a maximum or a later value
     /// replaces the stored one (the database does the arithmetic, so concurrent writers of
     /// several nodes never lose an update).
-    static func write(_ deltas: MeterDeltas, kind: DatabaseKind, to database: any SQLDatabase) async throws {
-        guard !deltas.isEmpty else { return }
-        if !deltas.aggregates.isEmpty {
-            var json = "["
-            for (key, aggregate) in deltas.aggregates {
-                if json.count > 1 { json += "," }
-                json += "["
-                JSONText.appendString(key.subscription, to: &json); json += ","
-                JSONText.appendString(key.meter, to: &json)
-                let numbers: [Int64?] = [
-                    key.bucket, aggregate.count, aggregate.sum.units, aggregate.sum.nanos, aggregate.max?.units,
-                    aggregate.max?.nanos, aggregate.latestAt, aggregate.latest?.units, aggregate.latest?.nanos,
-                ]
-                for number in numbers { json += number.map { ",\($0)" } ?? ",null" }
-                json += "]"
-            }
-            json += "]"
+    static func write(_ deltas: PreparedDeltas, kind: DatabaseKind, to database: any SQLDatabase) async throws {
+        if let json = deltas.aggregates {
             let columns = aggregateColumns.map(\.name).joined(separator: ", ")
             let table = "meter_aggregates"
             let newMax = "excluded.max_units IS NOT NULL AND (\(table).max_units IS NULL OR excluded.max_units > \(table).max_units OR (excluded.max_units = \(table).max_units AND excluded.max_nanos > \(table).max_nanos))"
@@ -205,17 +239,7 @@ extension TollgateStore {
                 """
             try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: suffix)").run()
         }
-        if !deltas.uniques.isEmpty {
-            var json = "["
-            for unique in deltas.uniques {
-                if json.count > 1 { json += "," }
-                json += "["
-                JSONText.appendString(unique.key.subscription, to: &json); json += ","
-                JSONText.appendString(unique.key.meter, to: &json); json += ",\(unique.key.bucket),"
-                JSONText.appendString(unique.value, to: &json)
-                json += "]"
-            }
-            json += "]"
+        if let json = deltas.uniques {
             let columns = uniqueColumns.map(\.name).joined(separator: ", ")
             let sql = "INSERT INTO meter_uniques (\(columns)) SELECT \(unpackedColumns(uniqueColumns, kind: kind)) \(unpackSource(kind))"
             try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: unpackClose(kind) + " ON CONFLICT DO NOTHING")").run()
@@ -267,7 +291,8 @@ extension TollgateStore {
                         bucket: try row.decode(column: "bucket_at", as: Int?.self).map { Micros.date(Int64($0)) }))
                 }
                 cursor = events.last?.id ?? cursor
-                try await Self.write(Metering.deltas(events, meters: [meter], endpoints: false), kind: kind, to: database)
+                try await Self.write(
+                    PreparedDeltas(Metering.deltas(events, meters: [meter], endpoints: false)), kind: kind, to: database)
             }
         }
     }
