@@ -16,7 +16,7 @@ extension AdminAPI {
             let reader = DocumentReader()
             guard let object = reader.object(body, at: "") else { throw APIError.invalid(reader.problems) }
             let id = object.string("id", required: false)
-            if let id, !Identifier.isValid(id) { object.report("id", "must be letters, digits, '-', '_' or '.'") }
+            if let id, !Identifier.isValid(id) { object.report("id", Identifier.rule) }
             let customer = object.string("customer")
             let plan = object.string("plan")
             var startedAt: Date?

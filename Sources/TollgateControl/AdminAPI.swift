@@ -188,7 +188,7 @@ extension Customer {
         defer { object.finish() }
         var id = object.string("id", required: false)
         if let given = id, !Identifier.isValid(given) {
-            object.report("id", "must be letters, digits, '-', '_' or '.' (at most 64 characters)")
+            object.report("id", Identifier.rule)
             id = nil
         }
         let name = object.string("name")

@@ -176,7 +176,7 @@ extension Collector {
                 continue
             }
             guard Identifier.isValid(id) else {
-                refused.append((index, "company_id must be letters, digits, '-', '_' or '.' (at most 64 characters)"))
+                refused.append((index, "company_id " + Identifier.rule))
                 continue
             }
             let existing = try await store.customer(id)?.value
@@ -202,7 +202,7 @@ extension Collector {
             let company = item["company_id"]?.scalarText
             if let company {
                 guard Identifier.isValid(company) else {
-                    refused.append((index, "company_id must be letters, digits, '-', '_' or '.' (at most 64 characters)"))
+                    refused.append((index, "company_id " + Identifier.rule))
                     continue
                 }
                 if try await store.customer(company) == nil {

@@ -11,6 +11,9 @@ public enum Identifier {
         return id.utf8.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 
+    /// What `isValid` asks of an id, as error messages say it.
+    public static let rule = "must be letters, digits, '-', '_' or '.' (at most 64 characters)"
+
     /// Other ids and endpoint identifiers: letters, digits, `-`, `_`, `.`, at most 64.
     public static func isValid(_ id: String) -> Bool {
         guard let first = id.utf8.first, id.utf8.count <= 64, first != UInt8(ascii: "-"), first != UInt8(ascii: ".") else {
@@ -36,7 +39,7 @@ extension ObjectReader {
         guard valid else {
             report(key, product
                 ? "must be a slug of a-z, 0-9 and '-' (at most 64 characters)"
-                : "must be letters, digits, '-', '_' or '.' (at most 64 characters)")
+                : Identifier.rule)
             return nil
         }
         return id

@@ -7,8 +7,8 @@ import TollgateCore
 /// Times are stored as whole microseconds since 1970 (UTC).
 enum Timestamp {
     static var now: Int { micros(Date()) }
-    static func micros(_ date: Date) -> Int { Int((date.timeIntervalSince1970 * 1_000_000).rounded()) }
-    static func date(_ micros: Int) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+    static func micros(_ date: Date) -> Int { Int(Micros.of(date)) }
+    static func date(_ micros: Int) -> Date { Micros.date(Int64(micros)) }
 }
 
 /// A storage failure that the HTTP edge can map to an answer. Its text never carries SQL or secrets.
