@@ -124,6 +124,7 @@ let package = Package(
             name: "tollgate",
             dependencies: [
                 "TollgateApp",
+                "TollgateBilling",
                 "TollgateControl",
                 "TollgateCore",
                 "TollgateStore",

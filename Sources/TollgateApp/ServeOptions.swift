@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import TollgateBilling
 import TollgateCore
 import TollgateGateway
 import TollgateStore
@@ -34,6 +35,8 @@ public struct ServeOptions: Sendable {
     public var readTimeout: TimeAmount = .seconds(60)
     /// How webhook deliveries are retried.
     public var webhookSchedule = WebhookRetrySchedule()
+    /// When periods are closed (grace for late events) and whether invoices start as drafts.
+    public var billing = BillingService.Configuration()
 
     public init() {}
 

@@ -35,7 +35,8 @@ public enum TollgateServer {
             let recorder = UsageRecorder(store: store, logger: logger)
             let quotas = QuotaLedger(recorder: recorder)
             let control = ControlPlane(
-                store: store, directory: directory, quotas: options.role == .control ? nil : quotas, logger: logger)
+                store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
+                invoiceDrafts: options.billing.drafts, logger: logger)
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
@@ -63,6 +64,7 @@ public enum TollgateServer {
                 var webhooks = WebhookDispatcher.Configuration()
                 webhooks.schedule = options.webhookSchedule
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
+                services.append(BillingService(store: store, configuration: options.billing, logger: logger))
                 services.append(AdminServer.application(
                     configuration: .init(host: options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
                     control: control, logger: logger, onListening: { readiness.adminListening($0) }))

@@ -17,6 +17,7 @@ struct AdminAPI: Sendable {
         addEndpointRoutes(to: &table)
         addSubscriptionRoutes(to: &table)
         addWebhookRoutes(to: &table)
+        addBillingRoutes(to: &table)
         return table
     }
 }

@@ -18,12 +18,18 @@ struct Collector: Sendable {
         /// Accepted items already stored (by `transaction_id`, or CloudEvents' `source` + `id`).
         var duplicates = 0
         var refused: [(index: Int, message: String)] = []
+        /// Accepted items whose period was already invoiced: stored, not re-rated.
+        var late: [(index: Int, invoice: String)] = []
 
         var document: DocumentNode {
             .object([
                 ("accepted", .integer(accepted)),
                 ("duplicates", .integer(duplicates)),
                 ("refused", DocumentNode(.list(refused.map { .object([("index", .integer($0.index)), ("message", .text($0.message))]) }))),
+                ("late", DocumentNode(.list(late.map { item in
+                    .object([("index", .integer(item.index)), ("invoice", .text(item.invoice)),
+                             ("message", .text("falls in a period already invoiced (\(item.invoice)); stored, not re-rated"))])
+                }))),
             ])
         }
     }
@@ -52,17 +58,25 @@ struct Collector: Sendable {
         }
         let attribution = try await Attribution.load(for: collected.map(\.item), store: store)
         var events: [UsageEvent] = []
+        var indexes: [Int] = []
         events.reserveCapacity(collected.count)
         for (index, item) in collected {
             switch attribution.attribute(item) {
-            case .success(let event): events.append(event)
+            case .success(let event):
+                events.append(event)
+                indexes.append(index)
             case .failure(let refusal): outcome.refused.append((index, refusal.message))
             }
         }
         outcome.refused.sort { $0.index < $1.index }
-        let inserted = try await store.insertEvents(events)
+        let stored = try await store.insertEvents(events)
         outcome.accepted = events.count
-        outcome.duplicates = events.count - inserted.count
+        outcome.duplicates = events.count - stored.inserted.count
+        if !stored.late.isEmpty {
+            for (index, event) in zip(indexes, events) {
+                if let invoice = stored.late[event.id] { outcome.late.append((index, invoice)) }
+            }
+        }
         return outcome
     }
 }

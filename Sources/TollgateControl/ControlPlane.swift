@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TollgateBilling
 import TollgateCore
 import TollgateGateway
 import TollgateStore
@@ -31,12 +32,15 @@ public final class ControlPlane: Sendable {
     public let directory: GatewayDirectory
     /// The quota counters of this node's gateway (nil on a control-only node).
     public let quotas: QuotaLedger?
+    /// Closes billing periods on demand (`POST /v1/billing/close`).
+    public let periodClose: PeriodClose
     let logger: Logger
 
-    public init(store: TollgateStore, directory: GatewayDirectory, quotas: QuotaLedger?, logger: Logger) {
+    public init(store: TollgateStore, directory: GatewayDirectory, quotas: QuotaLedger?, invoiceDrafts: Bool = false, logger: Logger) {
         self.store = store
         self.directory = directory
         self.quotas = quotas
+        self.periodClose = PeriodClose(store: store, drafts: invoiceDrafts)
         self.logger = logger
     }
 
@@ -169,6 +173,17 @@ public final class ControlPlane: Sendable {
         }
         guard plan.value.product == existing.product else {
             throw InvalidRequest(path: "plan", "plan \"\(planID)\" is for another product")
+        }
+        // One invoice has one currency, and periods stay anchored the same way: moving between
+        // currencies or period lengths is a termination and a new subscription.
+        if let current = try await store.plan(existing.plan)?.value {
+            if current.currency != plan.value.currency {
+                throw InvalidRequest(path: "plan", "plan \"\(planID)\" bills in \(plan.value.currency), the subscription in \(current.currency)")
+            }
+            if current.period != plan.value.period {
+                throw InvalidRequest(
+                    path: "plan", "plan \"\(planID)\" bills every \(plan.value.period.rawValue), the subscription every \(current.period.rawValue)")
+            }
         }
         let (unit, target) = try await webhookContext(id, plan: planID)
         let subscription = try await store.updateSubscription(id) { subscription in

@@ -151,6 +151,24 @@ enum OpenAPIDocument {
           "last_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
           "next_attempt_at": {"type": ["string", "null"]}, "created_at": {"type": "string"}, "delivered_at": {"type": ["string", "null"]}}},
         "DeliveryPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "CloseRequest": {"type": "object", "properties": {"at": {"type": "string", "format": "date-time", "description": "default now; never in the future"}}},
+        "CloseResult": {"type": "object", "properties": {"invoices": {"type": "array", "items": {"type": "string"}, "description": "ids of the invoices created by this call"}}},
+        "InvoiceLine": {"type": "object", "properties": {
+          "description": {"type": "string"}, "plan": {"type": "string"}, "price": {"type": "integer", "description": "index of the price in the plan"},
+          "quantity": {"$ref": "#/components/schemas/Decimal"}, "amount": {"$ref": "#/components/schemas/Decimal"},
+          "period_start": {"type": "string", "format": "date-time"}, "period_end": {"type": "string", "format": "date-time"}}},
+        "Invoice": {"type": "object", "properties": {
+          "id": {"type": "string"}, "subscription": {"type": "string"}, "customer": {"type": "string"}, "product": {"type": "string"},
+          "currency": {"type": "string"}, "period_start": {"type": "string", "format": "date-time"}, "period_end": {"type": "string", "format": "date-time"},
+          "status": {"type": "string", "enum": ["draft", "finalized", "paid", "void"]},
+          "lines": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceLine"}},
+          "subtotal": {"$ref": "#/components/schemas/Decimal"}, "total": {"$ref": "#/components/schemas/Decimal"},
+          "created_at": {"type": "string", "format": "date-time"}, "finalized_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "InvoicePage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Invoice"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "LateEventPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object", "properties": {
+          "id": {"type": "string"}, "name": {"type": "string"}, "source": {"type": "string"},
+          "occurred_at": {"type": "string", "format": "date-time"}, "invoice": {"type": "string", "description": "the invoice whose period the event falls in"}}}},
+          "next_cursor": {"type": ["string", "null"]}}},
         "QuotaList": {"type": "array", "items": {"type": "object", "properties": {
           "endpoint": {"type": ["string", "null"], "description": "null: every call of the product"},
           "window": {"type": "string", "enum": ["second", "minute", "hour", "day", "month", "year", "billing_period"]},

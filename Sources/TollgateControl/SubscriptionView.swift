@@ -35,15 +35,8 @@ enum SubscriptionView {
     ) -> WebhookDelivery? {
         guard let target else { return nil }
         let now = Date()
-        let id = RandomID.timeOrdered("evt", at: now)
-        let payload = DocumentNode.object([
-            ("id", .text(id)),
-            ("type", .text(type.rawValue)),
-            ("created_at", .text(RFC3339.string(now))),
-            ("data", document(subscription, period: period(subscription, unit: unit, now: now))),
-        ]).jsonText()
-        return WebhookDelivery(
-            id: id, type: type.rawValue, product: subscription.product, subscription: subscription.id, url: target.url,
-            payload: payload, createdAt: now)
+        return WebhookDelivery.event(
+            type, id: RandomID.timeOrdered("evt", at: now), data: document(subscription, period: period(subscription, unit: unit, now: now)),
+            product: subscription.product, subscription: subscription.id, target: target, at: now)
     }
 }

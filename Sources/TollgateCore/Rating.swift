@@ -70,62 +70,20 @@ public enum Rating {
     }
 }
 
-/// One line of an invoice: what was charged for one price.
-public struct InvoiceLine: Sendable, Equatable {
-    public var description: String
-    /// The index of the price in its plan.
-    public var price: Int
-    public var quantity: Decimal
-    /// Rounded to the currency's minor unit.
-    public var amount: Decimal
-
-    public init(description: String, price: Int, quantity: Decimal, amount: Decimal) {
-        self.description = description
-        self.price = price
-        self.quantity = quantity
-        self.amount = amount
-    }
-}
-
 extension Rating {
-    /// The lines of one period's invoice for `plan`: fees in advance for `advance` (with the
-    /// share of it that is billed, 1 for a whole period), the setup fee when `includeSetup`, and
-    /// usage in arrears from `usage` (meter values of the period that ended). Each line is rounded;
-    /// the total is the sum of the rounded lines.
-    public static func lines(
-        plan: Plan, advanceShare: Decimal?, includeSetup: Bool, usage: [String: Decimal]?
-    ) -> [InvoiceLine] {
-        var lines: [InvoiceLine] = []
-        for (index, price) in plan.prices.enumerated() {
-            switch price {
-            case .setup(let amount) where includeSetup:
-                lines.append(InvoiceLine(
-                    description: "Setup", price: index, quantity: 1, amount: round(amount.value, currency: plan.currency)))
-            case .flat(let amount):
-                guard let share = advanceShare else { continue }
-                lines.append(InvoiceLine(
-                    description: "\(plan.name) (\(plan.period.rawValue))", price: index, quantity: share,
-                    amount: round(amount.value * share, currency: plan.currency)))
-            case .prepaid(let quota):
-                guard let share = advanceShare, let amount = quota.amount else { continue }
-                lines.append(InvoiceLine(
-                    description: "Prepaid \(quota.quota) calls per \(quota.window.rawValue)", price: index, quantity: share,
-                    amount: round(amount.value * share, currency: plan.currency)))
-            case .usage(let usagePrice):
-                guard let usage else { continue }
-                let quantity = usage[usagePrice.meter] ?? 0
-                lines.append(InvoiceLine(
-                    description: "Usage of \(usagePrice.meter) (\(usagePrice.model.name))", price: index, quantity: quantity,
-                    amount: round(charge(usagePrice.model, quantity: quantity), currency: plan.currency)))
-            case .setup:
-                continue
-            }
-        }
-        return lines
-    }
-
     /// The sum of rounded lines.
     public static func total(_ lines: [InvoiceLine]) -> Decimal {
         lines.reduce(Decimal.zero) { $0 + $1.amount }
+    }
+
+    /// `amount` rounded to `scale` digits and written with exactly that many (`"29.00"`, `"-3.50"`, `"1200"`).
+    public static func text(_ amount: Decimal, scale: Int) -> String {
+        let rounded = round(amount, scale: scale)
+        var text = rounded.description
+        guard scale > 0 else { return text }
+        let digits = text.firstIndex(of: ".").map { text.distance(from: $0, to: text.endIndex) - 1 }
+        if digits == nil { text += "." }
+        text += String(repeating: "0", count: scale - (digits ?? 0))
+        return text
     }
 }

@@ -17,14 +17,8 @@ enum QuotaExhaustion {
             ("window", .text(limit.window.rawValue)),
             ("limit", .integer(limit.quota)),
         ])
-        let payload = DocumentNode.object([
-            ("id", .text(id)),
-            ("type", .text(WebhookEventType.quotaExhausted.rawValue)),
-            ("created_at", .text(now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: false, timeZone: .gmt)))),
-            ("data", data),
-        ]).jsonText()
-        return WebhookDelivery(
-            id: id, type: WebhookEventType.quotaExhausted.rawValue, product: consumer.product,
-            subscription: consumer.subscription, url: target.url, payload: payload, createdAt: now)
+        return WebhookDelivery.event(
+            .quotaExhausted, id: id, data: data, product: consumer.product, subscription: consumer.subscription, target: target,
+            at: now)
     }
 }

@@ -115,6 +115,28 @@ enum Migrations {
                 """,
             ]
         },
+        Step(version: 6) { _ in
+            [
+                // Which plan was in force from when: proration and rating read it.
+                """
+                CREATE TABLE subscription_plans (
+                    subscription_id TEXT NOT NULL, from_at BIGINT NOT NULL, plan_id TEXT NOT NULL,
+                    PRIMARY KEY (subscription_id, from_at))
+                """,
+                "INSERT INTO subscription_plans (subscription_id, from_at, plan_id) SELECT id, started_at, plan_id FROM subscriptions",
+                // One invoice per subscription and period end, whoever closes and however often.
+                """
+                CREATE TABLE invoices (
+                    id TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, customer_id TEXT NOT NULL, product_id TEXT NOT NULL,
+                    currency TEXT NOT NULL, period_start BIGINT NOT NULL, period_end BIGINT NOT NULL, status TEXT NOT NULL,
+                    lines TEXT NOT NULL, total TEXT NOT NULL, created_at BIGINT NOT NULL, finalized_at BIGINT, settled_at BIGINT,
+                    updated_at BIGINT NOT NULL, UNIQUE (subscription_id, period_end))
+                """,
+                "CREATE INDEX invoices_customer ON invoices (customer_id, id)",
+                "ALTER TABLE usage_events ADD COLUMN late_invoice TEXT",
+                "CREATE INDEX usage_events_late ON usage_events (subscription_id, id) WHERE late_invoice IS NOT NULL",
+            ]
+        },
     ]
 
     /// Applies every step not yet applied, each in its own transaction.

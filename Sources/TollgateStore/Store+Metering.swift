@@ -3,6 +3,14 @@ import SQLKit
 import Synchronization
 import TollgateCore
 
+/// What `insertEvents` stored.
+public struct EventInsertion: Sendable {
+    /// The ids stored now (not those already stored).
+    public var inserted: Set<String> = []
+    /// Stored events that fall in an already invoiced period, with that invoice's id.
+    public var late: [String: String] = [:]
+}
+
 /// What ingestion keeps in memory between batches: the active meters, and where each
 /// subscription's billing periods fall.
 struct MeteringCache: Sendable {
@@ -41,8 +49,8 @@ extension TollgateStore {
     /// itself (`jsonb_each` in SQLite, `jsonb_array_elements` in PostgreSQL): one statement per
     /// thousands of events instead of a bind per column and event.
     @discardableResult
-    public func insertEvents(_ events: [UsageEvent]) async throws -> Set<String> {
-        guard !events.isEmpty else { return [] }
+    public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
+        guard !events.isEmpty else { return EventInsertion() }
         var seen = Set<String>(minimumCapacity: events.count)
         var unique = events.filter { seen.insert($0.id).inserted }
         try await placeInBuckets(&unique)
@@ -57,41 +65,54 @@ extension TollgateStore {
         }
         let expected = PreparedDeltas(Metering.deltas(placed, meters: meters))
         return try await backend.transaction { database in
-            var inserted: Set<String> = []
+            var result = EventInsertion()
             for batch in batches {
                 let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
-                for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
+                for row in rows {
+                    let id = try row.decode(column: "id", as: String.self)
+                    result.inserted.insert(id)
+                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[id] = invoice }
+                }
             }
             // Duplicates add nothing: only when some were already stored are the deltas computed again.
+            let inserted = result.inserted
             let deltas = inserted.count == placed.count
                 ? expected : PreparedDeltas(Metering.deltas(placed.filter { inserted.contains($0.id) }, meters: meters))
             try await Self.write(deltas, kind: kind, to: database)
-            return inserted
+            return result
         }
     }
 
     private static let sqliteInsert = insertEventsStatement(for: .sqlite)
     private static let postgresInsert = insertEventsStatement(for: .postgres)
 
-    /// The insert statement around the bound batch, per dialect.
+    /// The insert statement around the bound batch, per dialect. An event that falls in a period
+    /// already invoiced is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
+    /// reported, never re-rated).
     private static func insertEventsStatement(for kind: DatabaseKind) -> (prefix: String, suffix: String) {
-        let columns = EventBatch.columns.map(\.name).joined(separator: ", ")
-        let values = unpackedColumns(EventBatch.columns, kind: kind)
-        let prefix = "INSERT INTO usage_events (\(columns)) SELECT \(values) \(unpackSource(kind))"
-        return (prefix, unpackClose(kind) + " ON CONFLICT (id) DO NOTHING RETURNING id")
+        let names = EventBatch.columns.map(\.name)
+        let values = unpackedColumns(EventBatch.columns, kind: kind, named: true)
+        let late = """
+            (SELECT i.id FROM invoices i WHERE i.subscription_id = batch.subscription_id
+            AND i.period_start <= batch.occurred_at AND i.period_end > batch.occurred_at ORDER BY i.period_end LIMIT 1)
+            """
+        let prefix = """
+            INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
+            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late) FROM (SELECT \(values) \(unpackSource(kind))
+            """
+        return (prefix, unpackClose(kind) + ") AS batch WHERE true ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice")
     }
 
-    /// `SELECT` expressions for the columns of one JSON array of arrays.
-    private static func unpackedColumns(_ columns: [(name: String, isInteger: Bool)], kind: DatabaseKind) -> String {
-        switch kind {
-        case .sqlite:
+    /// `SELECT` expressions for the columns of one JSON array of arrays (`AS` their names when `named`).
+    private static func unpackedColumns(_ columns: [(name: String, isInteger: Bool)], kind: DatabaseKind, named: Bool = false) -> String {
+        columns.enumerated().map { index, column in
+            let expression = switch kind {
             // jsonb_each hands each row over as JSONB, so the lookups do not parse text again.
-            return columns.indices.map { "json_extract(value, '$[\($0)]')" }.joined(separator: ", ")
-        case .postgres:
-            return columns.enumerated().map { index, column in
-                column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
-            }.joined(separator: ", ")
-        }
+            case .sqlite: "json_extract(value, '$[\(index)]')"
+            case .postgres: column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
+            }
+            return named ? "\(expression) AS \(column.name)" : expression
+        }.joined(separator: ", ")
     }
 
     private static func unpackSource(_ kind: DatabaseKind) -> String {

@@ -41,6 +41,23 @@ public struct WebhookDelivery: Sendable, Equatable {
     }
 }
 
+extension WebhookDelivery {
+    /// The event `{"id","type","created_at","data"}` for a product's webhook (DESIGN §3.6).
+    public static func event(
+        _ type: WebhookEventType, id: String, data: DocumentNode, product: String, subscription: String?, target: WebhookTarget,
+        at now: Date
+    ) -> WebhookDelivery {
+        let payload = DocumentNode.object([
+            ("id", .text(id)),
+            ("type", .text(type.rawValue)),
+            ("created_at", .text(RFC3339.string(now))),
+            ("data", data),
+        ]).jsonText()
+        return WebhookDelivery(
+            id: id, type: type.rawValue, product: product, subscription: subscription, url: target.url, payload: payload, createdAt: now)
+    }
+}
+
 /// What one attempt to deliver came to.
 public enum DeliveryOutcome: Sendable {
     case delivered(status: Int)

@@ -40,6 +40,22 @@ public struct Stored<Value: Sendable>: Sendable {
 public struct Page<Item: Sendable>: Sendable {
     public var items: [Item]
     public var nextCursor: String?
+
+    /// The first `limit` of `fetched` (read with one extra to know whether more follow), with the
+    /// cursor of the last one kept when more follow.
+    init(_ fetched: [Item], limit: Int, cursor: (Item) -> String) {
+        guard fetched.count > limit else {
+            self.init(items: fetched, nextCursor: nil)
+            return
+        }
+        let kept = Array(fetched.prefix(limit))
+        self.init(items: kept, nextCursor: kept.last.map(cursor))
+    }
+
+    init(items: [Item], nextCursor: String?) {
+        self.items = items
+        self.nextCursor = nextCursor
+    }
 }
 
 /// Tollgate's one storage API, over SQLite or PostgreSQL.
@@ -173,9 +189,7 @@ public final class TollgateStore: Sendable {
     }
 
     private func page<T>(_ items: [Stored<T>], limit: Int, id: (T) -> String) -> Page<Stored<T>> {
-        guard items.count > limit else { return Page(items: items, nextCursor: nil) }
-        let kept = Array(items.prefix(limit))
-        return Page(items: kept, nextCursor: kept.last.map { id($0.value) })
+        Page(items, limit: limit) { id($0.value) }
     }
 
     public func saveProduct(_ product: Product, mode: SaveMode) async throws {
@@ -336,6 +350,7 @@ public final class TollgateStore: Sendable {
                 \(bind: Timestamp.micros(subscription.startedAt)), \(bind: subscription.terminatedAt.map(Timestamp.micros)),
                 \(bind: Timestamp.micros(subscription.createdAt)), \(bind: now))
                 """).run()
+            try await self.recordPlan(subscription.plan, of: subscription.id, from: Timestamp.micros(subscription.startedAt), on: database)
             if let webhook { try await self.enqueue(webhook, on: database) }
         }
     }
@@ -354,10 +369,7 @@ public final class TollgateStore: Sendable {
             query += " ORDER BY id LIMIT \(bind: limit + 1)"
             return try await database.raw(query).all()
         }
-        let items = try rows.map(subscription(from:))
-        guard items.count > limit else { return Page(items: items, nextCursor: nil) }
-        let kept = Array(items.prefix(limit))
-        return Page(items: kept, nextCursor: kept.last?.id)
+        return Page(try rows.map(subscription(from:)), limit: limit, cursor: \.id)
     }
 
     /// Applies `change` to the subscription in one transaction and returns the result.
@@ -382,6 +394,7 @@ public final class TollgateStore: Sendable {
             if let newTokenHash { query += ", token_hash = \(bind: newTokenHash.description)" }
             query += " WHERE id = \(bind: id)"
             try await database.raw(query).run()
+            if subscription.plan != before.plan { try await self.recordPlan(subscription.plan, of: id, from: Timestamp.now, on: database) }
             if let delivery = webhook(before, subscription) { try await self.enqueue(delivery, on: database) }
             return subscription
         }

@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import TollgateControl
 import TollgateApp
+import TollgateBilling
 import TollgateCore
 import TollgateStore
 
@@ -13,7 +14,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Sell access to an HTTP API: a gateway with tokens, quotas, metering and invoices.",
-        subcommands: [Serve.self, DemoCommand.self, Config.self])
+        subcommands: [Serve.self, DemoCommand.self, Config.self, Billing.self])
 
     /// Runs the command; bad usage and invalid configuration exit 2 (DESIGN §3.1), other failures 1.
     static func main() async {
@@ -83,11 +84,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A declarative catalog (YAML) applied at start.")
     var config: String?
 
-    @Option(name: .customLong("data-dir"), help: "Where the SQLite database and generated keys live.")
-    var dataDir = "data"
-
-    @Option(help: "sqlite:PATH or postgres://user:pass@host:port/db (also TOLLGATE_DATABASE_URL).")
-    var database: String?
+    @OptionGroup var storage: StorageOptions
 
     @Option(help: "Address both ports listen on.")
     var host = "127.0.0.1"
@@ -101,21 +98,25 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "all, gateway or control.")
     var role = "all"
 
+    @Option(name: .customLong("billing-grace"), help: "Seconds after a period ends that late events are awaited before it is invoiced.")
+    var billingGrace = 3600
+
+    @Flag(name: .customLong("invoice-drafts"), help: "Leave new invoices as drafts (finalize them through the admin API).")
+    var invoiceDrafts = false
+
     func run() async throws {
         var options = ServeOptions()
-        options.dataDirectory = dataDir
+        options.dataDirectory = storage.dataDir
+        guard billingGrace >= 0 else { throw ValidationError("--billing-grace must be 0 or more seconds") }
+        options.billing.grace = .seconds(billingGrace)
+        options.billing.drafts = invoiceDrafts
         options.host = host
         options.proxyPort = proxyPort
         options.adminPort = adminPort
         guard let role = Role(rawValue: role) else { throw ValidationError("--role must be all, gateway or control") }
         options.role = role
         let environment = ProcessInfo.processInfo.environment
-        if let text = database ?? environment["TOLLGATE_DATABASE_URL"] {
-            guard let url = DatabaseURL(text) else {
-                throw ValidationError("--database must be sqlite:PATH or postgres://user:pass@host:port/db")
-            }
-            options.database = url
-        }
+        options.database = try storage.databaseURL()
         options.adminKey = environment["TOLLGATE_ADMIN_KEY"]
         options.collectorKey = environment["TOLLGATE_COLLECTOR_KEY"]
         if let config { options.catalog = try InvalidConfigFile.load(config) }
@@ -188,6 +189,58 @@ struct Config: AsyncParsableCommand {
         func run() async throws {
             let catalog = try InvalidConfigFile.load(file)
             print("\(file): valid (\(catalog.products.count) products, \(catalog.meters.count) meters, \(catalog.plans.count) plans)")
+        }
+    }
+}
+
+/// Where the data lives: shared by the commands that open the database.
+struct StorageOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Where the SQLite database and generated keys live.")
+    var dataDir = "data"
+
+    @Option(help: "sqlite:PATH or postgres://user:pass@host:port/db (also TOLLGATE_DATABASE_URL).")
+    var database: String?
+
+    /// The database named by `--database` or the environment; nil for the data dir's SQLite file.
+    func databaseURL() throws -> DatabaseURL? {
+        guard let text = database ?? ProcessInfo.processInfo.environment["TOLLGATE_DATABASE_URL"] else { return nil }
+        guard let url = DatabaseURL(text) else {
+            throw ValidationError("--database must be sqlite:PATH or postgres://user:pass@host:port/db")
+        }
+        return url
+    }
+}
+
+struct Billing: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Close billing periods into invoices.", subcommands: [Close.self])
+
+    struct Close: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Invoice every period that ended at or before --at (default now); prints {\"invoices\": [ids created]}.")
+
+        @OptionGroup var storage: StorageOptions
+
+        @Option(help: "An RFC 3339 time, not in the future (default: now).")
+        var at: String?
+
+        func run() async throws {
+            let now = Date()
+            var closeAt = now
+            if let at {
+                guard let parsed = RFC3339.date(at), parsed <= now else {
+                    throw ValidationError("--at must be an RFC 3339 time such as 2026-01-31T00:00:00Z, not in the future")
+                }
+                closeAt = parsed
+            }
+            let date = closeAt
+            var options = ServeOptions()
+            options.dataDirectory = storage.dataDir
+            options.database = try storage.databaseURL()
+            let created = try await TollgateStore.withStore(url: options.resolvedDatabase, logger: makeLogger()) { store in
+                try await store.migrate()
+                return try await PeriodClose(store: store).close(at: date)
+            }
+            print(DocumentNode.object([("invoices", DocumentNode(.list(created.map { .text($0) })))]).jsonText())
         }
     }
 }

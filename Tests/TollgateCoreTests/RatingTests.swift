@@ -87,21 +87,6 @@ struct RatingExampleTests {
         #expect(Rating.round(Rating.prorate(decimal("2592000"), covered: oneSecond, of: period), currency: "EUR") == 1)
         #expect(Rating.prorate(decimal("10"), covered: TimeSpan(start: period.end, end: period.end.addingTimeInterval(5)), of: period) == 0)
     }
-
-    @Test func invoiceLinesChargeFeesInAdvanceAndUsageInArrears() {
-        let plan = Plan(
-            id: "starter", product: "invoices", name: "Starter", currency: "EUR", period: .month,
-            prices: [.flat(amount: amount("29.00")), .setup(amount: amount("99")),
-                     .prepaid(PrepaidQuota(endpoint: "create", quota: 1000, window: .month, amount: amount("10"))),
-                     .usage(UsagePrice(meter: "reads", model: .graduated(tiers: Self.flatTiers)))])
-        let first = Rating.lines(plan: plan, advanceShare: 1, includeSetup: true, usage: nil)
-        #expect(first.map(\.amount) == [decimal("29"), decimal("99"), decimal("10")])
-        let later = Rating.lines(plan: plan, advanceShare: decimal("0.5"), includeSetup: false, usage: ["reads": decimal("1500")])
-        #expect(later.map(\.amount) == [decimal("14.5"), decimal("5"), decimal("8")])
-        #expect(Rating.total(later) == decimal("27.5"))
-        let arrearsOnly = Rating.lines(plan: plan, advanceShare: nil, includeSetup: false, usage: [:])
-        #expect(arrearsOnly.map(\.amount) == [decimal("2")])
-    }
 }
 
 /// Properties that must hold for any usage.

@@ -167,9 +167,9 @@ struct StoreConformanceTests {
                 Self.call("e3", 3600, endpoint: "tile", status: 500), Self.call("e4", 20, endpoint: nil, billable: false),
                 Self.call("e5", 30, endpoint: "tile", weight: 5), Self.call("e5", 30, endpoint: "tile", weight: 5),
             ])
-            #expect(first == ["e1", "e2", "e3", "e4", "e5"])
+            #expect(first.inserted == ["e1", "e2", "e3", "e4", "e5"] && first.late.isEmpty)
             let again = try await store.insertEvents([Self.call("e1", 0, endpoint: "tile"), Self.call("e6", 40, endpoint: "tile")])
-            #expect(again == ["e6"])
+            #expect(again.inserted == ["e6"])
             #expect(try await store.eventCount() == 6)
 
             // The "tiles" meter counts 2xx calls of the tile endpoint, weights summed; duplicates count once.

@@ -1,0 +1,262 @@
+import Foundation
+import SQLKit
+import TollgateCore
+
+/// A subscription as the period close reads it: its plans over time and how far it is invoiced.
+public struct BillingCandidate: Sendable {
+    public var subscription: Subscription
+    /// Plan ids in force from each date, in order; the first from the start.
+    public var plans: [(from: Date, plan: String)]
+    /// The latest `period_end` of its invoices; nil when it has none.
+    public var invoicedThrough: Date?
+}
+
+/// A usage event stored after its period was invoiced.
+public struct LateEvent: Sendable {
+    public var id: String
+    public var name: String
+    public var source: String
+    public var occurredAt: Date
+    public var invoice: String
+}
+
+extension TollgateStore {
+    // MARK: Plans over time
+
+    func recordPlan(_ plan: String, of subscription: String, from micros: Int, on database: any SQLDatabase) async throws {
+        try await database.raw("""
+            INSERT INTO subscription_plans (subscription_id, from_at, plan_id) VALUES (\(bind: subscription), \(bind: micros), \(bind: plan))
+            ON CONFLICT (subscription_id, from_at) DO UPDATE SET plan_id = excluded.plan_id
+            """).run()
+    }
+
+    // MARK: Closing
+
+    /// Subscriptions that may have periods to invoice, among the next `limit` in id order after
+    /// `cursor`: active ones, and terminated ones whose final invoice is not issued yet. The page's
+    /// cursor is the last subscription looked at (nil at the end).
+    public func billingCandidates(after cursor: String, limit: Int) async throws -> Page<BillingCandidate> {
+        try await backend.withSQL { database in
+            let rows = try await database.raw("""
+                SELECT s.*, (SELECT MAX(i.period_end) FROM invoices i WHERE i.subscription_id = s.id) AS invoiced_through
+                FROM subscriptions s WHERE s.id > \(bind: cursor) ORDER BY s.id LIMIT \(bind: limit)
+                """).all()
+            guard let last = try rows.last?.decode(column: "id", as: String.self) else { return Page(items: [], nextCursor: nil) }
+            let planRows = try await database.raw("""
+                SELECT subscription_id, from_at, plan_id FROM subscription_plans
+                WHERE subscription_id > \(bind: cursor) AND subscription_id <= \(bind: last) ORDER BY subscription_id, from_at
+                """).all()
+            var plans: [String: [(from: Date, plan: String)]] = [:]
+            for row in planRows {
+                plans[try row.decode(column: "subscription_id", as: String.self), default: []].append(
+                    (Timestamp.date(try row.decode(column: "from_at", as: Int.self)), try row.decode(column: "plan_id", as: String.self)))
+            }
+            let candidates: [BillingCandidate] = try rows.compactMap { row in
+                let subscription = try self.subscription(from: row)
+                let through = try row.decode(column: "invoiced_through", as: Int?.self).map(Timestamp.date)
+                if let ended = subscription.terminatedAt, let through, through >= ended { return nil }
+                let history = plans[subscription.id] ?? []
+                return BillingCandidate(
+                    subscription: subscription,
+                    plans: history.isEmpty ? [(subscription.startedAt, subscription.plan)] : history,
+                    invoicedThrough: through)
+            }
+            return Page(items: candidates, nextCursor: rows.count < limit ? nil : last)
+        }
+    }
+
+    /// Every meter's value for one subscription over `span` (buckets starting inside it), from the
+    /// aggregates: sums, maxima and distinct counts are taken by the database.
+    public func meterValues(subscription: String, span: TimeSpan, meters: [Meter]) async throws -> [String: Decimal] {
+        guard !meters.isEmpty else { return [:] }
+        let start = Micros.of(span.start)
+        let end = Micros.of(span.end)
+        return try await backend.withSQL { database in
+            let rows = try await database.raw("""
+                SELECT meter_id, SUM(event_count) AS events, SUM(sum_units) AS sum_units, SUM(sum_nanos) AS sum_nanos,
+                MAX(max_units) AS max_units, MAX(latest_at) AS latest_at FROM meter_aggregates
+                WHERE subscription_id = \(bind: subscription) AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
+                GROUP BY meter_id
+                """).all()
+            var totals: [String: (any SQLRow)] = [:]
+            for row in rows { totals[try row.decode(column: "meter_id", as: String.self)] = row }
+            var values: [String: Decimal] = [:]
+            for meter in meters {
+                guard let row = totals[meter.id] else {
+                    values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: 0).value
+                    continue
+                }
+                let range: SQLQueryString = """
+                    subscription_id = \(bind: subscription) AND meter_id = \(bind: meter.id)
+                    AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
+                    """
+                var aggregate = MeterAggregate(
+                    count: try row.decode(column: "events", as: Int64.self),
+                    sum: MeterNumber(units: try row.decode(column: "sum_units", as: Int64.self), nanos: try row.decode(column: "sum_nanos", as: Int64.self)))
+                var distinct = 0
+                switch meter.aggregation {
+                case .max:
+                    if let units = try row.decode(column: "max_units", as: Int64?.self) {
+                        let nanos = try await database.raw(
+                            "SELECT MAX(max_nanos) AS nanos FROM meter_aggregates WHERE \(range) AND max_units = \(bind: units)"
+                        ).first()?.decode(column: "nanos", as: Int64?.self)
+                        aggregate.max = MeterNumber(units: units, nanos: nanos ?? 0)
+                    }
+                case .latest:
+                    if let at = try row.decode(column: "latest_at", as: Int64?.self),
+                       let latest = try await database.raw(
+                           "SELECT latest_units, latest_nanos FROM meter_aggregates WHERE \(range) AND latest_at = \(bind: at) LIMIT 1"
+                       ).first() {
+                        aggregate.latestAt = at
+                        aggregate.latest = MeterNumber(
+                            units: try latest.decode(column: "latest_units", as: Int64.self),
+                            nanos: try latest.decode(column: "latest_nanos", as: Int64.self))
+                    }
+                case .uniqueCount:
+                    distinct = try await database.raw(
+                        "SELECT COUNT(DISTINCT value) AS n FROM meter_uniques WHERE \(range)"
+                    ).first()?.decode(column: "n", as: Int.self) ?? 0
+                case .count, .sum:
+                    break
+                }
+                values[meter.id] = Metering.value(of: meter, aggregates: [aggregate], distinctValues: distinct).value
+            }
+            return values
+        }
+    }
+
+    /// Stores new invoices, each with its webhook event (if any) in the same transaction. The
+    /// database refuses a second invoice for the same subscription and period end, so a close that
+    /// races another, or repeats one that died half-way, adds nothing twice. Returns the ids stored.
+    public func insertInvoices(_ invoices: [(invoice: Invoice, webhook: WebhookDelivery?)]) async throws -> [String] {
+        guard !invoices.isEmpty else { return [] }
+        return try await backend.transaction { database in
+            var stored: [String] = []
+            for (invoice, webhook) in invoices {
+                let row = try await database.raw("""
+                    INSERT INTO invoices (id, subscription_id, customer_id, product_id, currency, period_start, period_end, status,
+                    lines, total, created_at, finalized_at, settled_at, updated_at)
+                    VALUES (\(bind: invoice.id), \(bind: invoice.subscription), \(bind: invoice.customer), \(bind: invoice.product),
+                    \(bind: invoice.currency), \(bind: Timestamp.micros(invoice.period.start)), \(bind: Timestamp.micros(invoice.period.end)),
+                    \(bind: invoice.status.rawValue), \(bind: Self.linesJSON(invoice)), \(bind: invoice.total.description),
+                    \(bind: Timestamp.micros(invoice.createdAt)), \(bind: invoice.finalizedAt.map(Timestamp.micros)),
+                    \(bind: invoice.settledAt.map(Timestamp.micros)), \(bind: Timestamp.now))
+                    ON CONFLICT (subscription_id, period_end) DO NOTHING RETURNING id
+                    """).first()
+                guard row != nil else { continue }
+                stored.append(invoice.id)
+                if let webhook { try await self.enqueue(webhook, on: database) }
+            }
+            return stored
+        }
+    }
+
+    private static func linesJSON(_ invoice: Invoice) -> String {
+        DocumentNode(.list(invoice.lines.map { line in
+            .object([
+                ("description", .text(line.description)), ("plan", .text(line.plan)), ("price", .integer(line.price)),
+                ("quantity", .text(line.quantity.description)), ("amount", .text(line.amount.description)),
+                ("start", .integer(Timestamp.micros(line.span.start))), ("end", .integer(Timestamp.micros(line.span.end))),
+            ])
+        })).jsonText()
+    }
+
+    private func invoice(from row: any SQLRow) throws -> Invoice {
+        let id = try row.decode(column: "id", as: String.self)
+        let lines = try DocumentNode.parseJSON(Array(try row.decode(column: "lines", as: String.self).utf8))
+        func decimal(_ node: DocumentNode?) -> Decimal {
+            node?.scalarText.flatMap { Decimal(string: $0, locale: Locale(identifier: "en_US_POSIX")) } ?? 0
+        }
+        func date(_ node: DocumentNode?) -> Date { Timestamp.date(node?.scalarText.flatMap { Int($0) } ?? 0) }
+        guard case .list(let items) = lines.value else { throw StoreError.conflict("invoice \"\(id)\" has unreadable lines") }
+        return Invoice(
+            id: id,
+            subscription: try row.decode(column: "subscription_id", as: String.self),
+            customer: try row.decode(column: "customer_id", as: String.self),
+            product: try row.decode(column: "product_id", as: String.self),
+            currency: try row.decode(column: "currency", as: String.self),
+            period: TimeSpan(
+                start: Timestamp.date(try row.decode(column: "period_start", as: Int.self)),
+                end: Timestamp.date(try row.decode(column: "period_end", as: Int.self))),
+            status: InvoiceStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .void,
+            lines: items.map { item in
+                InvoiceLine(
+                    description: item["description"]?.scalarText ?? "", plan: item["plan"]?.scalarText ?? "",
+                    price: item["price"]?.scalarText.flatMap { Int($0) } ?? 0, quantity: decimal(item["quantity"]),
+                    amount: decimal(item["amount"]), span: TimeSpan(start: date(item["start"]), end: date(item["end"])))
+            },
+            createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)),
+            finalizedAt: try row.decode(column: "finalized_at", as: Int?.self).map(Timestamp.date),
+            settledAt: try row.decode(column: "settled_at", as: Int?.self).map(Timestamp.date))
+    }
+
+    // MARK: Invoices
+
+    public func invoice(_ id: String) async throws -> Invoice? {
+        let row = try await backend.withSQL { database in
+            try await database.raw("SELECT * FROM invoices WHERE id = \(bind: id)").first()
+        }
+        return try row.map(invoice(from:))
+    }
+
+    /// Invoices in id order (ids are time-ordered), optionally of one subscription, customer or status.
+    public func invoices(
+        subscription: String? = nil, customer: String? = nil, status: InvoiceStatus? = nil, after cursor: String? = nil, limit: Int
+    ) async throws -> Page<Invoice> {
+        let rows = try await backend.withSQL { database in
+            var query: SQLQueryString = "SELECT * FROM invoices WHERE id > \(bind: cursor ?? "")"
+            if let subscription { query += " AND subscription_id = \(bind: subscription)" }
+            if let customer { query += " AND customer_id = \(bind: customer)" }
+            if let status { query += " AND status = \(bind: status.rawValue)" }
+            query += " ORDER BY id LIMIT \(bind: limit + 1)"
+            return try await database.raw(query).all()
+        }
+        return Page(try rows.map(invoice(from:)), limit: limit, cursor: \.id)
+    }
+
+    /// Moves an invoice to `status` if its current status allows it (a conflict otherwise), with
+    /// the webhook event `webhook` makes of the result, in one transaction. Moving to the status it
+    /// already has changes nothing.
+    public func setInvoiceStatus(
+        _ id: String, to status: InvoiceStatus, webhook: @Sendable (Invoice) -> WebhookDelivery? = { _ in nil }
+    ) async throws -> Invoice {
+        try await backend.transaction { database in
+            guard let row = try await database.raw("SELECT * FROM invoices WHERE id = \(bind: id)").first() else {
+                throw StoreError.notFound("no invoice \"\(id)\"")
+            }
+            var invoice = try self.invoice(from: row)
+            if invoice.status == status { return invoice }
+            guard invoice.status.next.contains(status) else {
+                throw StoreError.conflict("invoice \"\(id)\" is \(invoice.status.rawValue); it cannot become \(status.rawValue)")
+            }
+            let now = Date()
+            invoice.status = status
+            if status == .finalized { invoice.finalizedAt = now } else { invoice.settledAt = now }
+            try await database.raw("""
+                UPDATE invoices SET status = \(bind: status.rawValue), finalized_at = \(bind: invoice.finalizedAt.map(Timestamp.micros)),
+                settled_at = \(bind: invoice.settledAt.map(Timestamp.micros)), updated_at = \(bind: Timestamp.now) WHERE id = \(bind: id)
+                """).run()
+            if let delivery = webhook(invoice) { try await self.enqueue(delivery, on: database) }
+            return invoice
+        }
+    }
+
+    /// A subscription's events stored after their period was invoiced, in id order.
+    public func lateEvents(subscription: String, after cursor: String? = nil, limit: Int) async throws -> Page<LateEvent> {
+        let rows = try await backend.withSQL { database in
+            try await database.raw("""
+                SELECT id, name, source, occurred_at, late_invoice FROM usage_events
+                WHERE subscription_id = \(bind: subscription) AND late_invoice IS NOT NULL AND id > \(bind: cursor ?? "")
+                ORDER BY id LIMIT \(bind: limit + 1)
+                """).all()
+        }
+        let items = try rows.map { row in
+            LateEvent(
+                id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+                source: try row.decode(column: "source", as: String.self),
+                occurredAt: Timestamp.date(try row.decode(column: "occurred_at", as: Int.self)),
+                invoice: try row.decode(column: "late_invoice", as: String.self))
+        }
+        return Page(items, limit: limit, cursor: \.id)
+    }
+}
