@@ -163,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "TollgateEndToEndTests",
             dependencies: [
-                "TollgateApp", "TollgateTestSupport", "TollgateStore",
+                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

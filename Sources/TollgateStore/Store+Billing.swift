@@ -73,7 +73,8 @@ extension TollgateStore {
         let end = Micros.of(span.end)
         return try await backend.withSQL { database in
             let rows = try await database.raw("""
-                SELECT meter_id, SUM(event_count) AS events, SUM(sum_units) AS sum_units, SUM(sum_nanos) AS sum_nanos,
+                SELECT meter_id, CAST(SUM(event_count) AS BIGINT) AS events, CAST(SUM(sum_units) AS BIGINT) AS sum_units,
+                CAST(SUM(sum_nanos) AS BIGINT) AS sum_nanos,
                 MAX(max_units) AS max_units, MAX(latest_at) AS latest_at FROM meter_aggregates
                 WHERE subscription_id = \(bind: subscription) AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
                 GROUP BY meter_id
@@ -82,18 +83,25 @@ extension TollgateStore {
             for row in rows { totals[try row.decode(column: "meter_id", as: String.self)] = row }
             var values: [String: Decimal] = [:]
             for meter in meters {
-                guard let row = totals[meter.id] else {
-                    values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: 0).value
-                    continue
-                }
                 let range: SQLQueryString = """
                     subscription_id = \(bind: subscription) AND meter_id = \(bind: meter.id)
                     AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
                     """
+                if meter.aggregation == .uniqueCount {
+                    // Distinct values live apart from the aggregate rows.
+                    let distinct = try await database.raw(
+                        "SELECT COUNT(DISTINCT value) AS n FROM meter_uniques WHERE \(range)"
+                    ).first()?.decode(column: "n", as: Int.self) ?? 0
+                    values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: distinct).value
+                    continue
+                }
+                guard let row = totals[meter.id] else {
+                    values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: 0).value
+                    continue
+                }
                 var aggregate = MeterAggregate(
                     count: try row.decode(column: "events", as: Int64.self),
                     sum: MeterNumber(units: try row.decode(column: "sum_units", as: Int64.self), nanos: try row.decode(column: "sum_nanos", as: Int64.self)))
-                var distinct = 0
                 switch meter.aggregation {
                 case .max:
                     if let units = try row.decode(column: "max_units", as: Int64?.self) {
@@ -112,14 +120,10 @@ extension TollgateStore {
                             units: try latest.decode(column: "latest_units", as: Int64.self),
                             nanos: try latest.decode(column: "latest_nanos", as: Int64.self))
                     }
-                case .uniqueCount:
-                    distinct = try await database.raw(
-                        "SELECT COUNT(DISTINCT value) AS n FROM meter_uniques WHERE \(range)"
-                    ).first()?.decode(column: "n", as: Int.self) ?? 0
-                case .count, .sum:
+                case .count, .sum, .uniqueCount:
                     break
                 }
-                values[meter.id] = Metering.value(of: meter, aggregates: [aggregate], distinctValues: distinct).value
+                values[meter.id] = Metering.value(of: meter, aggregates: [aggregate], distinctValues: 0).value
             }
             return values
         }

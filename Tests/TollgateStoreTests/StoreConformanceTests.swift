@@ -214,6 +214,14 @@ struct StoreConformanceTests {
             // u1 in two different hours counts once over the period.
             #expect(period.meters["users"] == Amount(2))
             #expect(period.meters["pro-reports"] == Amount(2))
+            // Rating reads the same values, aggregated by the database instead.
+            let span = TimeSpan(start: Self.base.addingTimeInterval(-100), end: Self.base.addingTimeInterval(86_400))
+            let rated = try await store.meterValues(subscription: "sub_1", span: span, meters: meters)
+            #expect(rated.mapValues { Amount($0) } == period.meters)
+            let early = TimeSpan(start: span.start, end: Self.base.addingTimeInterval(1))
+            let firstHour = try await store.meterValues(subscription: "sub_1", span: early, meters: meters)
+            #expect(firstHour == ["pages": Decimal(string: "1.25")!, "largest": Decimal(string: "1.25")!, "last-seats": 3, "users": 1,
+                                  "pro-reports": 1])
 
             // A meter created after its events is built from the ledger.
             let late = Meter(id: "reports", name: "Reports", source: .event("report"), aggregation: .count)

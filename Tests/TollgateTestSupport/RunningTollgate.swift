@@ -166,6 +166,33 @@ public enum TestCatalog {
             currency: EUR
             period: month
             prices: [ { kind: prepaid, endpoint: hello, quota: 200, window: month } ]
+          - id: shop-metered
+            product: shop
+            name: Metered
+            currency: EUR
+            period: week
+            prices:
+              - { kind: flat, amount: "20.00" }
+              - { kind: setup, amount: "5.00" }
+              - { kind: prepaid, endpoint: hello, quota: 1000, window: month, amount: "3.00" }
+              - { kind: usage, meter: item-reads, model: graduated, tiers: [ { up_to: 2, unit: "0" }, { up_to: null, unit: "0.015", flat: "1" } ] }
+              - { kind: usage, meter: report-pages, model: package, package_size: 10, amount: "2.50", free_units: 5 }
+              - { kind: usage, meter: report-users, model: volume, tiers: [ { up_to: 1, unit: "1.00" }, { up_to: null, unit: "0.50" } ] }
+          - id: shop-metered-plus
+            product: shop
+            name: Metered Plus
+            currency: EUR
+            period: week
+            prices:
+              - { kind: flat, amount: "34.00" }
+              - { kind: usage, meter: item-reads, model: per_unit, unit: "0.01" }
+          - id: shop-yen
+            product: shop
+            name: Yen
+            currency: JPY
+            period: week
+            prices:
+              - { kind: usage, meter: item-reads, model: per_unit, unit: "0.5" }
           - { id: strict-basic, product: strict, name: Basic, currency: EUR, period: month, prices: [] }
           - { id: down-basic, product: down, name: Basic, currency: EUR, period: month, prices: [] }
         """
