@@ -73,8 +73,9 @@ public struct BillingService: Service {
     public struct Configuration: Sendable {
         /// How long after a period ends its late events are still waited for.
         public var grace: Duration = .seconds(3600)
-        /// How often ended periods are looked for.
-        public var interval: Duration = .seconds(60)
+        /// How often ended periods are looked for; nil: only on demand (`POST /v1/billing/close`),
+        /// e.g. on all but one of several nodes.
+        public var interval: Duration? = .seconds(60)
         public var drafts = false
 
         public init() {}
@@ -91,6 +92,10 @@ public struct BillingService: Service {
     }
 
     public func run() async throws {
+        guard let interval = configuration.interval else {
+            try? await gracefulShutdown()
+            return
+        }
         let grace = TimeInterval(configuration.grace.components.seconds)
         try? await cancelWhenGracefulShutdown {
             while true {
@@ -102,7 +107,7 @@ public struct BillingService: Service {
                 } catch {
                     logger.warning("closing periods failed; trying again later", metadata: ["error": "\(error)"])
                 }
-                try await Task.sleep(for: configuration.interval)
+                try await Task.sleep(for: interval)
             }
         }
     }

@@ -101,6 +101,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("billing-grace"), help: "Seconds after a period ends that late events are awaited before it is invoiced.")
     var billingGrace = 3600
 
+    @Option(name: .customLong("billing-interval"), help: "Seconds between looks for ended periods; 0: close only on demand.")
+    var billingInterval = 60
+
     @Flag(name: .customLong("invoice-drafts"), help: "Leave new invoices as drafts (finalize them through the admin API).")
     var invoiceDrafts = false
 
@@ -108,7 +111,9 @@ struct Serve: AsyncParsableCommand {
         var options = ServeOptions()
         options.dataDirectory = storage.dataDir
         guard billingGrace >= 0 else { throw ValidationError("--billing-grace must be 0 or more seconds") }
+        guard billingInterval >= 0 else { throw ValidationError("--billing-interval must be 0 or more seconds") }
         options.billing.grace = .seconds(billingGrace)
+        options.billing.interval = billingInterval == 0 ? nil : .seconds(billingInterval)
         options.billing.drafts = invoiceDrafts
         options.host = host
         options.proxyPort = proxyPort

@@ -12,7 +12,7 @@ import TollgateTestSupport
 struct BillingTests {
     /// The schedule stays out of the way: these tests close on demand.
     static func onDemand(_ options: inout ServeOptions) {
-        options.billing.interval = .seconds(3600)
+        options.billing.interval = nil
     }
 
     /// A whole-second time `offset` seconds from `base`.
@@ -202,6 +202,30 @@ struct BillingTests {
                 #expect(Set(invoices.compactMap { $0["period_end"] as? String }).count == 4)
             }
             #expect(try await Self.close(server).isEmpty)
+        }
+    }
+
+    @Test func theScheduleClosesPeriodsOnceTheirGraceHasPassed() async throws {
+        try await withTollgate(configure: { options in
+            options.billing.interval = .milliseconds(100)
+            options.billing.grace = .seconds(2 * 86_400)
+        }) { server in
+            // The first week ended a day ago: within its two days' grace, only the first invoice is due.
+            let start = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 - 8 * 86_400).rounded(.down))
+            let (waiting, _) = try await server.subscribe(plan: "shop-metered", startedAt: Self.text(start))
+            // This one's first week ended three days ago.
+            let (due, _) = try await server.subscribe(plan: "shop-metered", startedAt: Self.text(start, -2 * 86_400))
+            var counts: [Int] = []
+            for _ in 0..<100 {
+                counts = [try await Self.invoices(server, waiting).count, try await Self.invoices(server, due).count]
+                if counts == [1, 2] { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(counts == [1, 2])
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await Self.invoices(server, waiting).count == 1)
+            // On demand, no grace: the ended week is closed now.
+            #expect(try await Self.close(server).count == 1)
         }
     }
 

@@ -239,6 +239,28 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: TestDatabase.allCases)
+    func theDatabaseKeepsOneInvoicePerSubscriptionAndPeriod(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            func invoice(_ id: String, end: TimeInterval) -> Invoice {
+                Invoice(
+                    id: id, subscription: "sub_1", customer: "c1", product: "p1", currency: "EUR",
+                    period: TimeSpan(start: Self.base, end: Self.base.addingTimeInterval(end)), status: .finalized,
+                    lines: [InvoiceLine(description: "Flat", plan: "plan", price: 0, quantity: 1, amount: Decimal(string: "9.99")!,
+                                        span: TimeSpan(start: Self.base, end: Self.base.addingTimeInterval(end)))],
+                    createdAt: Self.base)
+            }
+            #expect(try await store.insertInvoices([(invoice("inv_a", end: 60), nil), (invoice("inv_b", end: 120), nil)]) == ["inv_a", "inv_b"])
+            // Another id for a period already invoiced (a racing or repeated close) is refused by the database.
+            #expect(try await store.insertInvoices([(invoice("inv_c", end: 60), nil), (invoice("inv_d", end: 180), nil)]) == ["inv_d"])
+            let stored = try await store.invoices(subscription: "sub_1", limit: 10).items
+            #expect(stored.map(\.id) == ["inv_a", "inv_b", "inv_d"])
+            #expect(stored[0].lines == invoice("inv_a", end: 60).lines)
+            #expect(try await store.invoice("inv_c") == nil)
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
     func migrationsRunOnceAndDataSurvivesReopening(database: TestDatabase) async throws {
         let url = try database.makeURL()
         try await TollgateStore.withStore(url: url, logger: TestLogger.make()) { store in
