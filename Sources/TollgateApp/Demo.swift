@@ -73,6 +73,10 @@ public enum Demo {
             See the usage of subscription \(issued.subscription.id):
               curl -H "Authorization: Bearer \(ready.adminKey)" \(admin)/v1/subscriptions/\(issued.subscription.id)/usage
 
+            Its invoices (the first, for the month's fee in advance, is issued within a minute, or now with the close):
+              curl -X POST -H "Authorization: Bearer \(ready.adminKey)" \(admin)/v1/billing/close
+              curl -H "Authorization: Bearer \(ready.adminKey)" "\(admin)/v1/invoices?subscription=\(issued.subscription.id)"
+
             Press Ctrl-C to stop.
 
             """

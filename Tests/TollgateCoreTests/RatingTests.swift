@@ -58,6 +58,9 @@ struct RatingExampleTests {
         Example(name: "graduated zero usage pays the first flat fee", model: .graduated(tiers: flatTiers), quantity: "0", expected: "2"),
         Example(name: "volume zero usage pays the first flat fee", model: .volume(tiers: flatTiers), quantity: "0", expected: "2"),
         Example(name: "volume flat fee of the tier reached", model: .volume(tiers: flatTiers), quantity: "1500", expected: "8"),
+        // https://getlago.com/docs/guide/plans/charges/charge-models/package: $5 per 100 units,
+        // the first 100 free: 201 units cost $0 + $5 + $5 = $10.
+        Example(name: "Lago package: 201 units = $10", model: .package(size: 100, amount: amount("5"), freeUnits: 100), quantity: "201", expected: "10"),
         // Package: ceil(max(0, units − free) / size) × amount.
         Example(name: "package rounds up", model: .package(size: 100, amount: amount("5"), freeUnits: 0), quantity: "101", expected: "10"),
         Example(name: "package exact", model: .package(size: 100, amount: amount("5"), freeUnits: 0), quantity: "200", expected: "10"),
