@@ -68,7 +68,10 @@ public struct PeriodClose: Sendable {
 }
 
 /// Runs `PeriodClose` on a schedule: each period is closed once its grace for late events has passed.
-public struct BillingService: Service {
+///
+/// A class: ServiceLifecycle prints its services, and printing a struct reflects over every
+/// stored property, down into the store's locks.
+public final class BillingService: Service, Sendable, CustomStringConvertible {
     /// Settings of the schedule.
     public struct Configuration: Sendable {
         /// How long after a period ends its late events are still waited for.
@@ -91,6 +94,8 @@ public struct BillingService: Service {
         self.logger = logger
     }
 
+    public var description: String { "BillingService" }
+
     public func run() async throws {
         guard let interval = configuration.interval else {
             try? await gracefulShutdown()
@@ -100,12 +105,12 @@ public struct BillingService: Service {
         try? await cancelWhenGracefulShutdown {
             while true {
                 do {
-                    let created = try await close.close(at: Date(), grace: grace)
-                    if !created.isEmpty { logger.info("periods closed", metadata: ["invoices": "\(created.count)"]) }
+                    let created = try await self.close.close(at: Date(), grace: grace)
+                    if !created.isEmpty { self.logger.info("periods closed", metadata: ["invoices": "\(created.count)"]) }
                 } catch is CancellationError {
                     return
                 } catch {
-                    logger.warning("closing periods failed; trying again later", metadata: ["error": "\(error)"])
+                    self.logger.warning("closing periods failed; trying again later", metadata: ["error": "\(error)"])
                 }
                 try await Task.sleep(for: interval)
             }
