@@ -68,8 +68,11 @@ extension AdminAPI {
                 method: .post, path: "/v1/invoices/{id}/\(action)", summary: summary, success: (200, "Invoice")
             ) { _, context in
                 let id = try AdminAPI.parameter(context, "id")
+                // Only finalizing sends an event, so only then is the product's webhook looked up.
                 var found: WebhookTarget?
-                if let invoice = try await api.store.invoice(id) { found = try await api.store.product(invoice.product)?.value.webhook }
+                if status == .finalized, let invoice = try await api.store.invoice(id) {
+                    found = try await api.store.product(invoice.product)?.value.webhook
+                }
                 let target = found
                 let invoice = try await api.store.setInvoiceStatus(id, to: status) { invoice in
                     status == .finalized ? PeriodClose.finalizedEvent(invoice, target: target) : nil

@@ -168,9 +168,7 @@ extension TollgateStore {
     private func invoice(from row: any SQLRow) throws -> Invoice {
         let id = try row.decode(column: "id", as: String.self)
         let lines = try DocumentNode.parseJSON(Array(try row.decode(column: "lines", as: String.self).utf8))
-        func decimal(_ node: DocumentNode?) -> Decimal {
-            node?.scalarText.flatMap { Decimal(string: $0, locale: Locale(identifier: "en_US_POSIX")) } ?? 0
-        }
+        func decimal(_ node: DocumentNode?) -> Decimal { node?.scalarText.flatMap(Amount.init)?.value ?? 0 }
         func date(_ node: DocumentNode?) -> Date { Timestamp.date(node?.scalarText.flatMap { Int($0) } ?? 0) }
         guard case .list(let items) = lines.value else { throw StoreError.conflict("invoice \"\(id)\" has unreadable lines") }
         return Invoice(
