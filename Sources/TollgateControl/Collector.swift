@@ -34,8 +34,10 @@ struct Collector: Sendable {
         }
     }
 
-    /// Reads, attributes and stores items; refused items are reported, the others stored in one transaction.
-    func ingest(_ items: [DocumentNode], kind: Kind, checkSizes: Bool, now: Date = Date()) async throws -> Outcome {
+    /// Reads, attributes and stores items (each with its JSON text as it arrived, which is what
+    /// the ledger keeps); refused items are reported, the others stored in one transaction.
+    func ingest(_ items: [DocumentNode], texts: [String], kind: Kind, now: Date = Date()) async throws -> Outcome {
+        precondition(items.count == texts.count, "one text per item")
         var outcome = Outcome()
         var collected: [(index: Int, item: CollectedEvent)] = []
         collected.reserveCapacity(items.count)
@@ -46,11 +48,12 @@ struct Collector: Sendable {
             case .cloudEvent: CollectorFormat.cloudEvent(item, receivedAt: now)
             }
             switch result {
-            case .success(let event):
-                if checkSizes, item.jsonText().utf8.count > CollectorFormat.largestEvent {
+            case .success(var collectedEvent):
+                if texts[index].utf8.count > CollectorFormat.largestEvent {
                     outcome.refused.append((index, "larger than 1 MB"))
                 } else {
-                    collected.append((index, event))
+                    collectedEvent.event.propertiesText = texts[index]
+                    collected.append((index, collectedEvent))
                 }
             case .failure(let refusal):
                 outcome.refused.append((index, refusal.message))

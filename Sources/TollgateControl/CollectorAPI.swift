@@ -76,8 +76,8 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .rules:
             return JSONResponse.make(DocumentNode(.list([])))
         case .events(let kind, let batch):
-            let (items, size) = try await Self.items(request, batch: batch)
-            let outcome = try await collector.ingest(items, kind: kind, checkSizes: size > CollectorFormat.largestEvent)
+            let (items, texts, _) = try await Self.items(request, batch: batch, keepingText: true)
+            let outcome = try await collector.ingest(items, texts: texts, kind: kind)
             if !batch, let refusal = outcome.refused.first { throw APIError(.unprocessableContent, refusal.message) }
             var response = JSONResponse.make(outcome.document, status: batch ? .ok : .created)
             response.headers[Self.configETagName] = MoesifConfig.etag
@@ -98,7 +98,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     private func records(
         _ request: Request, batch: Bool, key: String, save: ([DocumentNode]) async throws -> [(index: Int, message: String)]
     ) async throws -> Response {
-        let (items, _) = try await Self.items(request, batch: batch)
+        let (items, _, _) = try await Self.items(request, batch: batch)
         var outcome = Collector.Outcome()
         outcome.refused = try await save(items)
         outcome.accepted = items.count - outcome.refused.count
@@ -107,8 +107,11 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// The body's items: a JSON array for a batch, one object otherwise; gzip bodies are
-    /// inflated first, and the limits apply to the inflated size.
-    static func items(_ request: Request, batch: Bool) async throws -> (items: [DocumentNode], size: Int) {
+    /// inflated first, and the limits apply to the inflated size. With `keepingText`, each
+    /// item's JSON text as it arrived comes too.
+    static func items(
+        _ request: Request, batch: Bool, keepingText: Bool = false
+    ) async throws -> (items: [DocumentNode], texts: [String], size: Int) {
         var request = request
         let limit = batch ? largestBatch : CollectorFormat.largestEvent
         let tooLarge = APIError(.contentTooLarge, batch ? "a batch may hold at most 50 MB of JSON" : "an event may hold at most 1 MB of JSON")
@@ -131,18 +134,18 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
             if buffer.readableBytes > limit { throw tooLarge }
         }
         let size = buffer.readableBytes
-        let document: DocumentNode
+        let document: DocumentNode, texts: [String]
         do {
-            document = try DocumentNode.parseJSON(buffer.readableBytesView)
+            (document, texts) = try DocumentNode.parseJSONKeepingText(buffer.readableBytesView, ofElements: keepingText)
         } catch {
             throw APIError(.badRequest, error.description)
         }
         if batch {
             guard case .list(let items) = document.value else { throw APIError(.badRequest, "a batch must be a JSON array") }
-            return (items, size)
+            return (items, texts, size)
         }
         guard document.entries != nil else { throw APIError(.badRequest, "the body must be a JSON object") }
-        return ([document], size)
+        return ([document], texts, size)
     }
 
     private func configResponse() -> Response {

@@ -197,14 +197,26 @@ public enum CollectorFormat {
         return .success(collected)
     }
 
+    /// Where the authority of an absolute URL starts (after `://`), if `uri` has one.
+    private static func schemeEnd(_ uri: String) -> String.Index? {
+        let utf8 = uri.utf8
+        var index = utf8.startIndex
+        while let colon = utf8[index...].firstIndex(of: UInt8(ascii: ":")) {
+            let rest = utf8[utf8.index(after: colon)...]
+            if rest.starts(with: "//".utf8) { return utf8.index(colon, offsetBy: 3) }
+            index = utf8.index(after: colon)
+        }
+        return nil
+    }
+
     /// The path of a `request.uri`: an absolute URL's path, or the text itself, without query.
     static func pathOf(_ uri: String) -> String {
         var rest = Substring(uri)
-        if let scheme = rest.range(of: "://") {
-            rest = rest[scheme.upperBound...]
-            rest = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        if let scheme = schemeEnd(uri) {
+            rest = rest[scheme...]
+            rest = rest.utf8.firstIndex(of: UInt8(ascii: "/")).map { rest[$0...] } ?? "/"
         }
-        if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<end] }
+        if let end = rest.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { rest = rest[..<end] }
         return rest.isEmpty ? "/" : String(rest)
     }
 }

@@ -36,6 +36,11 @@ public struct DocumentNode: Sendable {
         entries?.first { $0.key == key }?.node
     }
 
+    /// The value stored under `key` in a map, for a key cut out of a longer text.
+    public func value(at key: Substring) -> DocumentNode? {
+        entries?.first { $0.key.utf8.elementsEqual(key.utf8) }?.node
+    }
+
     /// A copy of this map with the top-level entries of `patch` put over its own.
     public func merging(_ patch: DocumentNode) -> DocumentNode {
         guard var mine = entries, let theirs = patch.entries else { return patch }
@@ -168,10 +173,21 @@ extension DocumentNode {
 
     /// Parses JSON. Numbers keep their exact digits (no floating-point conversion).
     public static func parseJSON(_ data: some DataProtocol) throws(InvalidDocument) -> DocumentNode {
-        var parser = JSONScanner(bytes: Array(data))
+        try parseJSONKeepingText(data, ofElements: false).document
+    }
+
+    /// Parses JSON and also hands back the exact text of each element of a top-level array
+    /// (or of the whole document when it is not an array), so that items can be stored as they
+    /// arrived without being written out again.
+    public static func parseJSONKeepingText(
+        _ data: some DataProtocol, ofElements: Bool = true
+    ) throws(InvalidDocument) -> (document: DocumentNode, texts: [String]) {
+        var parser = JSONScanner(bytes: Array(data), recordsElements: ofElements)
         do {
             let node = try parser.parseDocument()
-            return node
+            guard ofElements else { return (node, []) }
+            guard case .list = node.value else { return (node, [String(decoding: parser.bytes, as: UTF8.self)]) }
+            return (node, parser.elementRanges.map { String(decoding: parser.bytes[$0], as: UTF8.self) })
         } catch {
             throw InvalidDocument([DocumentProblem(path: "", line: nil, message: "malformed JSON: \(error.reason)")])
         }
@@ -217,9 +233,13 @@ struct JSONScanner {
     let bytes: [UInt8]
     var index = 0
     var depth = 0
+    /// Whether to note where each element of a top-level array starts and ends.
+    let recordsElements: Bool
+    var elementRanges: [Range<Int>] = []
 
-    init(bytes: [UInt8]) {
+    init(bytes: [UInt8], recordsElements: Bool = false) {
         self.bytes = bytes
+        self.recordsElements = recordsElements
     }
 
     mutating func parseDocument() throws(Failure) -> DocumentNode {
@@ -231,7 +251,12 @@ struct JSONScanner {
     }
 
     private mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     private mutating func parseValue() throws(Failure) -> DocumentNode {
@@ -247,12 +272,13 @@ struct JSONScanner {
         }
     }
 
-    private mutating func expectLiteral(_ literal: String) throws(Failure) {
-        let utf8 = Array(literal.utf8)
-        guard index + utf8.count <= bytes.count, Array(bytes[index..<index + utf8.count]) == utf8 else {
+    private mutating func expectLiteral(_ literal: StaticString) throws(Failure) {
+        let count = literal.utf8CodeUnitCount
+        guard index + count <= bytes.count,
+              literal.withUTF8Buffer({ bytes[index..<index + count].elementsEqual($0) }) else {
             throw Failure(reason: "unexpected character at byte \(index)")
         }
-        index += utf8.count
+        index += count
     }
 
     private mutating func enter() throws(Failure) {
@@ -305,9 +331,12 @@ struct JSONScanner {
             index += 1
             return DocumentNode(.list(nodes))
         }
+        let recording = recordsElements && depth == 1
         while true {
             skipWhitespace()
+            let start = index
             nodes.append(try parseValue())
+            if recording { elementRanges.append(start..<index) }
             skipWhitespace()
             guard index < bytes.count else { throw Failure(reason: "unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -347,7 +376,18 @@ struct JSONScanner {
 
     private mutating func parseString() throws(Failure) -> String {
         index += 1
-        var scalars: [UInt8] = []
+        // Fast path: ASCII without escapes, the usual case, becomes a string in one copy.
+        let start = index
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                return String(decoding: bytes[start..<index - 1], as: UTF8.self)
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
+            index += 1
+        }
+        var scalars = Array(bytes[start..<index])
         while index < bytes.count {
             let byte = bytes[index]
             index += 1
@@ -408,6 +448,25 @@ struct JSONScanner {
 
 /// Writes JSON string literals.
 public enum JSONText {
+    /// Appends `text` as a quoted, escaped JSON string to UTF-8 bytes.
+    public static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0x00..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
     /// Appends `text` as a quoted, escaped JSON string.
     public static func appendString(_ text: String, to out: inout String) {
         out += "\""

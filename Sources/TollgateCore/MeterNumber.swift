@@ -25,11 +25,43 @@ public struct MeterNumber: Sendable, Hashable, Comparable, CustomStringConvertib
     /// Parses a JSON number or a decimal string (`-12.5`, `3`, `1e3`); nil when it is not a
     /// finite number within ±9.2 × 10¹⁸.
     public init?(_ text: String) {
+        if let exact = Self.plain(text) {
+            self = exact
+            return
+        }
         guard !text.isEmpty, text.utf8.count <= 64,
               text.utf8.allSatisfy({ (48...57).contains($0) || $0 == 45 || $0 == 43 || $0 == 46 || $0 == 101 || $0 == 69 }),
               let decimal = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), decimal.isFinite
         else { return nil }
         self.init(decimal)
+    }
+
+    /// The common shapes, `-12` and `3.25` (at most 18 whole and 9 fraction digits), read
+    /// without going through `Decimal`.
+    private static func plain(_ text: String) -> MeterNumber? {
+        var units: Int64 = 0, nanos: Int64 = 0
+        var wholeDigits = 0, fractionDigits = 0, inFraction = false, negative = false
+        for (offset, byte) in text.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "-") where offset == 0: negative = true
+            case UInt8(ascii: ".") where !inFraction && wholeDigits > 0: inFraction = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let digit = Int64(byte - UInt8(ascii: "0"))
+                if inFraction {
+                    fractionDigits += 1
+                    guard fractionDigits <= 9 else { return nil }
+                    nanos = nanos * 10 + digit
+                } else {
+                    wholeDigits += 1
+                    guard wholeDigits <= 18 else { return nil }
+                    units = units * 10 + digit
+                }
+            default: return nil
+            }
+        }
+        guard wholeDigits > 0, !inFraction || fractionDigits > 0 else { return nil }
+        for _ in fractionDigits..<9 { nanos *= 10 }
+        return negative ? MeterNumber(units: -units, nanos: -nanos) : MeterNumber(units: units, nanos: nanos)
     }
 
     public init?(_ decimal: Decimal) {

@@ -33,6 +33,8 @@ public struct UsageEvent: Sendable {
     public var weight: Int
     /// The event as it arrived (collector and CloudEvents), for meters on its properties.
     public var properties: DocumentNode?
+    /// `properties` as the JSON text it arrived in, stored as is (nil: written from `properties`).
+    public var propertiesText: String?
     /// The start of the aggregate bucket the event falls in (see `UsageBuckets`); nil for events
     /// that no subscription owns.
     public var bucket: Date?
@@ -68,11 +70,14 @@ public struct UsageEvent: Sendable {
     public func propertyText(_ path: String) -> String? {
         if let properties {
             var node = properties
-            for key in path.split(separator: ".", omittingEmptySubsequences: false) {
-                guard let next = node[String(key)] else { return nil }
+            var rest = Substring(path)
+            while true {
+                let dot = rest.utf8.firstIndex(of: UInt8(ascii: "."))
+                guard let next = node.value(at: dot.map { rest[..<$0] } ?? rest) else { return nil }
                 node = next
+                guard let dot else { return node.scalarText }
+                rest = rest[rest.index(after: dot)...]
             }
-            return node.scalarText
         }
         switch path {
         case "response.status": return status.map(String.init)

@@ -5,6 +5,7 @@ import NIOPosix
 import PostgresKit
 import SQLKit
 import SQLiteKit
+import Synchronization
 
 /// Where Tollgate keeps its state: `sqlite:PATH` or `postgres://user:pass@host:port/db`.
 public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
@@ -67,36 +68,80 @@ public protocol SQLBackend: Sendable {
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs `body`, which only reads, outside of a transaction; it sees everything committed
+    /// before it started and does not wait for writers.
+    func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
 }
 
-/// SQLite in WAL mode through one connection; statements and transactions take turns.
+/// SQLite in WAL mode: one connection writes, statements and transactions taking turns; a
+/// second one reads beside it (WAL readers never wait for the writer), and checkpoints run on
+/// a third, on a thread of its own (`WALCheckpointer`).
 final class SQLiteBackend: SQLBackend {
     let kind = DatabaseKind.sqlite
     private let connection: SQLiteConnection
     private let database: any SQLDatabase
     private let turns = AsyncTurns()
+    private let reader: SQLiteConnection
+    private let readerDatabase: any SQLDatabase
+    private let readerTurns = AsyncTurns()
+    private let checkpointer: WALCheckpointer
 
-    private init(connection: SQLiteConnection, logger: Logger) {
+    private init(connection: SQLiteConnection, reader: SQLiteConnection, checkpointer: WALCheckpointer) {
         self.connection = connection
         self.database = connection.sql(queryLogLevel: nil)
+        self.reader = reader
+        self.readerDatabase = reader.sql(queryLogLevel: nil)
+        self.checkpointer = checkpointer
     }
 
     static func open(path: String, logger: Logger) async throws -> SQLiteBackend {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let backend = SQLiteBackend(connection: connection, logger: logger)
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON"] {
-            try await backend.database.raw(SQLQueryString(pragma)).run()
+        let database = connection.sql(queryLogLevel: nil)
+        // The writer checkpoints only when the log outgrows WALCheckpointer.logBound pages (the
+        // checkpointer fell behind); WAL commits are durable against a crash of the process,
+        // and the log is synced at every checkpoint.
+        let pragmas = [
+            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
+            "PRAGMA cache_size=-65536", "PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=\(WALCheckpointer.logBound)",
+        ]
+        var reader: SQLiteConnection?
+        do {
+            for pragma in pragmas { try await database.raw(SQLQueryString(pragma)).run() }
+            let opened = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            reader = opened
+            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA cache_size=-16384", "PRAGMA query_only=1"] {
+                _ = try await opened.query(pragma)
+            }
+            let checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
+            return SQLiteBackend(connection: connection, reader: opened, checkpointer: checkpointer)
+        } catch {
+            try? await reader?.close()
+            try? await connection.close()
+            throw error
         }
-        return backend
     }
 
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await turns.take { try await body(database) }
+        try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
+            try await turns.take { try await body(database) }
+        }
     }
 
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
+            try await transactionInTurn(body)
+        }
+    }
+
+    func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
+            try await readerTurns.take { try await body(readerDatabase) }
+        }
+    }
+
+    private func transactionInTurn<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await turns.take {
             try await database.raw("BEGIN IMMEDIATE").run()
             do {
@@ -111,7 +156,61 @@ final class SQLiteBackend: SQLBackend {
     }
 
     func close() async throws {
+        await checkpointer.stop()
+        try await readerTurns.take { try await reader.close() }
         try await turns.take { try await connection.close() }
+    }
+}
+
+/// Copies committed pages from the write-ahead log into the database file a few times a second,
+/// on its own connection and thread: the writer's turn never includes a checkpoint's writes
+/// and fsync, which otherwise stall every writer behind it.
+final class WALCheckpointer: Sendable {
+    /// Pages the log may hold before the writer checkpoints by itself (64 MB of 4 KB pages).
+    static let logBound = 16_384
+    static let interval = Duration.milliseconds(200)
+
+    private let connection: SQLiteConnection
+    private let threadPool: NIOThreadPool
+    private let loop: Task<Void, Never>
+
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, loop: Task<Void, Never>) {
+        self.connection = connection
+        self.threadPool = threadPool
+        self.loop = loop
+    }
+
+    static func start(path: String, logger: Logger) async throws -> WALCheckpointer {
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: threadPool, logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any())
+            _ = try await connection.query("PRAGMA synchronous=NORMAL")
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+        let loop = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                do {
+                    _ = try await connection.query("PRAGMA wal_checkpoint(PASSIVE)")
+                } catch {
+                    logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        return WALCheckpointer(connection: connection, threadPool: threadPool, loop: loop)
+    }
+
+    func stop() async {
+        loop.cancel()
+        await loop.value
+        try? await connection.close()
+        try? await threadPool.shutdownGracefully()
     }
 }
 
@@ -132,6 +231,10 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
+    func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await withSQL(body)
+    }
+
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in
@@ -145,37 +248,65 @@ final class PostgresBackend: SQLBackend {
     }
 }
 
-/// A first-come, first-served lock for async code: one holder at a time.
-actor AsyncTurns {
-    private var busy = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+/// A first-come, first-served lock for async code: one holder at a time. Not an actor, so that
+/// taking and handing over a turn never waits for a thread of the shared pool.
+final class AsyncTurns: Sendable {
+    private struct State {
+        var busy = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
 
-    func take<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    private let state = Mutex(State())
+
+    func take<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         await acquire()
-        do {
-            let result = try await body()
-            release()
-            return result
-        } catch {
-            release()
-            throw error
-        }
+        defer { release() }
+        return try await body()
     }
 
     private func acquire() async {
-        if !busy {
-            busy = true
-            return
+        let free = state.withLock { state in
+            if state.busy { return false }
+            state.busy = true
+            return true
         }
-        await withCheckedContinuation { waiting.append($0) }
+        if free { return }
+        await withCheckedContinuation { continuation in
+            let handedOver = state.withLock { state in
+                if state.busy {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.busy = true
+                return true
+            }
+            if handedOver { continuation.resume() }
+        }
     }
 
     private func release() {
-        if waiting.isEmpty {
-            busy = false
-        } else {
-            waiting.removeFirst().resume()
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst()
         }
+        next?.resume()
+    }
+}
+
+/// Runs the jobs of the task holding the database's turn on a serial queue of their own: a
+/// turn hops between Swift and SQLite's thread several times per transaction, and each hop
+/// would otherwise wait behind whatever else fills the shared pool (parsing a large batch).
+final class DatabaseTurnExecutor: TaskExecutor {
+    static let shared = DatabaseTurnExecutor()
+
+    private let queue = DispatchQueue(label: "tollgate.database-turns")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

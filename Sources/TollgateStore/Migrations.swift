@@ -137,6 +137,12 @@ enum Migrations {
                 "CREATE INDEX usage_events_late ON usage_events (subscription_id, id) WHERE late_invoice IS NOT NULL",
             ]
         },
+        Step(version: 7) { _ in
+            [
+                // Usage is read from the aggregates; an index no query uses only slows ingestion.
+                "DROP INDEX usage_events_subscription_time",
+            ]
+        },
     ]
 
     /// Applies every step not yet applied, each in its own transaction.

@@ -36,7 +36,7 @@ extension TollgateStore {
     /// `cursor`: active ones, and terminated ones whose final invoice is not issued yet. The page's
     /// cursor is the last subscription looked at (nil at the end).
     public func billingCandidates(after cursor: String, limit: Int) async throws -> Page<BillingCandidate> {
-        try await backend.withSQL { database in
+        try await backend.read { database in
             let rows = try await database.raw("""
                 SELECT s.*, (SELECT MAX(i.period_end) FROM invoices i WHERE i.subscription_id = s.id) AS invoiced_through
                 FROM subscriptions s WHERE s.id > \(bind: cursor) ORDER BY s.id LIMIT \(bind: limit)
@@ -71,7 +71,7 @@ extension TollgateStore {
         guard !meters.isEmpty else { return [:] }
         let start = Micros.of(span.start)
         let end = Micros.of(span.end)
-        return try await backend.withSQL { database in
+        return try await backend.read { database in
             let rows = try await database.raw("""
                 SELECT meter_id, CAST(SUM(event_count) AS BIGINT) AS events, CAST(SUM(sum_units) AS BIGINT) AS sum_units,
                 CAST(SUM(sum_nanos) AS BIGINT) AS sum_nanos,
@@ -195,7 +195,7 @@ extension TollgateStore {
     // MARK: Invoices
 
     public func invoice(_ id: String) async throws -> Invoice? {
-        let row = try await backend.withSQL { database in
+        let row = try await backend.read { database in
             try await database.raw("SELECT * FROM invoices WHERE id = \(bind: id)").first()
         }
         return try row.map(invoice(from:))
@@ -205,7 +205,7 @@ extension TollgateStore {
     public func invoices(
         subscription: String? = nil, customer: String? = nil, status: InvoiceStatus? = nil, after cursor: String? = nil, limit: Int
     ) async throws -> Page<Invoice> {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             var query: SQLQueryString = "SELECT * FROM invoices WHERE id > \(bind: cursor ?? "")"
             if let subscription { query += " AND subscription_id = \(bind: subscription)" }
             if let customer { query += " AND customer_id = \(bind: customer)" }
@@ -245,7 +245,7 @@ extension TollgateStore {
 
     /// A subscription's events stored after their period was invoiced, in id order.
     public func lateEvents(subscription: String, after cursor: String? = nil, limit: Int) async throws -> Page<LateEvent> {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             try await database.raw("""
                 SELECT id, name, source, occurred_at, late_invoice FROM usage_events
                 WHERE subscription_id = \(bind: subscription) AND late_invoice IS NOT NULL AND id > \(bind: cursor ?? "")

@@ -23,7 +23,7 @@ extension TollgateStore {
         for (column, values) in [("id", ids), ("customer_id", customers)] {
             for start in stride(from: 0, to: values.count, by: 500) {
                 let slice = Array(values[start..<min(start + 500, values.count)])
-                let rows = try await backend.withSQL { database in
+                let rows = try await backend.read { database in
                     try await database.raw("SELECT * FROM subscriptions WHERE \(ident: column) IN (\(binds: slice))").all()
                 }
                 for row in rows {
@@ -57,7 +57,7 @@ extension TollgateStore {
         var result: [String: String] = [:]
         for start in stride(from: 0, to: ids.count, by: 500) {
             let slice = Array(ids[start..<min(start + 500, ids.count)])
-            let rows = try await backend.withSQL { database in
+            let rows = try await backend.read { database in
                 try await database.raw(
                     "SELECT id, customer_id FROM collector_users WHERE customer_id IS NOT NULL AND id IN (\(binds: slice))"
                 ).all()
@@ -71,7 +71,7 @@ extension TollgateStore {
 
     /// A collector user as stored.
     public func collectorRecord(_ id: String, kind: CollectorRecordKind) async throws -> CollectorRecord? {
-        let row = try await backend.withSQL { database in
+        let row = try await backend.read { database in
             try await database.raw("SELECT id, customer_id, body FROM \(ident: kind.table) WHERE id = \(bind: id)").first()
         }
         guard let row else { return nil }

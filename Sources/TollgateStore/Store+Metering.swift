@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SQLKit
 import Synchronization
 import TollgateCore
@@ -47,7 +48,8 @@ extension TollgateStore {
     ///
     /// A batch travels as one JSON text bound to one parameter and is unpacked by the database
     /// itself (`jsonb_each` in SQLite, `jsonb_array_elements` in PostgreSQL): one statement per
-    /// thousands of events instead of a bind per column and event.
+    /// thousands of events instead of a bind per column and event. Batches that arrive while
+    /// another is being written share the next transaction (`EventWriter`).
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
         guard !events.isEmpty else { return EventInsertion() }
@@ -55,52 +57,74 @@ extension TollgateStore {
         var unique = events.filter { seen.insert($0.id).inserted }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
-        let kind = backend.kind
-        let statement = kind == .sqlite ? Self.sqliteInsert : Self.postgresInsert
-        let placed = unique
         // Everything that does not need the database is prepared before taking its turn: with
         // SQLite, one connection serves every writer.
-        let batches = stride(from: 0, to: placed.count, by: 5000).map {
-            EventBatch.json(placed[$0..<min($0 + 5000, placed.count)])
-        }
-        let expected = PreparedDeltas(Metering.deltas(placed, meters: meters))
-        return try await backend.transaction { database in
-            var result = EventInsertion()
-            for batch in batches {
-                let rows = try await database.raw("\(unsafeRaw: statement.prefix)\(bind: batch)\(unsafeRaw: statement.suffix)").all()
-                for row in rows {
-                    let id = try row.decode(column: "id", as: String.self)
-                    result.inserted.insert(id)
-                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[id] = invoice }
-                }
+        let prepared = PreparedEvents(
+            events: unique, meters: meters,
+            batches: stride(from: 0, to: unique.count, by: 5000).map { start in
+                var bodies: ByteBuffer? = backend.kind == .sqlite ? ByteBuffer() : nil
+                let json = EventBatch.json(unique[start..<min(start + 5000, unique.count)], bodies: &bodies)
+                return (json, bodies)
+            },
+            deltas: PreparedDeltas(Metering.deltas(unique, meters: meters)))
+        return try await eventWriter.write(prepared)
+    }
+
+    /// Writes prepared events and their aggregates inside a transaction that is already open.
+    static func write(_ prepared: PreparedEvents, kind: DatabaseKind, to database: any SQLDatabase) async throws -> EventInsertion {
+        let statement = kind == .sqlite ? Self.sqliteInsert : Self.postgresInsert
+        var result = EventInsertion()
+        for (batch, bodies) in prepared.batches {
+            let query: SQLQueryString = if let bodies {
+                "\(unsafeRaw: statement.prefix)\(bind: bodies)\(unsafeRaw: statement.middle)\(bind: batch)\(unsafeRaw: statement.suffix)"
+            } else {
+                "\(unsafeRaw: statement.prefix)\(unsafeRaw: statement.middle)\(bind: batch)\(unsafeRaw: statement.suffix)"
             }
-            // Duplicates add nothing: only when some were already stored are the deltas computed again.
-            let inserted = result.inserted
-            let deltas = inserted.count == placed.count
-                ? expected : PreparedDeltas(Metering.deltas(placed.filter { inserted.contains($0.id) }, meters: meters))
-            try await Self.write(deltas, kind: kind, to: database)
-            return result
+            let rows = try await database.raw(query).all()
+            for row in rows {
+                let id = try row.decode(column: "id", as: String.self)
+                result.inserted.insert(id)
+                if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[id] = invoice }
+            }
         }
+        // Duplicates add nothing: only when some were already stored are the deltas computed again.
+        let inserted = result.inserted
+        let deltas = inserted.count == prepared.events.count
+            ? prepared.deltas
+            : PreparedDeltas(Metering.deltas(prepared.events.filter { inserted.contains($0.id) }, meters: prepared.meters))
+        try await Self.write(deltas, kind: kind, to: database)
+        return result
     }
 
     private static let sqliteInsert = insertEventsStatement(for: .sqlite)
     private static let postgresInsert = insertEventsStatement(for: .postgres)
 
-    /// The insert statement around the bound batch, per dialect. An event that falls in a period
-    /// already invoiced is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
+    /// The insert statement around the bound batch, per dialect: `prefix`, then with SQLite the
+    /// bodies' buffer, `middle`, the batch, `suffix`. An event that falls in a period already
+    /// invoiced is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
     /// reported, never re-rated).
-    private static func insertEventsStatement(for kind: DatabaseKind) -> (prefix: String, suffix: String) {
+    private static func insertEventsStatement(for kind: DatabaseKind) -> (prefix: String, middle: String, suffix: String) {
         let names = EventBatch.columns.map(\.name)
-        let values = unpackedColumns(EventBatch.columns, kind: kind, named: true)
         let late = """
             (SELECT i.id FROM invoices i WHERE i.subscription_id = batch.subscription_id
             AND i.period_start <= batch.occurred_at AND i.period_end > batch.occurred_at ORDER BY i.period_end LIMIT 1)
             """
-        let prefix = """
+        let insert = """
             INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
-            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late) FROM (SELECT \(values) \(unpackSource(kind))
+            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late) FROM (SELECT
             """
-        return (prefix, unpackClose(kind) + ") AS batch WHERE true ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice")
+        let suffix = unpackClose(kind) + ") AS batch WHERE true ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice"
+        guard kind == .sqlite else {
+            return ("\(insert) \(unpackedColumns(EventBatch.columns, kind: kind, named: true)) \(unpackSource(kind))", "", suffix)
+        }
+        // The body is a slice of the separate buffer: its start in place of the body, its length last.
+        let columns = EventBatch.columns.indices.map { "json_extract(value, '$[\($0)]') AS \(EventBatch.columns[$0].name)" }
+        let before = columns[..<EventBatch.bodyIndex].joined(separator: ", ")
+        let after = columns[(EventBatch.bodyIndex + 1)...].joined(separator: ", ")
+        let body = """
+            json_extract(value, '$[\(EventBatch.bodyIndex)]'), json_extract(value, '$[\(EventBatch.bodyLengthIndex)]')) AS TEXT) AS body
+            """
+        return ("\(insert) \(before), CAST(substr(", ", \(body), \(after) \(unpackSource(kind))", suffix)
     }
 
     /// `SELECT` expressions for the columns of one JSON array of arrays (`AS` their names when `named`).
@@ -147,7 +171,7 @@ extension TollgateStore {
         var found: [(id: String, plan: String, startedAt: Date)] = []
         for start in stride(from: 0, to: ids.count, by: 500) {
             let slice = Array(ids[start..<min(start + 500, ids.count)])
-            let rows = try await backend.withSQL { database in
+            let rows = try await backend.read { database in
                 try await database.raw("SELECT id, plan_id, started_at FROM subscriptions WHERE id IN (\(binds: slice))").all()
             }
             for row in rows {
@@ -193,6 +217,16 @@ extension TollgateStore {
     private static let uniqueColumns: [(name: String, isInteger: Bool)] = [
         ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("value", false),
     ]
+
+    /// Events ready to be written: placed in their buckets, with the JSON texts their insert
+    /// statements bind and the aggregates they add when none is a duplicate.
+    struct PreparedEvents: Sendable {
+        var events: [UsageEvent]
+        var meters: [Meter]
+        /// Each statement's JSON array, and with SQLite the bodies' buffer.
+        var batches: [(json: String, bodies: ByteBuffer?)]
+        var deltas: PreparedDeltas
+    }
 
     /// Deltas as the JSON texts their statements bind.
     struct PreparedDeltas: Sendable {
@@ -322,7 +356,7 @@ extension TollgateStore {
     public func meterRows(subscription: String, from: Date, to: Date) async throws -> MeterRows {
         let start = Micros.of(from)
         let end = Micros.of(to)
-        return try await backend.withSQL { database in
+        return try await backend.read { database in
             let aggregates = try await database.raw("""
                 SELECT * FROM meter_aggregates WHERE subscription_id = \(bind: subscription)
                 AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)

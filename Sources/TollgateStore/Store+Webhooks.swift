@@ -110,7 +110,7 @@ extension TollgateStore {
     /// Pending deliveries due at `now`, oldest first, each the earliest pending one of its
     /// subscription (a later event waits until the earlier one is delivered or given up).
     public func dueDeliveries(now: Date, limit: Int) async throws -> [WebhookDelivery] {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             try await database.raw("""
                 SELECT * FROM webhook_outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= \(bind: Timestamp.micros(now))
                 AND NOT EXISTS (SELECT 1 FROM webhook_outbox e WHERE e.status = 'pending'
@@ -123,7 +123,7 @@ extension TollgateStore {
 
     /// The earliest time a pending delivery is due, if any.
     public func nextDeliveryDue() async throws -> Date? {
-        try await backend.withSQL { database in
+        try await backend.read { database in
             try await database.raw("SELECT MIN(next_attempt_at) AS due FROM webhook_outbox WHERE status = 'pending'")
                 .first()?.decode(column: "due", as: Int?.self).map(Timestamp.date)
         }
@@ -152,7 +152,7 @@ extension TollgateStore {
     public func deliveries(status: WebhookDelivery.Status?, before cursor: Int?, limit: Int) async throws
         -> (items: [WebhookDelivery], nextCursor: Int?)
     {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             var query: SQLQueryString = "SELECT * FROM webhook_outbox WHERE seq < \(bind: cursor ?? Int.max)"
             if let status { query += " AND status = \(bind: status.rawValue)" }
             query += " ORDER BY seq DESC LIMIT \(bind: limit + 1)"
@@ -164,7 +164,7 @@ extension TollgateStore {
     }
 
     public func webhookDelivery(_ id: String) async throws -> WebhookDelivery? {
-        let row = try await backend.withSQL { database in
+        let row = try await backend.read { database in
             try await database.raw("SELECT * FROM webhook_outbox WHERE id = \(bind: id)").first()
         }
         return try row.map(delivery(from:))

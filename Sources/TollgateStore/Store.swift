@@ -64,10 +64,13 @@ public final class TollgateStore: Sendable {
     let logger: Logger
     /// Meters and subscription periods that ingestion needs for every batch.
     let metering = Mutex(MeteringCache())
+    /// Where usage events are written, several concurrent batches per transaction.
+    let eventWriter: EventWriter
 
     init(backend: any SQLBackend, logger: Logger) {
         self.backend = backend
         self.logger = logger
+        self.eventWriter = EventWriter(backend: backend)
     }
 
     public var kind: DatabaseKind { backend.kind }
@@ -140,7 +143,7 @@ public final class TollgateStore: Sendable {
     private func documents(_ table: CatalogTable, after cursor: String?, limit: Int?, includeArchived: Bool = true) async throws
         -> [Stored<DocumentNode>]
     {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             var query: SQLQueryString = "SELECT id, body, archived, created_at, updated_at FROM \(ident: table.rawValue) WHERE id > \(bind: cursor ?? "")"
             if !includeArchived { query += " AND archived = 0" }
             query += " ORDER BY id"
@@ -158,7 +161,7 @@ public final class TollgateStore: Sendable {
     }
 
     private func document(_ table: CatalogTable, id: String) async throws -> Stored<DocumentNode>? {
-        let row = try await backend.withSQL { database in
+        let row = try await backend.read { database in
             try await database.raw(
                 "SELECT id, body, archived, created_at, updated_at FROM \(ident: table.rawValue) WHERE id = \(bind: id)"
             ).first()
@@ -298,14 +301,14 @@ public final class TollgateStore: Sendable {
     }
 
     public func customer(_ id: String) async throws -> Stored<Customer>? {
-        let row = try await backend.withSQL { database in
+        let row = try await backend.read { database in
             try await database.raw("SELECT * FROM customers WHERE id = \(bind: id)").first()
         }
         return try row.map(customer(from:))
     }
 
     public func customers(after cursor: String? = nil, limit: Int) async throws -> Page<Stored<Customer>> {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             try await database.raw(
                 "SELECT * FROM customers WHERE id > \(bind: cursor ?? "") ORDER BY id LIMIT \(bind: limit + 1)"
             ).all()
@@ -356,14 +359,14 @@ public final class TollgateStore: Sendable {
     }
 
     public func subscription(_ id: String) async throws -> Subscription? {
-        let row = try await backend.withSQL { database in
+        let row = try await backend.read { database in
             try await database.raw("SELECT * FROM subscriptions WHERE id = \(bind: id)").first()
         }
         return try row.map(subscription(from:))
     }
 
     public func subscriptions(customer: String? = nil, after cursor: String? = nil, limit: Int) async throws -> Page<Subscription> {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             var query: SQLQueryString = "SELECT * FROM subscriptions WHERE id > \(bind: cursor ?? "")"
             if let customer { query += " AND customer_id = \(bind: customer)" }
             query += " ORDER BY id LIMIT \(bind: limit + 1)"
@@ -405,7 +408,7 @@ public final class TollgateStore: Sendable {
     public func activeCredentials(after cursor: String = "", limit: Int = Int.max) async throws
         -> [(subscription: Subscription, tokenHash: TokenHash)]
     {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             try await database.raw("""
                 SELECT * FROM subscriptions WHERE status = 'active' AND id > \(bind: cursor) ORDER BY id
                 LIMIT \(bind: min(limit, Int(Int32.max)))
@@ -420,7 +423,7 @@ public final class TollgateStore: Sendable {
     /// Subscriptions changed at or after `since`, with their token hashes, for gateways that
     /// follow changes made by other nodes.
     public func subscriptionsChanged(since: Date) async throws -> [(subscription: Subscription, tokenHash: TokenHash)] {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             try await database.raw(
                 "SELECT * FROM subscriptions WHERE updated_at >= \(bind: Timestamp.micros(since))"
             ).all()
@@ -433,7 +436,7 @@ public final class TollgateStore: Sendable {
 
     /// The latest change of any product or plan, to notice catalog changes made by other nodes.
     public func catalogChangedAt() async throws -> Date? {
-        try await backend.withSQL { database in
+        try await backend.read { database in
             try await database.raw("""
                 SELECT MAX(latest) AS latest FROM (SELECT MAX(updated_at) AS latest FROM products
                 UNION ALL SELECT MAX(updated_at) AS latest FROM plans UNION ALL SELECT MAX(updated_at) AS latest FROM meters) AS changes
@@ -471,7 +474,7 @@ public final class TollgateStore: Sendable {
 
     /// Every lease of windows that end after `date` could still matter; older ones are left out.
     public func quotaLeases(since date: Date) async throws -> [QuotaLease] {
-        let rows = try await backend.withSQL { database in
+        let rows = try await backend.read { database in
             // A year is the longest window; billing periods are at most a year too.
             try await database.raw(
                 "SELECT * FROM quota_leases WHERE window_start >= \(bind: Timestamp.micros(date.addingTimeInterval(-367 * 86_400)))"
@@ -492,7 +495,7 @@ public final class TollgateStore: Sendable {
 
     /// The number of stored events (all sources), for checks and benchmarks.
     public func eventCount() async throws -> Int {
-        try await backend.withSQL { database in
+        try await backend.read { database in
             try await database.raw("SELECT COUNT(*) AS n FROM usage_events").first()?.decode(column: "n", as: Int.self) ?? 0
         }
     }

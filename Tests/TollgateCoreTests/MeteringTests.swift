@@ -39,6 +39,16 @@ struct MeteringTests {
         #expect(MeterNumber(units: 0, nanos: 2_500_000_000) == MeterNumber("2.5"))
     }
 
+    @Test("plain numbers are read without Decimal, to the same value", arguments: [
+        "0", "-0", "7", "-7", "1.5", "-1.5", "-0.000000001", "123456789012345678", "-123456789012345678.999999999",
+        "0.1234567891", "1234567890123456789", "5.", ".5", "+5", "1e2", "1.2.3", "--1", "1-", "12a",
+    ])
+    func plainNumbersMatchDecimal(text: String) {
+        let decimal = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+        let viaDecimal = decimal.flatMap { $0.isFinite && text.allSatisfy { "0123456789-+.eE".contains($0) } ? MeterNumber($0) : nil }
+        #expect(MeterNumber(text) == viaDecimal)
+    }
+
     static func call(_ id: String, method: String = "GET", status: Int, endpoint: String? = "item", weight: Int = 1) -> UsageEvent {
         UsageEvent(
             id: id, source: .gateway, occurredAt: Date(timeIntervalSince1970: 1_790_000_000), subscription: "sub",

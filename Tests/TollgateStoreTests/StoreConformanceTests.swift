@@ -239,6 +239,52 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: TestDatabase.allCases)
+    func eventsAreStoredAsTheyArrivedAndMetersRebuildFromThem(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            let texts = [
+                "{ \"user_id\" : \"Zo\u{eb} \\\"the\\\" admin\",\n  \"metadata\": {\"pages\": 2.5, \"note\": \"a  b\\tc \u{1F600}\"} }",
+                #"{"user_id":"Zoë \"the\" admin","metadata":{"pages":1,"note":"other"}}"#,
+                "\t{\"user_id\":\"u2\" , \"metadata\":{\"pages\":4,\"note\":\"a  b\\tc \u{1F600}\"}}\n",
+            ]
+            try await store.insertEvents(try texts.enumerated().map { index, text in
+                var event = Self.action("s\(index)", Double(index), "{}")
+                event.properties = try DocumentNode.parseJSON(Array(text.utf8))
+                event.propertiesText = text
+                return event
+            })
+            // A meter created after its events reads the stored bodies, escapes and all.
+            let meter = Meter(
+                id: "zoe-pages", name: "Zoë's pages", source: .event("report"),
+                filter: MeterFilter(properties: ["user_id": "Zoë \"the\" admin", "metadata.note": "a  b\tc \u{1F600}"]),
+                aggregation: .sum, property: "metadata.pages")
+            try await store.saveMeter(meter, mode: .create)
+            #expect(try await Self.summary(store, from: -100, to: 86_400, meters: [meter]).meters["zoe-pages"] == Amount("2.5"))
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func concurrentBatchesStoreEachEventOnce(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            // 16 batches of 100 calls written at once; each shares 50 ids with the next.
+            let outcomes = try await withThrowingTaskGroup(of: EventInsertion.self) { group in
+                for batch in 0..<16 {
+                    group.addTask {
+                        try await store.insertEvents((0..<100).map { Self.call("c\(batch * 50 + $0)", Double(batch * 50 + $0), endpoint: "tile") })
+                    }
+                }
+                return try await group.reduce(into: [EventInsertion]()) { $0.append($1) }
+            }
+            let inserted = outcomes.flatMap(\.inserted)
+            #expect(inserted.count == 850 && Set(inserted).count == 850)
+            #expect(try await store.eventCount() == 850)
+            let summary = try await Self.summary(store, from: -100, to: 86_400, meters: [Self.meter])
+            #expect(summary.meters["tiles"] == Amount(850) && summary.endpoints["tile"] == 850)
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
     func theDatabaseKeepsOneInvoicePerSubscriptionAndPeriod(database: TestDatabase) async throws {
         try await database.withStore { store in
             try await Self.seedSubscription(store)

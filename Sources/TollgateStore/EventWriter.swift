@@ -1,0 +1,96 @@
+import Synchronization
+
+/// Writes usage events with group commit: a batch that arrives while another transaction is
+/// being written waits, and every batch waiting when that transaction ends goes into the next
+/// one. Concurrent collectors and gateway nodes thus share commits, and pages that several
+/// batches touch (the id index, the aggregates) are written to the log once per transaction.
+final class EventWriter: Sendable {
+    /// The most events one transaction takes from waiting batches (a batch is never split).
+    static let eventsPerTransaction = 20_000
+
+    typealias Prepared = TollgateStore.PreparedEvents
+
+    /// What a waiting batch is told: its outcome, or that it writes the next transaction.
+    private enum Turn {
+        case done(Result<EventInsertion, any Error>)
+        case lead
+    }
+
+    private struct Waiter {
+        var events: Prepared
+        var continuation: CheckedContinuation<Turn, Never>
+    }
+
+    private struct State {
+        var writing = false
+        var waiting: [Waiter] = []
+    }
+
+    private let backend: any SQLBackend
+    private let state = Mutex(State())
+
+    init(backend: any SQLBackend) {
+        self.backend = backend
+    }
+
+    func write(_ events: Prepared) async throws -> EventInsertion {
+        let turn: Turn = await withCheckedContinuation { continuation in
+            let leads = state.withLock { state in
+                if state.writing {
+                    state.waiting.append(Waiter(events: events, continuation: continuation))
+                    return false
+                }
+                state.writing = true
+                return true
+            }
+            if leads { continuation.resume(returning: .lead) }
+        }
+        if case .done(let result) = turn { return try result.get() }
+        let joined = state.withLock { state in
+            var count = events.events.count
+            let taken = state.waiting.prefix { waiter in
+                count += waiter.events.events.count
+                return count <= Self.eventsPerTransaction
+            }
+            state.waiting.removeFirst(taken.count)
+            return Array(taken)
+        }
+        let results = await commit([events] + joined.map(\.events))
+        // The first batch still waiting writes the next transaction.
+        let next = state.withLock { state -> Waiter? in
+            guard !state.waiting.isEmpty else {
+                state.writing = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.continuation.resume(returning: .lead)
+        for (waiter, result) in zip(joined, results.dropFirst()) { waiter.continuation.resume(returning: .done(result)) }
+        return try results[0].get()
+    }
+
+    /// Writes the batches in one transaction; if it fails, each batch alone, so that one bad
+    /// batch fails only its own request.
+    private func commit(_ batches: [Prepared]) async -> [Result<EventInsertion, any Error>] {
+        let kind = backend.kind
+        do {
+            let results = try await backend.transaction { database in
+                var results: [EventInsertion] = []
+                for batch in batches { results.append(try await TollgateStore.write(batch, kind: kind, to: database)) }
+                return results
+            }
+            return results.map { .success($0) }
+        } catch {
+            guard batches.count > 1 else { return [.failure(error)] }
+            var results: [Result<EventInsertion, any Error>] = []
+            for batch in batches {
+                do {
+                    results.append(.success(try await backend.transaction { try await TollgateStore.write(batch, kind: kind, to: $0) }))
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            return results
+        }
+    }
+}
