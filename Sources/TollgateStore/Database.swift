@@ -194,8 +194,12 @@ final class WALCheckpointer: Sendable {
             throw error
         }
         let loop = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
+            while true {
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    return  // stopped
+                }
                 do {
                     _ = try await connection.query("PRAGMA wal_checkpoint(PASSIVE)")
                 } catch {
