@@ -55,7 +55,7 @@ struct WebhookTests {
             #expect(requests.allSatisfy(Self.verify))
             #expect(requests.allSatisfy { $0.headers.first(name: "Content-Type") == "application/json" })
 
-            let rows = try await Self.deliveredRows(server)
+            let rows = try await deliveredRows(server)
             #expect(rows.count == 1)
             #expect(rows.first?["attempts"] as? Int == 3)
             #expect(rows.first?["last_status"] as? Int == 204)
@@ -196,17 +196,6 @@ struct QuotaWebhookTests {
         await receiver.stop()
     }
 
-    /// The delivered rows, once there are any: the receiver has answered when a test sees the
-    /// request, and the dispatcher records the delivery just after.
-    static func deliveredRows(_ server: RunningTollgate) async throws -> [[String: Any]] {
-        var rows: [[String: Any]] = []
-        for _ in 0..<50 where rows.isEmpty {
-            rows = try await server.admin("GET", "/v1/webhooks/deliveries?status=delivered").json()["data"] as? [[String: Any]] ?? []
-            if rows.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        return rows
-    }
-
     @Test func redirectsAreNotFollowed() async throws {
         let receiver = try await WebhookReceiver.start { index, _ in index == 0 ? (302, [("Location", "http://127.0.0.1:9/elsewhere")]) : (200, []) }
         try await withTollgate(configure: WebhookTests.fastRetries) { server in
@@ -215,9 +204,20 @@ struct QuotaWebhookTests {
             let requests = try await receiver.waitFor(2)
             let ids = try requests.map { try #require(try $0.json()["id"] as? String) }
             #expect(ids[0] == ids[1])
-            let row = try #require(try await Self.deliveredRows(server).first)
+            let row = try #require(try await deliveredRows(server).first)
             #expect(row["attempts"] as? Int == 2)
         }
         await receiver.stop()
     }
+}
+
+/// The delivered rows, once there are any: the receiver has answered when a test sees the
+/// request, and the dispatcher records the delivery just after.
+private func deliveredRows(_ server: RunningTollgate) async throws -> [[String: Any]] {
+    var rows: [[String: Any]] = []
+    for _ in 0..<50 where rows.isEmpty {
+        rows = try await server.admin("GET", "/v1/webhooks/deliveries?status=delivered").json()["data"] as? [[String: Any]] ?? []
+        if rows.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+    }
+    return rows
 }
