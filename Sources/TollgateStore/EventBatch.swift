@@ -20,11 +20,6 @@ enum EventBatch {
         ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
-    static func json(_ events: ArraySlice<UsageEvent>) -> String {
-        var bodies: ByteBuffer?
-        return json(events, bodies: &bodies)
-    }
-
     /// The array, and with `bodies` non-nil, the bodies in it instead of in the array.
     static func json(_ events: ArraySlice<UsageEvent>, bodies: inout ByteBuffer?) -> String {
         var out: [UInt8] = []
