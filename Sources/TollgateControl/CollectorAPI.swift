@@ -76,7 +76,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .rules:
             return JSONResponse.make(DocumentNode(.list([])))
         case .events(let kind, let batch):
-            let (items, texts, _) = try await Self.items(request, batch: batch, keepingText: true)
+            let (items, texts) = try await Self.items(request, batch: batch, keepingText: true)
             let outcome = try await collector.ingest(items, texts: texts, kind: kind)
             if !batch, let refusal = outcome.refused.first { throw APIError(.unprocessableContent, refusal.message) }
             var response = JSONResponse.make(outcome.document, status: batch ? .ok : .created)
@@ -98,7 +98,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     private func records(
         _ request: Request, batch: Bool, key: String, save: ([DocumentNode]) async throws -> [(index: Int, message: String)]
     ) async throws -> Response {
-        let (items, _, _) = try await Self.items(request, batch: batch)
+        let (items, _) = try await Self.items(request, batch: batch)
         var outcome = Collector.Outcome()
         outcome.refused = try await save(items)
         outcome.accepted = items.count - outcome.refused.count
@@ -111,7 +111,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// item's JSON text as it arrived comes too.
     static func items(
         _ request: Request, batch: Bool, keepingText: Bool = false
-    ) async throws -> (items: [DocumentNode], texts: [String], size: Int) {
+    ) async throws -> (items: [DocumentNode], texts: [String]) {
         var request = request
         let limit = batch ? largestBatch : CollectorFormat.largestEvent
         let tooLarge = APIError(.contentTooLarge, batch ? "a batch may hold at most 50 MB of JSON" : "an event may hold at most 1 MB of JSON")
@@ -133,7 +133,6 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
             // compress-nio's limit counts the buffers it allocates, which may round up: check the result too.
             if buffer.readableBytes > limit { throw tooLarge }
         }
-        let size = buffer.readableBytes
         let document: DocumentNode, texts: [String]
         do {
             (document, texts) = try DocumentNode.parseJSONKeepingText(buffer.readableBytesView, ofElements: keepingText)
@@ -142,10 +141,10 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         if batch {
             guard case .list(let items) = document.value else { throw APIError(.badRequest, "a batch must be a JSON array") }
-            return (items, texts, size)
+            return (items, texts)
         }
         guard document.entries != nil else { throw APIError(.badRequest, "the body must be a JSON object") }
-        return ([document], texts, size)
+        return ([document], texts)
     }
 
     private func configResponse() -> Response {
