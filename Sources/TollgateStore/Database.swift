@@ -71,6 +71,16 @@ public protocol SQLBackend: Sendable {
     /// Runs `body`, which only reads, outside of a transaction; it sees everything committed
     /// before it started and does not wait for writers.
     func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs `body` in one transaction like `transaction`, handing it SQLite's own connection
+    /// too (nil on PostgreSQL): statements with thousands of values bind them there directly,
+    /// without SQLKit encoding each one.
+    func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T
+}
+
+extension SQLBackend {
+    func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T {
+        try await transaction { try await body($0, nil) }
+    }
 }
 
 /// SQLite in WAL mode: one connection writes, statements and transactions taking turns; a
@@ -139,6 +149,11 @@ final class SQLiteBackend: SQLBackend {
         try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
             try await readerTurns.take { try await body(readerDatabase) }
         }
+    }
+
+    func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T {
+        let connection = connection
+        return try await transaction { try await body($0, connection) }
     }
 
     private func transactionInTurn<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {

@@ -1,18 +1,11 @@
 import NIOCore
+import SQLiteKit
 import TollgateCore
 
-/// Usage events as one JSON array of arrays, in the column order of `usage_events`. With
-/// separate bodies (SQLite), each event's own JSON is copied, without its insignificant
-/// whitespace, into one byte buffer bound beside the array, and the array holds where it is:
-/// the database cuts the slices out instead of parsing every body and writing it back as text.
+/// Usage events in the column order of `usage_events`, as one insert statement takes them:
+/// SQLite as bound values, one per column and event (`binds`), PostgreSQL as one JSON array of
+/// arrays (`json`).
 enum EventBatch {
-    /// The index in each event's array of the body's length in the separate buffer (its start
-    /// takes the body's own place, 1-based as SQL's `substr` counts).
-    static let bodyLengthIndex = columns.count
-
-    /// The index of the body column.
-    static let bodyIndex = columns.firstIndex { $0.name == "body" }!
-
     static let columns: [(name: String, isInteger: Bool)] = [
         ("id", false), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
         ("customer_id", false), ("product_id", false), ("endpoint", false), ("method", false), ("path", false),
@@ -20,8 +13,52 @@ enum EventBatch {
         ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
-    /// The array, and with `bodies` non-nil, the bodies in it instead of in the array.
-    static func json(_ events: ArraySlice<UsageEvent>, bodies: inout ByteBuffer?) -> String {
+    /// The values of the events' rows, row after row. The bodies, without their insignificant
+    /// whitespace, share one buffer and are bound as slices of it (blobs, which the statement
+    /// casts back to text).
+    static func binds(_ events: ArraySlice<UsageEvent>) -> [SQLiteData] {
+        var bodies = ByteBuffer()
+        bodies.reserveCapacity(events.reduce(0) { $0 + ($1.propertiesText?.utf8.count ?? 0) })
+        var ranges: [Range<Int>?] = []
+        ranges.reserveCapacity(events.count)
+        for event in events {
+            guard let text = event.propertiesText ?? event.properties?.jsonText() else {
+                ranges.append(nil)
+                continue
+            }
+            let start = bodies.writerIndex
+            appendMinified(text, to: &bodies)
+            ranges.append(start..<bodies.writerIndex)
+        }
+        func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
+        func integer(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
+        var values: [SQLiteData] = []
+        values.reserveCapacity(events.count * columns.count)
+        for (event, range) in zip(events, ranges) {
+            values.append(.text(event.id))
+            values.append(.text(event.source.rawValue))
+            values.append(.text(event.name))
+            values.append(.integer(Int(Timestamp.micros(event.occurredAt))))
+            values.append(text(event.subscription))
+            values.append(text(event.customer))
+            values.append(text(event.product))
+            values.append(text(event.endpoint))
+            values.append(text(event.method))
+            values.append(text(event.path))
+            values.append(integer(event.status))
+            values.append(integer(event.latencyMicroseconds))
+            values.append(integer(event.requestBytes))
+            values.append(integer(event.responseBytes))
+            values.append(.integer(event.billable ? 1 : 0))
+            values.append(.integer(event.weight))
+            values.append(range.map { .blob(bodies.getSlice(at: $0.lowerBound, length: $0.count)!) } ?? .null)
+            values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
+        }
+        return values
+    }
+
+    /// The array of arrays.
+    static func json(_ events: ArraySlice<UsageEvent>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(events.reduce(2) { $0 + 160 + ($1.propertiesText?.utf8.count ?? 400) })
         out.append(UInt8(ascii: "["))
@@ -44,20 +81,11 @@ enum EventBatch {
             integer(event.responseBytes, &out)
             integer(event.billable ? 1 : 0, &out)
             integer(event.weight, &out)
-            // The event's own JSON goes in as JSON, not as an escaped string: both databases hand
-            // an object back as its text (`json_extract`, `->>`), which is what the column keeps.
-            let text = event.propertiesText ?? event.properties?.jsonText()
-            if bodies != nil {
-                let start = bodies!.writerIndex
-                if let text { appendMinified(text, to: &bodies!) }
-                integer(text == nil ? nil : start + 1, &out)
-                integer(event.bucket.map { Int(Micros.of($0)) }, &out)
-                integer(bodies!.writerIndex - start, &out)
-            } else {
-                out.append(contentsOf: (text ?? "null").utf8)
-                out.append(UInt8(ascii: ","))
-                integer(event.bucket.map { Int(Micros.of($0)) }, &out)
-            }
+            // The event's own JSON goes in as JSON, not as an escaped string: PostgreSQL hands an
+            // object back as its text (`->>`), which is what the column keeps.
+            out.append(contentsOf: (event.propertiesText ?? event.properties?.jsonText() ?? "null").utf8)
+            out.append(UInt8(ascii: ","))
+            integer(event.bucket.map { Int(Micros.of($0)) }, &out)
             out[out.count - 1] = UInt8(ascii: "]")
         }
         out.append(UInt8(ascii: "]"))

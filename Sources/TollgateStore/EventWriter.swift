@@ -74,18 +74,20 @@ final class EventWriter: Sendable {
     private func commit(_ batches: [Prepared]) async -> [Result<EventInsertion, any Error>] {
         let kind = backend.kind
         do {
-            let results = try await backend.transaction { database in
+            let results = try await backend.transaction(native: { database, sqlite in
                 var results: [EventInsertion] = []
-                for batch in batches { results.append(try await TollgateStore.write(batch, kind: kind, to: database)) }
+                for batch in batches { results.append(try await TollgateStore.write(batch, kind: kind, to: database, sqlite: sqlite)) }
                 return results
-            }
+            })
             return results.map { .success($0) }
         } catch {
             guard batches.count > 1 else { return [.failure(error)] }
             var results: [Result<EventInsertion, any Error>] = []
             for batch in batches {
                 do {
-                    results.append(.success(try await backend.transaction { try await TollgateStore.write(batch, kind: kind, to: $0) }))
+                    results.append(.success(try await backend.transaction(native: {
+                        try await TollgateStore.write(batch, kind: kind, to: $0, sqlite: $1)
+                    })))
                 } catch {
                     results.append(.failure(error))
                 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SQLKit
+import SQLiteKit
 import Synchronization
 import TollgateCore
 
@@ -46,10 +47,10 @@ extension TollgateStore {
     /// Stores events, ignoring any whose id is already stored (within the batch too), and adds
     /// the new ones to their meters' aggregates in the same transaction; returns the new ids.
     ///
-    /// A batch travels as one JSON text bound to one parameter and is unpacked by the database
-    /// itself (`jsonb_each` in SQLite, `jsonb_array_elements` in PostgreSQL): one statement per
-    /// thousands of events instead of a bind per column and event. Batches that arrive while
-    /// another is being written share the next transaction (`EventWriter`).
+    /// One statement takes up to 5,000 events: on SQLite as bound values handed straight to its
+    /// connection; on PostgreSQL as one JSON text bound to one parameter and unpacked by the
+    /// database (`jsonb_array_elements`). Batches that arrive while another is being written
+    /// share the next transaction (`EventWriter`).
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
         guard !events.isEmpty else { return EventInsertion() }
@@ -62,29 +63,36 @@ extension TollgateStore {
         let prepared = PreparedEvents(
             events: unique, meters: meters,
             batches: stride(from: 0, to: unique.count, by: 5000).map { start in
-                var bodies: ByteBuffer? = backend.kind == .sqlite ? ByteBuffer() : nil
-                let json = EventBatch.json(unique[start..<min(start + 5000, unique.count)], bodies: &bodies)
-                return (json, bodies)
+                let slice = unique[start..<min(start + 5000, unique.count)]
+                return backend.kind == .sqlite ? .binds(EventBatch.binds(slice)) : .json(EventBatch.json(slice))
             },
             deltas: PreparedDeltas(Metering.deltas(unique, meters: meters)))
         return try await eventWriter.write(prepared)
     }
 
-    /// Writes prepared events and their aggregates inside a transaction that is already open.
-    static func write(_ prepared: PreparedEvents, kind: DatabaseKind, to database: any SQLDatabase) async throws -> EventInsertion {
-        let statement = kind == .sqlite ? Self.sqliteInsert : Self.postgresInsert
+    /// Writes prepared events and their aggregates inside a transaction that is already open
+    /// (`sqlite` is SQLite's own connection, which takes the bound rows).
+    static func write(
+        _ prepared: PreparedEvents, kind: DatabaseKind, to database: any SQLDatabase, sqlite: SQLiteConnection?
+    ) async throws -> EventInsertion {
         var result = EventInsertion()
-        for (batch, bodies) in prepared.batches {
-            let query: SQLQueryString = if let bodies {
-                "\(unsafeRaw: statement.prefix)\(bind: bodies)\(unsafeRaw: statement.middle)\(bind: batch)\(unsafeRaw: statement.suffix)"
-            } else {
-                "\(unsafeRaw: statement.prefix)\(unsafeRaw: statement.middle)\(bind: batch)\(unsafeRaw: statement.suffix)"
-            }
-            let rows = try await database.raw(query).all()
-            for row in rows {
-                let id = try row.decode(column: "id", as: String.self)
-                result.inserted.insert(id)
-                if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[id] = invoice }
+        for rows in prepared.batches {
+            switch rows {
+            case .binds(let values):
+                guard let sqlite else { preconditionFailure("bound rows are prepared for SQLite only") }
+                let statement = sqliteInsert(rows: values.count / EventBatch.columns.count)
+                for row in try await sqlite.query(statement, values) {
+                    guard let id = row.column("id")?.string else { continue }
+                    result.inserted.insert(id)
+                    if let invoice = row.column("late_invoice")?.string { result.late[id] = invoice }
+                }
+            case .json(let json):
+                let rows = try await database.raw("\(unsafeRaw: postgresInsert.prefix)\(bind: json)\(unsafeRaw: postgresInsert.suffix)").all()
+                for row in rows {
+                    let id = try row.decode(column: "id", as: String.self)
+                    result.inserted.insert(id)
+                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[id] = invoice }
+                }
             }
         }
         // Duplicates add nothing: only when some were already stored are the deltas computed again.
@@ -96,36 +104,44 @@ extension TollgateStore {
         return result
     }
 
-    private static let sqliteInsert = insertEventsStatement(for: .sqlite)
-    private static let postgresInsert = insertEventsStatement(for: .postgres)
-
-    /// The insert statement around the bound batch, per dialect: `prefix`, then with SQLite the
-    /// bodies' buffer, `middle`, the batch, `suffix`. An event that falls in a period already
-    /// invoiced is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
+    /// The invoice an event at `batch.occurred_at` of `batch.subscription_id` falls in, if any:
+    /// such an event is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
     /// reported, never re-rated).
-    private static func insertEventsStatement(for kind: DatabaseKind) -> (prefix: String, middle: String, suffix: String) {
-        let names = EventBatch.columns.map(\.name)
-        let late = """
-            (SELECT i.id FROM invoices i WHERE i.subscription_id = batch.subscription_id
-            AND i.period_start <= batch.occurred_at AND i.period_end > batch.occurred_at ORDER BY i.period_end LIMIT 1)
-            """
-        let insert = """
-            INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
-            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late) FROM (SELECT
-            """
-        let suffix = unpackClose(kind) + ") AS batch WHERE true ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice"
-        guard kind == .sqlite else {
-            return ("\(insert) \(unpackedColumns(EventBatch.columns, kind: kind, named: true)) \(unpackSource(kind))", "", suffix)
-        }
-        // The body is a slice of the separate buffer: its start in place of the body, its length last.
-        let columns = EventBatch.columns.indices.map { "json_extract(value, '$[\($0)]') AS \(EventBatch.columns[$0].name)" }
-        let before = columns[..<EventBatch.bodyIndex].joined(separator: ", ")
-        let after = columns[(EventBatch.bodyIndex + 1)...].joined(separator: ", ")
-        let body = """
-            json_extract(value, '$[\(EventBatch.bodyIndex)]'), json_extract(value, '$[\(EventBatch.bodyLengthIndex)]')) AS TEXT) AS body
-            """
-        return ("\(insert) \(before), CAST(substr(", ", \(body), \(after) \(unpackSource(kind))", suffix)
+    private static func lateInvoice(subscription: String, occurredAt: String) -> String {
+        """
+        (SELECT i.id FROM invoices i WHERE i.subscription_id = \(subscription)
+        AND i.period_start <= \(occurredAt) AND i.period_end > \(occurredAt) ORDER BY i.period_end LIMIT 1)
+        """
     }
+
+    /// SQLite's insert of `rows` bound rows. With only bound values and no function in it, and
+    /// `OR IGNORE` for ids already stored, the statement cannot abort halfway, so SQLite keeps
+    /// no statement journal for it.
+    private static func sqliteInsert(rows: Int) -> String {
+        let columns = EventBatch.columns
+        let values = columns.indices.map { index in
+            columns[index].name == "body" ? "CAST(v.column\(index + 1) AS TEXT)" : "v.column\(index + 1)"
+        }
+        let subscription = "v.column\(columns.firstIndex { $0.name == "subscription_id" }! + 1)"
+        let occurredAt = "v.column\(columns.firstIndex { $0.name == "occurred_at" }! + 1)"
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ",") + ")"
+        return """
+            INSERT OR IGNORE INTO usage_events (\(columns.map(\.name).joined(separator: ", ")), late_invoice)
+            SELECT \(values.joined(separator: ", ")), \(lateInvoice(subscription: subscription, occurredAt: occurredAt))
+            FROM (VALUES \(Array(repeating: row, count: rows).joined(separator: ","))) AS v RETURNING id, late_invoice
+            """
+    }
+
+    /// PostgreSQL's insert around the bound JSON array.
+    private static let postgresInsert: (prefix: String, suffix: String) = {
+        let names = EventBatch.columns.map(\.name)
+        let prefix = """
+            INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
+            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(lateInvoice(subscription: "batch.subscription_id", occurredAt: "batch.occurred_at"))
+            FROM (SELECT \(unpackedColumns(EventBatch.columns, kind: .postgres, named: true)) \(unpackSource(.postgres))
+            """
+        return (prefix, unpackClose(.postgres) + ") AS batch ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice")
+    }()
 
     /// `SELECT` expressions for the columns of one JSON array of arrays (`AS` their names when `named`).
     private static func unpackedColumns(_ columns: [(name: String, isInteger: Bool)], kind: DatabaseKind, named: Bool = false) -> String {
@@ -218,14 +234,20 @@ extension TollgateStore {
         ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("value", false),
     ]
 
-    /// Events ready to be written: placed in their buckets, with the JSON texts their insert
-    /// statements bind and the aggregates they add when none is a duplicate.
+    /// Events ready to be written: placed in their buckets, with the rows their insert
+    /// statements take and the aggregates they add when none is a duplicate.
     struct PreparedEvents: Sendable {
         var events: [UsageEvent]
         var meters: [Meter]
-        /// Each statement's JSON array, and with SQLite the bodies' buffer.
-        var batches: [(json: String, bodies: ByteBuffer?)]
+        /// Each insert statement's rows.
+        var batches: [EventRows]
         var deltas: PreparedDeltas
+    }
+
+    /// One insert statement's events: bound values on SQLite, a JSON array on PostgreSQL.
+    enum EventRows: Sendable {
+        case binds([SQLiteData])
+        case json(String)
     }
 
     /// Deltas as the JSON texts their statements bind.
