@@ -13,10 +13,11 @@ enum EventBatch {
         ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
-    /// The values of the events' rows, row after row. The bodies, without their insignificant
-    /// whitespace, share one buffer and are bound as slices of it (blobs, which the statement
-    /// casts back to text).
-    static func binds(_ events: ArraySlice<UsageEvent>) -> [SQLiteData] {
+    /// The rows of one SQLite insert: `values` (the columns, then `id_hash` and `late_invoice`,
+    /// row after row), and per event what finds the ids already stored and the events that fall
+    /// in an invoiced period. The bodies, without their insignificant whitespace, share one
+    /// buffer and are bound as slices of it (blobs, which the insert casts back to text).
+    static func sqliteRows(_ events: ArraySlice<UsageEvent>) -> SQLiteEventRows {
         var bodies = ByteBuffer()
         bodies.reserveCapacity(events.reduce(0) { $0 + ($1.propertiesText?.utf8.count ?? 0) })
         var ranges: [Range<Int>?] = []
@@ -32,29 +33,50 @@ enum EventBatch {
         }
         func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
         func integer(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
-        var values: [SQLiteData] = []
-        values.reserveCapacity(events.count * columns.count)
+        var rows = SQLiteEventRows()
+        rows.ids.reserveCapacity(events.count)
+        rows.values.reserveCapacity(events.count * SQLiteEventRows.valuesPerRow)
+        rows.hashes.reserveCapacity(events.count)
+        rows.subscriptions.reserveCapacity(events.count)
+        rows.times.reserveCapacity(events.count)
         for (event, range) in zip(events, ranges) {
-            values.append(.text(event.id))
-            values.append(.text(event.source.rawValue))
-            values.append(.text(event.name))
-            values.append(.integer(Int(Timestamp.micros(event.occurredAt))))
-            values.append(text(event.subscription))
-            values.append(text(event.customer))
-            values.append(text(event.product))
-            values.append(text(event.endpoint))
-            values.append(text(event.method))
-            values.append(text(event.path))
-            values.append(integer(event.status))
-            values.append(integer(event.latencyMicroseconds))
-            values.append(integer(event.requestBytes))
-            values.append(integer(event.responseBytes))
-            values.append(.integer(event.billable ? 1 : 0))
-            values.append(.integer(event.weight))
-            values.append(range.map { .blob(bodies.getSlice(at: $0.lowerBound, length: $0.count)!) } ?? .null)
-            values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
+            let hash = SQLiteData.integer(idHash(event.id))
+            let occurredAt = Int(Timestamp.micros(event.occurredAt))
+            rows.ids.append(event.id)
+            rows.hashes.append(hash)
+            rows.subscriptions.append(event.subscription)
+            rows.times.append(occurredAt)
+            rows.values.append(.text(event.id))
+            rows.values.append(.text(event.source.rawValue))
+            rows.values.append(.text(event.name))
+            rows.values.append(.integer(occurredAt))
+            rows.values.append(text(event.subscription))
+            rows.values.append(text(event.customer))
+            rows.values.append(text(event.product))
+            rows.values.append(text(event.endpoint))
+            rows.values.append(text(event.method))
+            rows.values.append(text(event.path))
+            rows.values.append(integer(event.status))
+            rows.values.append(integer(event.latencyMicroseconds))
+            rows.values.append(integer(event.requestBytes))
+            rows.values.append(integer(event.responseBytes))
+            rows.values.append(.integer(event.billable ? 1 : 0))
+            rows.values.append(.integer(event.weight))
+            rows.values.append(range.map { .blob(bodies.getSlice(at: $0.lowerBound, length: $0.count)!) } ?? .null)
+            rows.values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
+            rows.values.append(hash)
+            rows.values.append(.null)
         }
-        return values
+        return rows
+    }
+
+    /// The 64-bit FNV-1a hash of an event id, which SQLite's ledger indexes instead of the id:
+    /// eight bytes per entry, so the randomly placed entries of random ids share far fewer
+    /// pages. Equal hashes are told apart by comparing the ids.
+    static func idHash(_ id: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return Int(bitPattern: UInt(hash))
     }
 
     /// The array of arrays.
@@ -125,5 +147,30 @@ enum EventBatch {
     private static func string(_ value: String?, _ out: inout [UInt8]) {
         if let value { JSONText.appendString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(UInt8(ascii: ","))
+    }
+}
+
+/// One SQLite insert's events, as `EventBatch.sqliteRows` binds them.
+struct SQLiteEventRows: Sendable {
+    /// Values per row of `values`: the ledger's columns, `id_hash` and `late_invoice`.
+    static let valuesPerRow = EventBatch.columns.count + 2
+
+    var ids: [String] = []
+    var values: [SQLiteData] = []
+    /// Per event: its id's hash (bound as is), subscription and time (microseconds).
+    var hashes: [SQLiteData] = []
+    var subscriptions: [String?] = []
+    var times: [Int] = []
+
+    /// The rows without the events at `stored`, and with `late` invoices filled in.
+    func values(without stored: Set<Int>, late: [Int: String]) -> [SQLiteData] {
+        var kept: [SQLiteData] = []
+        kept.reserveCapacity(values.count - stored.count * Self.valuesPerRow)
+        for row in ids.indices where !stored.contains(row) {
+            let start = row * Self.valuesPerRow
+            kept.append(contentsOf: values[start..<start + Self.valuesPerRow - 1])
+            kept.append(late[row].map { .text($0) } ?? .null)
+        }
+        return kept
     }
 }

@@ -64,7 +64,7 @@ extension TollgateStore {
             events: unique, meters: meters,
             batches: stride(from: 0, to: unique.count, by: 5000).map { start in
                 let slice = unique[start..<min(start + 5000, unique.count)]
-                return backend.kind == .sqlite ? .binds(EventBatch.binds(slice)) : .json(EventBatch.json(slice))
+                return backend.kind == .sqlite ? .sqlite(EventBatch.sqliteRows(slice)) : .json(EventBatch.json(slice))
             },
             deltas: PreparedDeltas(Metering.deltas(unique, meters: meters)))
         return try await eventWriter.write(prepared)
@@ -78,14 +78,9 @@ extension TollgateStore {
         var result = EventInsertion()
         for rows in prepared.batches {
             switch rows {
-            case .binds(let values):
+            case .sqlite(let rows):
                 guard let sqlite else { preconditionFailure("bound rows are prepared for SQLite only") }
-                let statement = sqliteInsert(rows: values.count / EventBatch.columns.count)
-                for row in try await sqlite.query(statement, values) {
-                    guard let id = row.column("id")?.string else { continue }
-                    result.inserted.insert(id)
-                    if let invoice = row.column("late_invoice")?.string { result.late[id] = invoice }
-                }
+                try await insert(rows, into: sqlite, adding: &result)
             case .json(let json):
                 let rows = try await database.raw("\(unsafeRaw: postgresInsert.prefix)\(bind: json)\(unsafeRaw: postgresInsert.suffix)").all()
                 for row in rows {
@@ -114,22 +109,49 @@ extension TollgateStore {
         """
     }
 
-    /// SQLite's insert of `rows` bound rows. With only bound values and no function in it, and
-    /// `OR IGNORE` for ids already stored, the statement cannot abort halfway, so SQLite keeps
-    /// no statement journal for it.
-    private static func sqliteInsert(rows: Int) -> String {
-        let columns = EventBatch.columns
-        let values = columns.indices.map { index in
-            columns[index].name == "body" ? "CAST(v.column\(index + 1) AS TEXT)" : "v.column\(index + 1)"
+    /// Inserts SQLite rows. First it looks for ids already stored (through the index on their
+    /// hash, the ids telling equal hashes apart) and for invoices of the batch's subscriptions,
+    /// which late events fall in; then it inserts the rest. The insert is made only of bound
+    /// values, so it cannot abort halfway and SQLite keeps no statement journal for it.
+    private static func insert(_ rows: SQLiteEventRows, into sqlite: SQLiteConnection, adding result: inout EventInsertion) async throws {
+        let positions = Dictionary(uniqueKeysWithValues: zip(rows.ids, rows.ids.indices))
+        let hashes = Array(repeating: "?", count: rows.hashes.count).joined(separator: ",")
+        var stored = Set<Int>()
+        for row in try await sqlite.query("SELECT id FROM usage_events WHERE id_hash IN (\(hashes))", rows.hashes) {
+            if let id = row.column("id")?.string, let position = positions[id] { stored.insert(position) }
         }
-        let subscription = "v.column\(columns.firstIndex { $0.name == "subscription_id" }! + 1)"
-        let occurredAt = "v.column\(columns.firstIndex { $0.name == "occurred_at" }! + 1)"
-        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ",") + ")"
-        return """
-            INSERT OR IGNORE INTO usage_events (\(columns.map(\.name).joined(separator: ", ")), late_invoice)
-            SELECT \(values.joined(separator: ", ")), \(lateInvoice(subscription: subscription, occurredAt: occurredAt))
-            FROM (VALUES \(Array(repeating: row, count: rows).joined(separator: ","))) AS v RETURNING id, late_invoice
-            """
+        let subscriptions = Array(Set(rows.subscriptions.compactMap { $0 }))
+        var late: [Int: String] = [:]
+        if !subscriptions.isEmpty {
+            let invoices = try await sqlite.query("""
+                SELECT id, subscription_id, period_start, period_end FROM invoices
+                WHERE subscription_id IN (\(Array(repeating: "?", count: subscriptions.count).joined(separator: ",")))
+                ORDER BY period_end
+                """, subscriptions.map { .text($0) }).compactMap { row -> (id: String, subscription: String, period: Range<Int>)? in
+                    guard let id = row.column("id")?.string, let subscription = row.column("subscription_id")?.string,
+                          let start = row.column("period_start")?.integer, let end = row.column("period_end")?.integer, start < end
+                    else { return nil }
+                    return (id, subscription, start..<end)
+                }
+            if !invoices.isEmpty {
+                for position in rows.ids.indices where !stored.contains(position) {
+                    guard let subscription = rows.subscriptions[position] else { continue }
+                    let time = rows.times[position]
+                    if let invoice = invoices.first(where: { $0.subscription == subscription && $0.period.contains(time) }) {
+                        late[position] = invoice.id
+                        result.late[rows.ids[position]] = invoice.id
+                    }
+                }
+            }
+        }
+        for (position, id) in rows.ids.enumerated() where !stored.contains(position) { result.inserted.insert(id) }
+        let values = stored.isEmpty && late.isEmpty ? rows.values : rows.values(without: stored, late: late)
+        guard !values.isEmpty else { return }
+        let row = "(" + EventBatch.columns.map { $0.name == "body" ? "CAST(? AS TEXT)" : "?" }.joined(separator: ",") + ",?,?)"
+        _ = try await sqlite.query("""
+            INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), id_hash, late_invoice)
+            VALUES \(Array(repeating: row, count: values.count / SQLiteEventRows.valuesPerRow).joined(separator: ","))
+            """, values)
     }
 
     /// PostgreSQL's insert around the bound JSON array.
@@ -246,7 +268,7 @@ extension TollgateStore {
 
     /// One insert statement's events: bound values on SQLite, a JSON array on PostgreSQL.
     enum EventRows: Sendable {
-        case binds([SQLiteData])
+        case sqlite(SQLiteEventRows)
         case json(String)
     }
 
@@ -337,13 +359,16 @@ extension TollgateStore {
             }
             try await database.raw("DELETE FROM meter_aggregates WHERE meter_id = \(bind: meter.id)").run()
             try await database.raw("DELETE FROM meter_uniques WHERE meter_id = \(bind: meter.id)").run()
-            var cursor = ""
+            // Pages follow the ledger's own order: SQLite's rowid (its ids are not indexed, their
+            // hashes are), PostgreSQL's id.
+            let order = kind == .sqlite ? "rowid" : "id"
+            var cursor: any Encodable & Sendable = kind == .sqlite ? 0 : ""
             while true {
                 let rows = try await database.raw("""
                     SELECT id, source, occurred_at, subscription_id, endpoint, method, path, status, latency_us,
-                    request_bytes, response_bytes, weight, body, bucket_at FROM usage_events
+                    request_bytes, response_bytes, weight, body, bucket_at, \(unsafeRaw: order) AS position FROM usage_events
                     WHERE name = \(bind: name) AND billable = 1 AND subscription_id IS NOT NULL AND bucket_at IS NOT NULL
-                    AND id > \(bind: cursor) ORDER BY id LIMIT 5000
+                    AND \(unsafeRaw: order) > \(bind: cursor) ORDER BY \(unsafeRaw: order) LIMIT 5000
                     """).all()
                 guard !rows.isEmpty else { break }
                 var events: [UsageEvent] = []
@@ -367,7 +392,9 @@ extension TollgateStore {
                         properties: try body.map { try DocumentNode.parseJSON(Array($0.utf8)) },
                         bucket: try row.decode(column: "bucket_at", as: Int?.self).map { Micros.date(Int64($0)) }))
                 }
-                cursor = events.last?.id ?? cursor
+                if let last = rows.last {
+                    cursor = kind == .sqlite ? try last.decode(column: "position", as: Int.self) : try last.decode(column: "position", as: String.self)
+                }
                 try await Self.write(
                     PreparedDeltas(Metering.deltas(events, meters: [meter], endpoints: false)), kind: kind, to: database)
             }
