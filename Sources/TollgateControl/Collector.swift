@@ -36,7 +36,7 @@ struct Collector: Sendable {
 
     /// Reads, attributes and stores items (each with its JSON text as it arrived, which is what
     /// the ledger keeps); refused items are reported, the others stored in one transaction.
-    func ingest(_ items: [DocumentNode], texts: [String], kind: Kind, now: Date = Date()) async throws -> Outcome {
+    func ingest(_ items: [DocumentNode], texts: [KeptText], kind: Kind, now: Date = Date()) async throws -> Outcome {
         precondition(items.count == texts.count, "one text per item")
         var outcome = Outcome()
         var collected: [(index: Int, item: CollectedEvent)] = []
@@ -49,10 +49,10 @@ struct Collector: Sendable {
             }
             switch result {
             case .success(var collectedEvent):
-                if texts[index].utf8.count > CollectorFormat.largestEvent {
+                if texts[index].arrivedSize > CollectorFormat.largestEvent {
                     outcome.refused.append((index, "larger than 1 MB"))
                 } else {
-                    collectedEvent.event.propertiesText = texts[index]
+                    collectedEvent.event.propertiesText = texts[index].text
                     collected.append((index, collectedEvent))
                 }
             case .failure(let refusal):

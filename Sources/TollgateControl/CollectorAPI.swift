@@ -111,7 +111,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// item's JSON text as it arrived comes too.
     static func items(
         _ request: Request, batch: Bool, keepingText: Bool = false
-    ) async throws -> (items: [DocumentNode], texts: [String]) {
+    ) async throws -> (items: [DocumentNode], texts: [KeptText]) {
         var request = request
         let limit = batch ? largestBatch : CollectorFormat.largestEvent
         let tooLarge = APIError(.contentTooLarge, batch ? "a batch may hold at most 50 MB of JSON" : "an event may hold at most 1 MB of JSON")
@@ -133,7 +133,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
             // compress-nio's limit counts the buffers it allocates, which may round up: check the result too.
             if buffer.readableBytes > limit { throw tooLarge }
         }
-        let document: DocumentNode, texts: [String]
+        let document: DocumentNode, texts: [KeptText]
         do {
             (document, texts) = try DocumentNode.parseJSONKeepingText(buffer.readableBytesView, ofElements: keepingText)
         } catch {

@@ -176,18 +176,21 @@ extension DocumentNode {
         try parseJSONKeepingText(data, ofElements: false).document
     }
 
-    /// Parses JSON and also hands back the exact text of each element of a top-level array
-    /// (or of the whole document when it is not an array), so that items can be stored as they
-    /// arrived without being written out again.
+    /// Parses JSON and also hands back the text of each element of a top-level array (or of the
+    /// whole document when it is not an array), without its insignificant whitespace, so that
+    /// items can be stored as they arrived without being written out again.
     public static func parseJSONKeepingText(
         _ data: some DataProtocol, ofElements: Bool = true
-    ) throws(InvalidDocument) -> (document: DocumentNode, texts: [String]) {
+    ) throws(InvalidDocument) -> (document: DocumentNode, texts: [KeptText]) {
         var parser = JSONScanner(bytes: Array(data), recordsElements: ofElements)
         do {
             let node = try parser.parseDocument()
             guard ofElements else { return (node, []) }
-            guard case .list = node.value else { return (node, [String(decoding: parser.bytes, as: UTF8.self)]) }
-            return (node, parser.elementRanges.map { String(decoding: parser.bytes[$0], as: UTF8.self) })
+            let ranges = if case .list = node.value { parser.elementRanges } else { [parser.bytes.indices] }
+            let texts = parser.bytes.withUnsafeBufferPointer { bytes in
+                ranges.map { KeptText(text: JSONText.minified(UnsafeBufferPointer(rebasing: bytes[$0])), arrivedSize: $0.count) }
+            }
+            return (node, texts)
         } catch {
             throw InvalidDocument([DocumentProblem(path: "", line: nil, message: "malformed JSON: \(error.reason)")])
         }
@@ -446,8 +449,39 @@ struct JSONScanner {
     }
 }
 
-/// Writes JSON string literals.
+/// A JSON value's text as kept for storage: without insignificant whitespace, with the number
+/// of bytes it arrived in.
+public struct KeptText: Sendable, Equatable {
+    public var text: String
+    public var arrivedSize: Int
+
+    public init(text: String, arrivedSize: Int) {
+        self.text = text
+        self.arrivedSize = arrivedSize
+    }
+}
+
+/// Writes JSON text: string literals, minified values.
 public enum JSONText {
+    /// Valid JSON text without the whitespace between its tokens (strings are kept as they are).
+    public static func minified(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { out in
+            var count = 0, inString = false, escaped = false
+            for byte in bytes {
+                if inString {
+                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                } else if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                    continue
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = true
+                }
+                out[count] = byte
+                count += 1
+            }
+            return count
+        }
+    }
+
     /// Appends `text` as a quoted, escaped JSON string to UTF-8 bytes.
     public static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))

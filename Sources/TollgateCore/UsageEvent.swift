@@ -33,7 +33,8 @@ public struct UsageEvent: Sendable {
     public var weight: Int
     /// The event as it arrived (collector and CloudEvents), for meters on its properties.
     public var properties: DocumentNode?
-    /// `properties` as the JSON text it arrived in, stored as is (nil: written from `properties`).
+    /// `properties` as the JSON text it arrived in (the collector drops the insignificant
+    /// whitespace), stored as is; nil: written from `properties`.
     public var propertiesText: String?
     /// The start of the aggregate bucket the event falls in (see `UsageBuckets`); nil for events
     /// that no subscription owns.

@@ -1,4 +1,3 @@
-import NIOCore
 import SQLiteKit
 import TollgateCore
 
@@ -15,22 +14,8 @@ enum EventBatch {
 
     /// The rows of one SQLite insert: `values` (the columns, then `id_hash` and `late_invoice`,
     /// row after row), and per event what finds the ids already stored and the events that fall
-    /// in an invoiced period. The bodies, without their insignificant whitespace, share one
-    /// buffer and are bound as slices of it (blobs, which the insert casts back to text).
+    /// in an invoiced period.
     static func sqliteRows(_ events: ArraySlice<UsageEvent>) -> SQLiteEventRows {
-        var bodies = ByteBuffer()
-        bodies.reserveCapacity(events.reduce(0) { $0 + ($1.propertiesText?.utf8.count ?? 0) })
-        var ranges: [Range<Int>?] = []
-        ranges.reserveCapacity(events.count)
-        for event in events {
-            guard let text = event.propertiesText ?? event.properties?.jsonText() else {
-                ranges.append(nil)
-                continue
-            }
-            let start = bodies.writerIndex
-            appendMinified(text, to: &bodies)
-            ranges.append(start..<bodies.writerIndex)
-        }
         func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
         func integer(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
         var rows = SQLiteEventRows()
@@ -39,7 +24,7 @@ enum EventBatch {
         rows.hashes.reserveCapacity(events.count)
         rows.subscriptions.reserveCapacity(events.count)
         rows.times.reserveCapacity(events.count)
-        for (event, range) in zip(events, ranges) {
+        for event in events {
             let hash = SQLiteData.integer(idHash(event.id))
             let occurredAt = Int(Timestamp.micros(event.occurredAt))
             rows.ids.append(event.id)
@@ -62,7 +47,7 @@ enum EventBatch {
             rows.values.append(integer(event.responseBytes))
             rows.values.append(.integer(event.billable ? 1 : 0))
             rows.values.append(.integer(event.weight))
-            rows.values.append(range.map { .blob(bodies.getSlice(at: $0.lowerBound, length: $0.count)!) } ?? .null)
+            rows.values.append(text(event.propertiesText ?? event.properties?.jsonText()))
             rows.values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
             rows.values.append(hash)
             rows.values.append(.null)
@@ -112,29 +97,6 @@ enum EventBatch {
         }
         out.append(UInt8(ascii: "]"))
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Appends valid JSON text without the whitespace between its tokens.
-    static func appendMinified(_ text: String, to out: inout ByteBuffer) {
-        var inString = false, escaped = false
-        var utf8 = text
-        utf8.withUTF8 { bytes in
-            var runStart = 0
-            for (index, byte) in bytes.enumerated() {
-                if inString {
-                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                    continue
-                }
-                switch byte {
-                case UInt8(ascii: "\""): inString = true
-                case 0x20, 0x09, 0x0A, 0x0D:
-                    out.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[runStart..<index])))
-                    runStart = index + 1
-                default: break
-                }
-            }
-            out.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[runStart...])))
-        }
     }
 
     /// Appends an integer (or null) and a comma.

@@ -147,7 +147,7 @@ extension TollgateStore {
         for (position, id) in rows.ids.enumerated() where !stored.contains(position) { result.inserted.insert(id) }
         let values = stored.isEmpty && late.isEmpty ? rows.values : rows.values(without: stored, late: late)
         guard !values.isEmpty else { return }
-        let row = "(" + EventBatch.columns.map { $0.name == "body" ? "CAST(? AS TEXT)" : "?" }.joined(separator: ",") + ",?,?)"
+        let row = "(" + Array(repeating: "?", count: SQLiteEventRows.valuesPerRow).joined(separator: ",") + ")"
         _ = try await sqlite.query("""
             INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), id_hash, late_invoice)
             VALUES \(Array(repeating: row, count: values.count / SQLiteEventRows.valuesPerRow).joined(separator: ","))
