@@ -97,38 +97,77 @@ public enum Metering {
     /// `endpoints`, also the billable calls per endpoint).
     public static func deltas(_ events: some Sequence<UsageEvent>, meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
         var deltas = MeterDeltas()
+        var run = AggregateRun(meters: meters)
         for event in events {
             guard let subscription = event.subscription, let bucket = event.bucket, event.billable else { continue }
             let bucketMicros = Micros.of(bucket)
-            if endpoints, event.name == "api_calls", let endpoint = event.endpoint {
-                let key = MeterDeltas.Key(meter: endpointPrefix + endpoint, subscription: subscription, bucket: bucketMicros)
-                deltas.aggregates[key, default: MeterAggregate()].count += Int64(event.weight)
+            if run.subscription != subscription || run.bucket != bucketMicros {
+                run.flush(into: &deltas)
+                run.subscription = subscription
+                run.bucket = bucketMicros
             }
-            for meter in meters where matches(meter, event) {
-                let key = MeterDeltas.Key(meter: meter.id, subscription: subscription, bucket: bucketMicros)
+            if endpoints, event.name == "api_calls", let endpoint = event.endpoint {
+                run.endpoints[endpoint, default: 0] += Int64(event.weight)
+            }
+            for (index, meter) in meters.enumerated() where matches(meter, event) {
                 switch meter.aggregation {
                 case .count:
-                    deltas.aggregates[key, default: MeterAggregate()].count += Int64(event.weight)
+                    run.add(MeterAggregate(count: Int64(event.weight)), to: index)
                 case .uniqueCount:
                     guard let property = meter.property, let text = event.propertyText(property) else { continue }
+                    let key = MeterDeltas.Key(meter: meter.id, subscription: subscription, bucket: bucketMicros)
                     deltas.uniques.insert(MeterDeltas.Unique(key: key, value: uniqueValue(text)))
                 case .sum, .max, .latest:
                     guard let property = meter.property, let text = event.propertyText(property),
                           let number = MeterNumber(text) else { continue }
-                    let at = Micros.of(event.occurredAt)
                     var delta = MeterAggregate(count: Int64(event.weight))
                     switch meter.aggregation {
                     case .sum: delta.sum = number
                     case .max: delta.max = number
                     default:
-                        delta.latestAt = at
+                        delta.latestAt = Micros.of(event.occurredAt)
                         delta.latest = number
                     }
-                    deltas.aggregates[key, default: MeterAggregate()].merge(delta)
+                    run.add(delta, to: index)
                 }
             }
         }
+        run.flush(into: &deltas)
         return deltas
+    }
+
+    /// The aggregates of consecutive events of one subscription and bucket (a batch usually is
+    /// one run), added up by meter position before they go into the keyed deltas once per run.
+    /// Merging is associative, so the result is the same as adding event by event.
+    private struct AggregateRun {
+        let meters: [Meter]
+        var subscription = ""
+        var bucket: Int64 = 0
+        var aggregates: [MeterAggregate?]
+        var endpoints: [String: Int64] = [:]
+
+        init(meters: [Meter]) {
+            self.meters = meters
+            aggregates = Array(repeating: nil, count: meters.count)
+        }
+
+        mutating func add(_ delta: MeterAggregate, to index: Int) {
+            if aggregates[index] == nil { aggregates[index] = delta } else { aggregates[index]!.merge(delta) }
+        }
+
+        mutating func flush(into deltas: inout MeterDeltas) {
+            for (endpoint, count) in endpoints {
+                let key = MeterDeltas.Key(meter: endpointPrefix + endpoint, subscription: subscription, bucket: bucket)
+                deltas.aggregates[key, default: MeterAggregate()].count += count
+            }
+            endpoints.removeAll(keepingCapacity: true)
+            for index in aggregates.indices {
+                guard let aggregate = aggregates[index] else { continue }
+                let key = MeterDeltas.Key(meter: meters[index].id, subscription: subscription, bucket: bucket)
+                deltas.aggregates[key, default: MeterAggregate()].merge(aggregate)
+                aggregates[index] = nil
+            }
+        }
     }
 
     /// The text a distinct value is stored as.

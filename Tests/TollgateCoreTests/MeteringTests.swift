@@ -1,4 +1,5 @@
 import Foundation
+import PropertyBased
 import Testing
 import TollgateCore
 
@@ -83,6 +84,34 @@ struct MeteringTests {
         refused.billable = false
         #expect(Self.total(byStatus, [refused]) == Amount(0))
         #expect(Metering.deltas([refused], meters: [byStatus]).isEmpty)
+    }
+
+    @Test func aBatchAddsUpAsItsEventsOneByOne() async {
+        let meters = [
+            Meter(id: "ok", name: "OK", source: .apiCalls, filter: MeterFilter(status: StatusFilter("2xx")), aggregation: .count),
+            Meter(id: "bytes", name: "Bytes", source: .apiCalls, aggregation: .sum, property: "response.bytes"),
+            Meter(id: "slowest", name: "Slowest", source: .apiCalls, aggregation: .max, property: "latency_ms"),
+            Meter(id: "last", name: "Last", source: .apiCalls, aggregation: .latest, property: "latency_ms"),
+            Meter(id: "statuses", name: "Statuses", source: .apiCalls, aggregation: .uniqueCount, property: "status"),
+        ]
+        // Each event: subscription, bucket, status, weight, latency and second picked from one number.
+        await propertyCheck(input: Gen.int(in: 0...1_000_000).array(of: 0...40)) { picks in
+            let events = picks.enumerated().map { index, pick in
+                var event = Self.call("\(index)", status: [200, 201, 404, 500][pick % 4], weight: pick / 4 % 3)
+                event.subscription = ["sub", "other"][pick / 12 % 2]
+                event.bucket = Date(timeIntervalSince1970: [1_789_999_200, 1_790_002_800][pick / 24 % 2])
+                event.latencyMicroseconds = pick / 48 % 7 * 1000
+                event.occurredAt = Date(timeIntervalSince1970: 1_790_000_000 + Double(pick / 336 % 5))
+                return event
+            }
+            var oneByOne = MeterDeltas()
+            for event in events {
+                let deltas = Metering.deltas([event], meters: meters)
+                for (key, aggregate) in deltas.aggregates { oneByOne.aggregates[key, default: MeterAggregate()].merge(aggregate) }
+                oneByOne.uniques.formUnion(deltas.uniques)
+            }
+            #expect(Metering.deltas(events, meters: meters) == oneByOne)
+        }
     }
 
     @Test func endpointCountsAndBucketsFollowTheEvent() {
