@@ -119,9 +119,6 @@ final class SQLiteBackend: SQLBackend {
         var reader: SQLiteConnection?
         do {
             for pragma in pragmas { try await database.raw(SQLQueryString(pragma)).run() }
-            try await connection.install(customFunction: SQLiteCustomFunction("tollgate_id_hash", argumentCount: 1, pure: true) { values in
-                values[0].string.map(EventBatch.idHash)
-            })
             let opened = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
             reader = opened
             for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA cache_size=-16384", "PRAGMA query_only=1"] {

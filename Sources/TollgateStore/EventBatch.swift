@@ -12,7 +12,7 @@ enum EventBatch {
         ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
-    /// The rows of one SQLite insert: `values` (the columns, then `id_hash` and `late_invoice`,
+    /// The rows of one SQLite insert: `values` (the columns, then `late_invoice`,
     /// row after row), and per event what finds the ids already stored and the events that fall
     /// in an invoiced period.
     static func sqliteRows(_ events: ArraySlice<UsageEvent>) -> SQLiteEventRows {
@@ -21,14 +21,11 @@ enum EventBatch {
         var rows = SQLiteEventRows()
         rows.ids.reserveCapacity(events.count)
         rows.values.reserveCapacity(events.count * SQLiteEventRows.valuesPerRow)
-        rows.hashes.reserveCapacity(events.count)
         rows.subscriptions.reserveCapacity(events.count)
         rows.times.reserveCapacity(events.count)
         for event in events {
-            let hash = SQLiteData.integer(idHash(event.id))
             let occurredAt = Int(Timestamp.micros(event.occurredAt))
             rows.ids.append(event.id)
-            rows.hashes.append(hash)
             rows.subscriptions.append(event.subscription)
             rows.times.append(occurredAt)
             rows.values.append(.text(event.id))
@@ -49,19 +46,9 @@ enum EventBatch {
             rows.values.append(.integer(event.weight))
             rows.values.append(text(event.propertiesText ?? event.properties?.jsonText()))
             rows.values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
-            rows.values.append(hash)
             rows.values.append(.null)
         }
         return rows
-    }
-
-    /// The 64-bit FNV-1a hash of an event id, which SQLite's ledger indexes instead of the id:
-    /// eight bytes per entry, so the randomly placed entries of random ids share far fewer
-    /// pages. Equal hashes are told apart by comparing the ids.
-    static func idHash(_ id: String) -> Int {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return Int(bitPattern: UInt(hash))
     }
 
     /// The array of arrays.
@@ -114,13 +101,12 @@ enum EventBatch {
 
 /// One SQLite insert's events, as `EventBatch.sqliteRows` binds them.
 struct SQLiteEventRows: Sendable {
-    /// Values per row of `values`: the ledger's columns, `id_hash` and `late_invoice`.
-    static let valuesPerRow = EventBatch.columns.count + 2
+    /// Values per row of `values`: the ledger's columns and `late_invoice`.
+    static let valuesPerRow = EventBatch.columns.count + 1
 
     var ids: [String] = []
     var values: [SQLiteData] = []
-    /// Per event: its id's hash (bound as is), subscription and time (microseconds).
-    var hashes: [SQLiteData] = []
+    /// Per event: its subscription and time (microseconds).
     var subscriptions: [String?] = []
     var times: [Int] = []
 

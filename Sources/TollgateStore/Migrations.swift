@@ -143,42 +143,16 @@ enum Migrations {
                 "DROP INDEX usage_events_subscription_time",
             ]
         },
-        Step(version: 8) { kind in
-            // SQLite's ledger indexes a 64-bit hash of the id instead of the id: a fifth of the
-            // index's size, so each transaction's random ids touch far fewer pages. The table is
-            // rebuilt without its primary key (SQLite cannot drop one); `tollgate_id_hash` is
-            // `EventBatch.idHash`, installed on the writer's connection. PostgreSQL keeps its key.
-            guard kind == .sqlite else { return [] }
-            let columns = """
-                id, source, name, occurred_at, subscription_id, customer_id, product_id, endpoint, method, path, status,
-                latency_us, request_bytes, response_bytes, billable, weight, body, bucket_at, late_invoice
-                """
-            return [
-                """
-                CREATE TABLE usage_events_next (
-                    id TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, occurred_at BIGINT NOT NULL,
-                    subscription_id TEXT, customer_id TEXT, product_id TEXT, endpoint TEXT, method TEXT, path TEXT,
-                    status BIGINT, latency_us BIGINT, request_bytes BIGINT, response_bytes BIGINT,
-                    billable BIGINT NOT NULL, weight BIGINT NOT NULL DEFAULT 1, body TEXT, bucket_at BIGINT,
-                    late_invoice TEXT, id_hash BIGINT NOT NULL)
-                """,
-                "INSERT INTO usage_events_next (\(columns), id_hash) SELECT \(columns), tollgate_id_hash(id) FROM usage_events ORDER BY rowid",
-                "DROP TABLE usage_events",
-                "ALTER TABLE usage_events_next RENAME TO usage_events",
-                "CREATE INDEX usage_events_id_hash ON usage_events (id_hash)",
-                "CREATE INDEX usage_events_late ON usage_events (subscription_id, id) WHERE late_invoice IS NOT NULL",
-            ]
-        },
     ]
 
-    /// Applies every step not yet applied, up to version `last`, each in its own transaction.
-    static func run(on backend: any SQLBackend, through last: Int = .max) async throws {
+    /// Applies every step not yet applied, each in its own transaction.
+    static func run(on backend: any SQLBackend) async throws {
         try await backend.withSQL { database in
             try await database.raw(
                 "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
             ).run()
         }
-        for step in steps where step.version <= last {
+        for step in steps {
             let kind = backend.kind
             try await backend.transaction { database in
                 let applied = try await database.raw(

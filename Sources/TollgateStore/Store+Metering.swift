@@ -109,15 +109,15 @@ extension TollgateStore {
         """
     }
 
-    /// Inserts SQLite rows. First it looks for ids already stored (through the index on their
-    /// hash, the ids telling equal hashes apart) and for invoices of the batch's subscriptions,
-    /// which late events fall in; then it inserts the rest. The insert is made only of bound
-    /// values, so it cannot abort halfway and SQLite keeps no statement journal for it.
+    /// Inserts SQLite rows. First it looks for ids already stored and for invoices of the
+    /// batch's subscriptions, which late events fall in (usually there are neither); then it
+    /// inserts the rest. The insert is made only of bound values and ignores stored ids, so it
+    /// cannot abort halfway and SQLite keeps no statement journal for it.
     private static func insert(_ rows: SQLiteEventRows, into sqlite: SQLiteConnection, adding result: inout EventInsertion) async throws {
         let positions = Dictionary(uniqueKeysWithValues: zip(rows.ids, rows.ids.indices))
-        let hashes = Array(repeating: "?", count: rows.hashes.count).joined(separator: ",")
+        let ids = Array(repeating: "?", count: rows.ids.count).joined(separator: ",")
         var stored = Set<Int>()
-        for row in try await sqlite.query("SELECT id FROM usage_events WHERE id_hash IN (\(hashes))", rows.hashes) {
+        for row in try await sqlite.query("SELECT id FROM usage_events WHERE id IN (\(ids))", rows.ids.map { .text($0) }) {
             if let id = row.column("id")?.string, let position = positions[id] { stored.insert(position) }
         }
         let subscriptions = Array(Set(rows.subscriptions.compactMap { $0 }))
@@ -149,7 +149,7 @@ extension TollgateStore {
         guard !values.isEmpty else { return }
         let row = "(" + Array(repeating: "?", count: SQLiteEventRows.valuesPerRow).joined(separator: ",") + ")"
         _ = try await sqlite.query("""
-            INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), id_hash, late_invoice)
+            INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), late_invoice)
             VALUES \(Array(repeating: row, count: values.count / SQLiteEventRows.valuesPerRow).joined(separator: ","))
             """, values)
     }
@@ -359,16 +359,13 @@ extension TollgateStore {
             }
             try await database.raw("DELETE FROM meter_aggregates WHERE meter_id = \(bind: meter.id)").run()
             try await database.raw("DELETE FROM meter_uniques WHERE meter_id = \(bind: meter.id)").run()
-            // Pages follow the ledger's own order: SQLite's rowid (its ids are not indexed, their
-            // hashes are), PostgreSQL's id.
-            let order = kind == .sqlite ? "rowid" : "id"
-            var cursor: any Encodable & Sendable = kind == .sqlite ? 0 : ""
+            var cursor = ""
             while true {
                 let rows = try await database.raw("""
                     SELECT id, source, occurred_at, subscription_id, endpoint, method, path, status, latency_us,
-                    request_bytes, response_bytes, weight, body, bucket_at, \(unsafeRaw: order) AS position FROM usage_events
+                    request_bytes, response_bytes, weight, body, bucket_at FROM usage_events
                     WHERE name = \(bind: name) AND billable = 1 AND subscription_id IS NOT NULL AND bucket_at IS NOT NULL
-                    AND \(unsafeRaw: order) > \(bind: cursor) ORDER BY \(unsafeRaw: order) LIMIT 5000
+                    AND id > \(bind: cursor) ORDER BY id LIMIT 5000
                     """).all()
                 guard !rows.isEmpty else { break }
                 var events: [UsageEvent] = []
@@ -392,9 +389,7 @@ extension TollgateStore {
                         properties: try body.map { try DocumentNode.parseJSON(Array($0.utf8)) },
                         bucket: try row.decode(column: "bucket_at", as: Int?.self).map { Micros.date(Int64($0)) }))
                 }
-                if let last = rows.last {
-                    cursor = kind == .sqlite ? try last.decode(column: "position", as: Int.self) : try last.decode(column: "position", as: String.self)
-                }
+                cursor = events.last?.id ?? cursor
                 try await Self.write(
                     PreparedDeltas(Metering.deltas(events, meters: [meter], endpoints: false)), kind: kind, to: database)
             }
