@@ -284,18 +284,39 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A finalized invoice of sub_1 for [base + from, base + to).
+    static func invoice(_ id: String, from: TimeInterval, to: TimeInterval) -> Invoice {
+        let span = TimeSpan(start: base.addingTimeInterval(from), end: base.addingTimeInterval(to))
+        return Invoice(
+            id: id, subscription: "sub_1", customer: "c1", product: "p1", currency: "EUR", period: span, status: .finalized,
+            lines: [InvoiceLine(description: "Flat", plan: "plan", price: 0, quantity: 1, amount: Decimal(string: "9.99")!, span: span)],
+            createdAt: base)
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func aBatchWithStoredLateAndNewEventsStoresEachAsItShould(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            try await store.insertEvents([Self.call("old", 10, endpoint: "tile")])
+            _ = try await store.insertInvoices([(Self.invoice("inv_a", from: 0, to: 60), nil), (Self.invoice("inv_b", from: 60, to: 120), nil)])
+            let result = try await store.insertEvents([
+                Self.call("old", 10, endpoint: "tile"), Self.call("l1", 30, endpoint: "tile"), Self.call("n1", 500, endpoint: "tile"),
+                Self.call("l2", 90, endpoint: "tile"), Self.call("n2", 600, endpoint: "tile"),
+            ])
+            #expect(result.inserted == ["l1", "n1", "l2", "n2"])
+            #expect(result.late == ["l1": "inv_a", "l2": "inv_b"])
+            #expect(try await store.eventCount() == 5)
+            let late = try await store.lateEvents(subscription: "sub_1", limit: 10).items
+            #expect(late.map(\.id) == ["l1", "l2"] && late.map(\.invoice) == ["inv_a", "inv_b"])
+            #expect(late.map(\.occurredAt) == [Self.base.addingTimeInterval(30), Self.base.addingTimeInterval(90)])
+        }
+    }
+
     @Test(arguments: TestDatabase.allCases)
     func theDatabaseKeepsOneInvoicePerSubscriptionAndPeriod(database: TestDatabase) async throws {
         try await database.withStore { store in
             try await Self.seedSubscription(store)
-            func invoice(_ id: String, end: TimeInterval) -> Invoice {
-                Invoice(
-                    id: id, subscription: "sub_1", customer: "c1", product: "p1", currency: "EUR",
-                    period: TimeSpan(start: Self.base, end: Self.base.addingTimeInterval(end)), status: .finalized,
-                    lines: [InvoiceLine(description: "Flat", plan: "plan", price: 0, quantity: 1, amount: Decimal(string: "9.99")!,
-                                        span: TimeSpan(start: Self.base, end: Self.base.addingTimeInterval(end)))],
-                    createdAt: Self.base)
-            }
+            func invoice(_ id: String, end: TimeInterval) -> Invoice { Self.invoice(id, from: 0, to: end) }
             #expect(try await store.insertInvoices([(invoice("inv_a", end: 60), nil), (invoice("inv_b", end: 120), nil)]) == ["inv_a", "inv_b"])
             // Another id for a period already invoiced (a racing or repeated close) is refused by the database.
             #expect(try await store.insertInvoices([(invoice("inv_c", end: 60), nil), (invoice("inv_d", end: 180), nil)]) == ["inv_d"])
