@@ -99,20 +99,12 @@ extension TollgateStore {
         return result
     }
 
-    /// The invoice an event at `batch.occurred_at` of `batch.subscription_id` falls in, if any:
-    /// such an event is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
-    /// reported, never re-rated).
-    private static func lateInvoice(subscription: String, occurredAt: String) -> String {
-        """
-        (SELECT i.id FROM invoices i WHERE i.subscription_id = \(subscription)
-        AND i.period_start <= \(occurredAt) AND i.period_end > \(occurredAt) ORDER BY i.period_end LIMIT 1)
-        """
-    }
-
     /// Inserts SQLite rows. First it looks for ids already stored and for invoices of the
-    /// batch's subscriptions, which late events fall in (usually there are neither); then it
-    /// inserts the rest. The insert is made only of bound values and ignores stored ids, so it
-    /// cannot abort halfway and SQLite keeps no statement journal for it.
+    /// batch's subscriptions, which late events fall in (stored with that invoice's id in
+    /// `late_invoice`, DESIGN §3.5: kept and reported, never re-rated; the earliest-ending
+    /// invoice wins, as on PostgreSQL); usually there are neither. Then it inserts the rest. The
+    /// insert is made only of bound values and ignores stored ids, so it cannot abort halfway
+    /// and SQLite keeps no statement journal for it.
     private static func insert(_ rows: SQLiteEventRows, into sqlite: SQLiteConnection, adding result: inout EventInsertion) async throws {
         let positions = Dictionary(uniqueKeysWithValues: zip(rows.ids, rows.ids.indices))
         let ids = Array(repeating: "?", count: rows.ids.count).joined(separator: ",")
@@ -129,6 +121,7 @@ extension TollgateStore {
                 ORDER BY period_end
                 """, subscriptions.map { .text($0) }).compactMap { row -> (id: String, subscription: String, period: Range<Int>)? in
                     guard let id = row.column("id")?.string, let subscription = row.column("subscription_id")?.string,
+                          // A first invoice's period is empty: no event falls in it.
                           let start = row.column("period_start")?.integer, let end = row.column("period_end")?.integer, start < end
                     else { return nil }
                     return (id, subscription, start..<end)
@@ -154,12 +147,18 @@ extension TollgateStore {
             """, values)
     }
 
-    /// PostgreSQL's insert around the bound JSON array.
+    /// PostgreSQL's insert around the bound JSON array. An event that falls in a period already
+    /// invoiced is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
+    /// reported, never re-rated).
     private static let postgresInsert: (prefix: String, suffix: String) = {
         let names = EventBatch.columns.map(\.name)
+        let late = """
+            (SELECT i.id FROM invoices i WHERE i.subscription_id = batch.subscription_id
+            AND i.period_start <= batch.occurred_at AND i.period_end > batch.occurred_at ORDER BY i.period_end LIMIT 1)
+            """
         let prefix = """
             INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
-            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(lateInvoice(subscription: "batch.subscription_id", occurredAt: "batch.occurred_at"))
+            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late)
             FROM (SELECT \(unpackedColumns(EventBatch.columns, kind: .postgres, named: true)) \(unpackSource(.postgres))
             """
         return (prefix, unpackClose(.postgres) + ") AS batch ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice")
