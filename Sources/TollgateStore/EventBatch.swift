@@ -2,7 +2,7 @@ import SQLiteKit
 import TollgateCore
 
 /// Usage events in the column order of `usage_events`, as one insert statement takes them:
-/// SQLite as bound values, one per column and event (`binds`), PostgreSQL as one JSON array of
+/// SQLite as bound values, one per column and event (`sqliteRows`), PostgreSQL as one JSON array of
 /// arrays (`json`).
 enum EventBatch {
     static let columns: [(name: String, isInteger: Bool)] = [
