@@ -34,29 +34,25 @@ struct Collector: Sendable {
         }
     }
 
-    /// Reads, attributes and stores items (each with its JSON text as it arrived, which is what
-    /// the ledger keeps); refused items are reported, the others stored in one transaction.
-    func ingest(_ items: [DocumentNode], texts: [KeptText], kind: Kind, now: Date = Date()) async throws -> Outcome {
-        precondition(items.count == texts.count, "one text per item")
+    /// Reads, attributes and stores items (each with its JSON text, which is what the ledger
+    /// keeps); refused items are reported, the others stored in one transaction.
+    func ingest(_ items: [ScannedJSON], kind: Kind, now: Date = Date()) async throws -> Outcome {
         var outcome = Outcome()
         var collected: [(index: Int, item: CollectedEvent)] = []
         collected.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
+            if item.arrivedSize > CollectorFormat.largestEvent {
+                outcome.refused.append((index, "larger than 1 MB"))
+                continue
+            }
             let result = switch kind {
             case .apiEvent: CollectorFormat.apiEvent(item, receivedAt: now)
             case .action: CollectorFormat.action(item, receivedAt: now)
             case .cloudEvent: CollectorFormat.cloudEvent(item, receivedAt: now)
             }
             switch result {
-            case .success(var collectedEvent):
-                if texts[index].arrivedSize > CollectorFormat.largestEvent {
-                    outcome.refused.append((index, "larger than 1 MB"))
-                } else {
-                    collectedEvent.event.propertiesText = texts[index].text
-                    collected.append((index, collectedEvent))
-                }
-            case .failure(let refusal):
-                outcome.refused.append((index, refusal.message))
+            case .success(let collectedEvent): collected.append((index, collectedEvent))
+            case .failure(let refusal): outcome.refused.append((index, refusal.message))
             }
         }
         let attribution = try await Attribution.load(for: collected.map(\.item), store: store)

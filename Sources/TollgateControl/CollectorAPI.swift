@@ -76,8 +76,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .rules:
             return JSONResponse.make(DocumentNode(.list([])))
         case .events(let kind, let batch):
-            let (items, texts) = try await Self.items(request, batch: batch, keepingText: true)
-            let outcome = try await collector.ingest(items, texts: texts, kind: kind)
+            let outcome = try await collector.ingest(try await Self.items(request, batch: batch), kind: kind)
             if !batch, let refusal = outcome.refused.first { throw APIError(.unprocessableContent, refusal.message) }
             var response = JSONResponse.make(outcome.document, status: batch ? .ok : .created)
             response.headers[Self.configETagName] = MoesifConfig.etag
@@ -98,7 +97,7 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     private func records(
         _ request: Request, batch: Bool, key: String, save: ([DocumentNode]) async throws -> [(index: Int, message: String)]
     ) async throws -> Response {
-        let (items, _) = try await Self.items(request, batch: batch)
+        let items = try await Self.items(request, batch: batch).map(DocumentNode.init)
         var outcome = Collector.Outcome()
         outcome.refused = try await save(items)
         outcome.accepted = items.count - outcome.refused.count
@@ -107,11 +106,8 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// The body's items: a JSON array for a batch, one object otherwise; gzip bodies are
-    /// inflated first, and the limits apply to the inflated size. With `keepingText`, each
-    /// item's JSON text as it arrived comes too.
-    static func items(
-        _ request: Request, batch: Bool, keepingText: Bool = false
-    ) async throws -> (items: [DocumentNode], texts: [KeptText]) {
+    /// inflated first, and the limits apply to the inflated size.
+    static func items(_ request: Request, batch: Bool) async throws -> [ScannedJSON] {
         var request = request
         let limit = batch ? largestBatch : CollectorFormat.largestEvent
         let tooLarge = APIError(.contentTooLarge, batch ? "a batch may hold at most 50 MB of JSON" : "an event may hold at most 1 MB of JSON")
@@ -133,18 +129,18 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
             // compress-nio's limit counts the buffers it allocates, which may round up: check the result too.
             if buffer.readableBytes > limit { throw tooLarge }
         }
-        let document: DocumentNode, texts: [KeptText]
+        let document: ScannedJSON
         do {
-            (document, texts) = try DocumentNode.parseJSONKeepingText(buffer.readableBytesView, ofElements: keepingText)
+            document = try ScannedJSON.scan(buffer.readableBytesView)
         } catch {
             throw APIError(.badRequest, error.description)
         }
         if batch {
-            guard case .list(let items) = document.value else { throw APIError(.badRequest, "a batch must be a JSON array") }
-            return (items, texts)
+            guard document.kind == .array else { throw APIError(.badRequest, "a batch must be a JSON array") }
+            return document.elements
         }
-        guard document.entries != nil else { throw APIError(.badRequest, "the body must be a JSON object") }
-        return ([document], texts)
+        guard document.isObject else { throw APIError(.badRequest, "the body must be a JSON object") }
+        return [document]
     }
 
     private func configResponse() -> Response {

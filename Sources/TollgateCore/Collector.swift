@@ -82,7 +82,7 @@ public enum CollectorFormat {
     public static let largestEvent = 1 << 20
 
     /// A Moesif API event (`/v1/events`).
-    public static func apiEvent(_ node: DocumentNode, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
+    public static func apiEvent(_ node: ScannedJSON, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
         read(node, receivedAt: receivedAt) { (node) throws(Refusal) -> Shape in
             let request = node["request"]
             let method = request?["verb"]?.scalarText?.uppercased()
@@ -97,7 +97,7 @@ public enum CollectorFormat {
     }
 
     /// A Moesif action (`/v1/actions`).
-    public static func action(_ node: DocumentNode, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
+    public static func action(_ node: ScannedJSON, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
         read(node, receivedAt: receivedAt) { (node) throws(Refusal) -> Shape in
             guard let name = node["action_name"]?.scalarText, !name.isEmpty else { throw Refusal("action_name is required") }
             let request = node["request"]
@@ -107,8 +107,8 @@ public enum CollectorFormat {
     }
 
     /// A CloudEvent in structured JSON mode; deduplicated by `source` + `id`.
-    public static func cloudEvent(_ node: DocumentNode, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
-        guard node.entries != nil else { return .failure(Refusal("must be a JSON object")) }
+    public static func cloudEvent(_ node: ScannedJSON, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
+        guard node.isObject else { return .failure(Refusal("must be a JSON object")) }
         for attribute in ["specversion", "id", "source", "type"] where (node[attribute]?.scalarText ?? "").isEmpty {
             return .failure(Refusal("\(attribute) is required"))
         }
@@ -141,9 +141,9 @@ public enum CollectorFormat {
     private typealias Shape = (UsageEvent.Source, String, String?, String?, Int?, String?)
 
     private static func read(
-        _ node: DocumentNode, receivedAt: Date, _ shape: (DocumentNode) throws(Refusal) -> Shape
+        _ node: ScannedJSON, receivedAt: Date, _ shape: (ScannedJSON) throws(Refusal) -> Shape
     ) -> Result<CollectedEvent, Refusal> {
-        guard node.entries != nil else { return .failure(Refusal("must be a JSON object")) }
+        guard node.isObject else { return .failure(Refusal("must be a JSON object")) }
         let source: UsageEvent.Source, name: String, method: String?, path: String?, status: Int?, given: String?
         do {
             (source, name, method, path, status, given) = try shape(node)
@@ -177,9 +177,9 @@ public enum CollectorFormat {
             receivedAt: receivedAt)
     }
 
-    private static func readWeight(_ node: DocumentNode?) -> Result<Int, Refusal> {
+    private static func readWeight(_ node: ScannedJSON?) -> Result<Int, Refusal> {
         guard let node, let text = node.scalarText else { return .success(1) }
-        guard case .number = node.value, let weight = Int(text), weight >= 0 else {
+        guard node.kind == .number, let weight = Int(text), weight >= 0 else {
             return .failure(Refusal("weight must be a whole number of at least 0"))
         }
         return .success(weight)

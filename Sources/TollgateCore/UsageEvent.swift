@@ -31,11 +31,9 @@ public struct UsageEvent: Sendable {
     public var billable: Bool
     /// How much the event counts: a `count` meter sums weights (Moesif's `weight`).
     public var weight: Int
-    /// The event as it arrived (collector and CloudEvents), for meters on its properties.
-    public var properties: DocumentNode?
-    /// `properties` as the JSON text it arrived in (the collector drops the insignificant
-    /// whitespace), stored as is; nil: written from `properties`.
-    public var propertiesText: String?
+    /// The event as it arrived (collector and CloudEvents), for meters on its properties; the
+    /// ledger stores its text (without insignificant whitespace).
+    public var properties: ScannedJSON?
     /// The start of the aggregate bucket the event falls in (see `UsageBuckets`); nil for events
     /// that no subscription owns.
     public var bucket: Date?
@@ -43,7 +41,7 @@ public struct UsageEvent: Sendable {
     public init(
         id: String, source: Source, name: String = "api_calls", occurredAt: Date, subscription: String?, customer: String?,
         product: String?, endpoint: String?, method: String?, path: String?, status: Int?, latencyMicroseconds: Int?,
-        requestBytes: Int?, responseBytes: Int?, billable: Bool, weight: Int = 1, properties: DocumentNode? = nil,
+        requestBytes: Int?, responseBytes: Int?, billable: Bool, weight: Int = 1, properties: ScannedJSON? = nil,
         bucket: Date? = nil
     ) {
         self.id = id
@@ -69,17 +67,7 @@ public struct UsageEvent: Sendable {
     /// The scalar text at a meter's dotted property path: the event as it arrived, or for the
     /// gateway's own calls `response.status`, `request.bytes`, `response.bytes`, `latency_ms`.
     public func propertyText(_ path: String) -> String? {
-        if let properties {
-            var node = properties
-            var rest = Substring(path)
-            while true {
-                let dot = rest.utf8.firstIndex(of: UInt8(ascii: "."))
-                guard let next = node.value(at: dot.map { rest[..<$0] } ?? rest) else { return nil }
-                node = next
-                guard let dot else { return node.scalarText }
-                rest = rest[rest.index(after: dot)...]
-            }
-        }
+        if let properties { return properties.value(atPath: path)?.scalarText }
         switch path {
         case "response.status": return status.map(String.init)
         case "request.bytes": return requestBytes.map(String.init)

@@ -44,7 +44,7 @@ enum EventBatch {
             rows.values.append(integer(event.responseBytes))
             rows.values.append(.integer(event.billable ? 1 : 0))
             rows.values.append(.integer(event.weight))
-            rows.values.append(text(event.propertiesText ?? event.properties?.jsonText()))
+            rows.values.append(text(event.properties?.text))
             rows.values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
             rows.values.append(.null)
         }
@@ -54,7 +54,7 @@ enum EventBatch {
     /// The array of arrays.
     static func json(_ events: ArraySlice<UsageEvent>) -> String {
         var out: [UInt8] = []
-        out.reserveCapacity(events.reduce(2) { $0 + 160 + ($1.propertiesText?.utf8.count ?? 400) })
+        out.reserveCapacity(events.reduce(2) { $0 + 160 + ($1.properties?.byteCount ?? 0) })
         out.append(UInt8(ascii: "["))
         for event in events {
             if out.count > 1 { out.append(UInt8(ascii: ",")) }
@@ -77,7 +77,7 @@ enum EventBatch {
             integer(event.weight, &out)
             // The event's own JSON goes in as JSON, not as an escaped string: PostgreSQL hands an
             // object back as its text (`->>`), which is what the column keeps.
-            out.append(contentsOf: (event.propertiesText ?? event.properties?.jsonText() ?? "null").utf8)
+            if let properties = event.properties { properties.appendText(to: &out) } else { out.append(contentsOf: "null".utf8) }
             out.append(UInt8(ascii: ","))
             integer(event.bucket.map { Int(Micros.of($0)) }, &out)
             out[out.count - 1] = UInt8(ascii: "]")

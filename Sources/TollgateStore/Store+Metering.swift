@@ -384,7 +384,7 @@ extension TollgateStore {
                         requestBytes: try row.decode(column: "request_bytes", as: Int?.self),
                         responseBytes: try row.decode(column: "response_bytes", as: Int?.self),
                         billable: true, weight: try row.decode(column: "weight", as: Int.self),
-                        properties: try body.map { try DocumentNode.parseJSON(Array($0.utf8)) },
+                        properties: try body.map { try ScannedJSON.scan($0.utf8) },
                         bucket: try row.decode(column: "bucket_at", as: Int?.self).map { Micros.date(Int64($0)) }))
                 }
                 cursor = events.last?.id ?? cursor

@@ -75,19 +75,6 @@ struct DocumentJSONTests {
         #expect(throws: Never.self) { try DocumentNode.parseJSON([0x22, 0xC3, 0xA9, 0x22]) }
     }
 
-    @Test("a batch hands back each element's text without insignificant whitespace, and its size as it arrived")
-    func elementTexts() throws {
-        let elements = ["{\"a\" : 1,  \"b\": \"x y\\\" \\\\\"}", "\"caf\u{e9} \\u00e9\"", "[ 1 ,\t2 ]", "null"]
-        let text = "[ " + elements.joined(separator: " ,\n") + " ]"
-        let (document, texts) = try DocumentNode.parseJSONKeepingText(Array(text.utf8))
-        #expect(texts.map(\.text) == [#"{"a":1,"b":"x y\" \\"}"#, "\"caf\u{e9} \\u00e9\"", "[1,2]", "null"])
-        #expect(texts.map(\.arrivedSize) == elements.map(\.utf8.count))
-        #expect(document.jsonText() == #"[{"a":1,"b":"x y\" \\"},"café é",[1,2],null]"#)
-        // A single value is its own text; nested arrays are not split.
-        #expect(try DocumentNode.parseJSONKeepingText(Array(#" {"l":[1, 2]} "#.utf8)).texts == [KeptText(text: #"{"l":[1,2]}"#, arrivedSize: 14)])
-        #expect(try DocumentNode.parseJSONKeepingText(Array("[]".utf8)).texts == [])
-    }
-
     @Test("text after the value is refused", arguments: ["{} x", "1 2", "{}{}", "[]]", "null,", #""a""b""#, "true false"])
     func trailingText(text: String) throws {
         let problems = try #require(jsonProblems(text))

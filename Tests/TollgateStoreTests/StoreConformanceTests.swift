@@ -149,7 +149,7 @@ struct StoreConformanceTests {
         UsageEvent(
             id: id, source: .action, name: name, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1",
             customer: "acme", product: nil, endpoint: nil, method: nil, path: nil, status: nil, latencyMicroseconds: nil,
-            requestBytes: nil, responseBytes: nil, billable: true, properties: try! DocumentNode.parseJSON(Array(properties.utf8)))
+            requestBytes: nil, responseBytes: nil, billable: true, properties: try! ScannedJSON.scan(properties.utf8))
     }
 
     static func summary(_ store: TollgateStore, from: TimeInterval, to: TimeInterval, meters: [Meter]) async throws -> UsageSummary {
@@ -249,8 +249,7 @@ struct StoreConformanceTests {
             ]
             try await store.insertEvents(try texts.enumerated().map { index, text in
                 var event = Self.action("s\(index)", Double(index), "{}")
-                event.properties = try DocumentNode.parseJSON(Array(text.utf8))
-                event.propertiesText = text
+                event.properties = try ScannedJSON.scan(text.utf8)
                 return event
             })
             // A meter created after its events reads the stored bodies, escapes and all.

@@ -1,0 +1,532 @@
+/// JSON text read once: checked, stripped of its insignificant whitespace and indexed, so that
+/// values are found, and their text kept, without building a tree. A `ScannedJSON` is one value of
+/// the scanned document: the whole of it, an element or a member. Numbers keep their exact digits.
+public struct ScannedJSON: Sendable {
+    /// What a value is.
+    public enum Kind: UInt8, Sendable {
+        case object, array, string, number, `true`, `false`, null
+    }
+
+    let document: Document
+    let position: Int
+
+    /// The text without insignificant whitespace, and one token per value (and per key) in it,
+    /// in the order they appear.
+    final class Document: Sendable {
+        let bytes: [UInt8]
+        let tokens: [Token]
+
+        init(bytes: [UInt8], tokens: [Token]) {
+            self.bytes = bytes
+            self.tokens = tokens
+        }
+    }
+
+    /// Where a value is in `Document.bytes`, and where the values after it start in `tokens`.
+    struct Token {
+        var kind: Kind
+        /// A string with at least one escape, whose text needs decoding.
+        var escaped = false
+        var start: UInt32
+        var end: UInt32
+        /// The token past this value and everything inside it.
+        var after: UInt32
+        /// How many bytes the value took in the text as it arrived, whitespace inside included.
+        var arrivedSize: UInt32 = 0
+    }
+
+    /// Scans a JSON document; throws the reason when it is not one value of strict JSON (UTF-8,
+    /// no duplicate keys, at most 64 levels deep).
+    public static func scan(_ data: some Collection<UInt8>) throws(InvalidDocument) -> ScannedJSON {
+        let scanned: Result<Document, JSONScanner.Failure> =
+            data.withContiguousStorageIfAvailable(JSONScanner.scan) ?? Array(data).withUnsafeBufferPointer(JSONScanner.scan)
+        switch scanned {
+        case .success(let document): return ScannedJSON(document: document, position: 0)
+        case .failure(let failure):
+            throw InvalidDocument([DocumentProblem(path: "", line: nil, message: "malformed JSON: \(failure.reason)")])
+        }
+    }
+
+    private var token: Token { document.tokens[position] }
+
+    public var kind: Kind { token.kind }
+
+    public var isObject: Bool { token.kind == .object }
+
+    /// The elements of an array; empty for other values.
+    public var elements: [ScannedJSON] {
+        guard kind == .array else { return [] }
+        var elements: [ScannedJSON] = []
+        var next = position + 1
+        let end = Int(token.after)
+        while next < end {
+            elements.append(ScannedJSON(document: document, position: next))
+            next = Int(document.tokens[next].after)
+        }
+        return elements
+    }
+
+    /// The members of an object, in their order; empty for other values.
+    public var members: [(key: String, value: ScannedJSON)] {
+        guard kind == .object else { return [] }
+        var members: [(key: String, value: ScannedJSON)] = []
+        var key = position + 1
+        let end = Int(token.after)
+        while key < end {
+            members.append((string(at: key), ScannedJSON(document: document, position: key + 1)))
+            key = Int(document.tokens[key + 1].after)
+        }
+        return members
+    }
+
+    /// The value stored under `key` in an object.
+    public subscript(key: some StringProtocol) -> ScannedJSON? {
+        guard kind == .object else { return nil }
+        let tokens = document.tokens
+        var candidate = position + 1
+        let end = Int(token.after)
+        while candidate < end {
+            if keyEquals(candidate, key) { return ScannedJSON(document: document, position: candidate + 1) }
+            candidate = Int(tokens[candidate + 1].after)
+        }
+        return nil
+    }
+
+    /// The value at a dotted path of object keys (`metadata.cost`).
+    public func value(atPath path: String) -> ScannedJSON? {
+        var value = self
+        var rest = Substring(path)
+        while let dot = rest.utf8.firstIndex(of: UInt8(ascii: ".")) {
+            guard let next = value[rest[..<dot]] else { return nil }
+            value = next
+            rest = rest[rest.index(after: dot)...]
+        }
+        return value[rest]
+    }
+
+    /// The plain text of a scalar (a string decoded, a number's digits, `true`/`false`); nil for
+    /// null, objects and arrays.
+    public var scalarText: String? {
+        switch kind {
+        case .string: string(at: position)
+        case .number: String(decoding: document.bytes[Int(token.start)..<Int(token.end)], as: UTF8.self)
+        case .true: "true"
+        case .false: "false"
+        case .object, .array, .null: nil
+        }
+    }
+
+    /// The value's JSON text, without insignificant whitespace.
+    public var text: String {
+        String(decoding: document.bytes[Int(token.start)..<Int(token.end)], as: UTF8.self)
+    }
+
+    /// How many bytes the value's text has, without insignificant whitespace.
+    public var byteCount: Int { Int(token.end - token.start) }
+
+    /// How many bytes the value took as it arrived.
+    public var arrivedSize: Int { Int(token.arrivedSize) }
+
+    /// Appends the value's JSON text, without insignificant whitespace.
+    public func appendText(to out: inout [UInt8]) {
+        out.append(contentsOf: document.bytes[Int(token.start)..<Int(token.end)])
+    }
+
+    /// The decoded text of the string token at `index`.
+    private func string(at index: Int) -> String {
+        let token = document.tokens[index]
+        let body = document.bytes[Int(token.start) + 1..<Int(token.end) - 1]
+        return token.escaped ? JSONScanner.decode(body) : String(decoding: body, as: UTF8.self)
+    }
+
+    /// Whether the key token at `index` says `key`.
+    private func keyEquals(_ index: Int, _ key: some StringProtocol) -> Bool {
+        let token = document.tokens[index]
+        if token.escaped { return string(at: index) == key }
+        let length = Int(token.end - token.start) - 2
+        guard key.utf8.count == length else { return false }
+        return document.bytes.withUnsafeBufferPointer { bytes in
+            UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1]).elementsEqual(key.utf8)
+        }
+    }
+}
+
+/// Reads strict JSON into a `ScannedJSON.Document` in one pass.
+struct JSONScanner {
+    struct Failure: Error { var reason: String }
+
+    typealias Token = ScannedJSON.Token
+
+    /// Objects with more keys than this are checked for duplicates through a set.
+    private static let keysComparedInPairs = 16
+
+    private let input: UnsafeBufferPointer<UInt8>
+    private var index = 0
+    private let output: UnsafeMutableBufferPointer<UInt8>
+    private var count = 0
+    private var tokens: [Token] = []
+    private var depth = 0
+
+    private init(input: UnsafeBufferPointer<UInt8>, output: UnsafeMutableBufferPointer<UInt8>) {
+        self.input = input
+        self.output = output
+        tokens.reserveCapacity(input.count / 16 + 1)
+    }
+
+    static func scan(_ input: UnsafeBufferPointer<UInt8>) -> Result<ScannedJSON.Document, Failure> {
+        var tokens: [Token] = []
+        var failure: Failure?
+        let bytes = [UInt8](unsafeUninitializedCapacity: input.count) { output, initialized in
+            var scanner = JSONScanner(input: input, output: output)
+            do throws(Failure) {
+                try scanner.scanDocument()
+            } catch {
+                failure = error
+            }
+            initialized = scanner.count
+            tokens = scanner.tokens
+        }
+        if let failure { return .failure(failure) }
+        return .success(ScannedJSON.Document(bytes: bytes, tokens: tokens))
+    }
+
+    private mutating func scanDocument() throws(Failure) {
+        skipWhitespace()
+        try scanValue()
+        skipWhitespace()
+        guard index == input.count else { throw Failure(reason: "unexpected text after the value at byte \(index)") }
+    }
+
+    private mutating func skipWhitespace() {
+        while index < input.count {
+            switch input[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func emit(_ byte: UInt8) {
+        output[count] = byte
+        count += 1
+    }
+
+    /// Scans one value, whose token is the next one.
+    private mutating func scanValue() throws(Failure) {
+        guard index < input.count else { throw Failure(reason: "unexpected end of input") }
+        let first = tokens.count
+        let arrivedFrom = index
+        switch input[index] {
+        case UInt8(ascii: "{"): try scanObject()
+        case UInt8(ascii: "["): try scanArray()
+        case UInt8(ascii: "\""): try scanString()
+        case UInt8(ascii: "t"): try scanLiteral("true", .true)
+        case UInt8(ascii: "f"): try scanLiteral("false", .false)
+        case UInt8(ascii: "n"): try scanLiteral("null", .null)
+        default: try scanNumber()
+        }
+        tokens[first].arrivedSize = UInt32(index - arrivedFrom)
+    }
+
+    private mutating func open(_ kind: ScannedJSON.Kind) throws(Failure) -> Int {
+        depth += 1
+        if depth > 64 { throw Failure(reason: "nested too deeply") }
+        tokens.append(Token(kind: kind, start: UInt32(count), end: 0, after: 0))
+        emit(input[index])
+        index += 1
+        skipWhitespace()
+        return tokens.count - 1
+    }
+
+    private mutating func close(_ token: Int) {
+        depth -= 1
+        emit(input[index])
+        index += 1
+        tokens[token].end = UInt32(count)
+        tokens[token].after = UInt32(tokens.count)
+    }
+
+    private mutating func scanObject() throws(Failure) {
+        let object = try open(.object)
+        if index < input.count, input[index] == UInt8(ascii: "}") { return close(object) }
+        var keys = 0
+        while true {
+            skipWhitespace()
+            guard index < input.count, input[index] == UInt8(ascii: "\"") else {
+                throw Failure(reason: "expected a key at byte \(index)")
+            }
+            let key = tokens.count
+            try scanString()
+            keys += 1
+            if keys <= Self.keysComparedInPairs { try checkNewKey(key, in: object) }
+            skipWhitespace()
+            guard index < input.count, input[index] == UInt8(ascii: ":") else {
+                throw Failure(reason: "expected ':' at byte \(index)")
+            }
+            emit(UInt8(ascii: ":"))
+            index += 1
+            skipWhitespace()
+            try scanValue()
+            if try reachedEnd(of: UInt8(ascii: "}")) {
+                close(object)
+                if keys > Self.keysComparedInPairs { try checkAllKeys(of: object) }
+                return
+            }
+        }
+    }
+
+    /// After a member or an element: true at the closing bracket, false past a comma.
+    private mutating func reachedEnd(of closing: UInt8) throws(Failure) -> Bool {
+        skipWhitespace()
+        guard index < input.count else { throw Failure(reason: "unexpected end of input") }
+        if input[index] == closing { return true }
+        guard input[index] == UInt8(ascii: ",") else {
+            throw Failure(reason: "expected ',' or '\(Character(Unicode.Scalar(closing)))' at byte \(index)")
+        }
+        emit(UInt8(ascii: ","))
+        index += 1
+        return false
+    }
+
+    /// Refuses a key that an earlier key of the same object already says.
+    private func checkNewKey(_ key: Int, in object: Int) throws(Failure) {
+        var earlier = object + 1
+        while earlier < key {
+            if sameKey(earlier, key) { throw Failure(reason: "duplicate key \"\(keyText(key))\"") }
+            earlier = Int(tokens[earlier + 1].after)
+        }
+    }
+
+    /// Refuses a repeated key in a large object, in one pass.
+    private func checkAllKeys(of object: Int) throws(Failure) {
+        var seen: Set<String> = []
+        var key = object + 1
+        while key < Int(tokens[object].after) {
+            let text = keyText(key)
+            guard seen.insert(text).inserted else { throw Failure(reason: "duplicate key \"\(text)\"") }
+            key = Int(tokens[key + 1].after)
+        }
+    }
+
+    private func keyText(_ key: Int) -> String {
+        let token = tokens[key]
+        let body = UnsafeBufferPointer(rebasing: output[Int(token.start) + 1..<Int(token.end) - 1])
+        return token.escaped ? Self.decode(body) : String(decoding: body, as: UTF8.self)
+    }
+
+    private func sameKey(_ a: Int, _ b: Int) -> Bool {
+        let first = tokens[a], second = tokens[b]
+        if first.escaped || second.escaped { return keyText(a) == keyText(b) }
+        return output[Int(first.start)..<Int(first.end)].elementsEqual(output[Int(second.start)..<Int(second.end)])
+    }
+
+    private mutating func scanArray() throws(Failure) {
+        let array = try open(.array)
+        if index < input.count, input[index] == UInt8(ascii: "]") { return close(array) }
+        while true {
+            skipWhitespace()
+            try scanValue()
+            if try reachedEnd(of: UInt8(ascii: "]")) { return close(array) }
+        }
+    }
+
+    private mutating func scanLiteral(_ literal: StaticString, _ kind: ScannedJSON.Kind) throws(Failure) {
+        let length = literal.utf8CodeUnitCount
+        guard index + length <= input.count,
+              literal.withUTF8Buffer({ input[index..<index + length].elementsEqual($0) }) else {
+            throw Failure(reason: "unexpected character at byte \(index)")
+        }
+        let start = count
+        literal.withUTF8Buffer { for byte in $0 { emit(byte) } }
+        index += length
+        tokens.append(Token(kind: kind, start: UInt32(start), end: UInt32(count), after: UInt32(tokens.count + 1)))
+    }
+
+    private mutating func scanNumber() throws(Failure) {
+        let from = index
+        if index < input.count, input[index] == UInt8(ascii: "-") { index += 1 }
+        let integerStart = index
+        guard skipDigits() > 0 else { throw Failure(reason: "unexpected character at byte \(from)") }
+        if input[integerStart] == UInt8(ascii: "0"), index - integerStart > 1 {
+            throw Failure(reason: "leading zero in a number at byte \(from)")
+        }
+        if index < input.count, input[index] == UInt8(ascii: ".") {
+            index += 1
+            guard skipDigits() > 0 else { throw Failure(reason: "bad number at byte \(from)") }
+        }
+        if index < input.count, input[index] == UInt8(ascii: "e") || input[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < input.count, input[index] == UInt8(ascii: "+") || input[index] == UInt8(ascii: "-") { index += 1 }
+            guard skipDigits() > 0 else { throw Failure(reason: "bad number at byte \(from)") }
+        }
+        let start = count
+        for byte in input[from..<index] { emit(byte) }
+        tokens.append(Token(kind: .number, start: UInt32(start), end: UInt32(count), after: UInt32(tokens.count + 1)))
+    }
+
+    private mutating func skipDigits() -> Int {
+        let from = index
+        while index < input.count, (48...57).contains(input[index]) { index += 1 }
+        return index - from
+    }
+
+    /// Scans a string, checking its escapes and its UTF-8; the text keeps its escapes.
+    private mutating func scanString() throws(Failure) {
+        let start = count
+        var escaped = false
+        emit(UInt8(ascii: "\""))
+        index += 1
+        while true {
+            // The usual run: printable ASCII, copied as it is.
+            let runStart = index
+            while index < input.count {
+                let byte = input[index]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
+                index += 1
+            }
+            if index > runStart {
+                (output.baseAddress! + count).initialize(from: input.baseAddress! + runStart, count: index - runStart)
+                count += index - runStart
+            }
+            guard index < input.count else { throw Failure(reason: "unterminated string") }
+            let byte = input[index]
+            if byte == UInt8(ascii: "\"") {
+                emit(byte)
+                index += 1
+                tokens.append(Token(kind: .string, escaped: escaped, start: UInt32(start), end: UInt32(count),
+                                    after: UInt32(tokens.count + 1)))
+                return
+            }
+            let from = index
+            if byte == UInt8(ascii: "\\") {
+                escaped = true
+                try skipEscape()
+            } else if byte < 0x20 {
+                throw Failure(reason: "control character in a string")
+            } else {
+                try skipUTF8Sequence()
+            }
+            for byte in input[from..<index] { emit(byte) }
+        }
+    }
+
+    private mutating func skipEscape() throws(Failure) {
+        guard index + 1 < input.count else { throw Failure(reason: "unexpected end of input") }
+        index += 1
+        let escape = input[index]
+        index += 1
+        switch escape {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return
+        case UInt8(ascii: "u"):
+            let code = try hex4()
+            if (0xDC00...0xDFFF).contains(code) { throw Failure(reason: "invalid \\u escape") }
+            guard (0xD800...0xDBFF).contains(code) else { return }
+            guard index + 1 < input.count, input[index] == UInt8(ascii: "\\"), input[index + 1] == UInt8(ascii: "u") else {
+                throw Failure(reason: "unpaired surrogate in a string")
+            }
+            index += 2
+            guard (0xDC00...0xDFFF).contains(try hex4()) else { throw Failure(reason: "unpaired surrogate in a string") }
+        default:
+            throw Failure(reason: "invalid escape in a string")
+        }
+    }
+
+    private mutating func hex4() throws(Failure) -> UInt32 {
+        guard index + 4 <= input.count else { throw Failure(reason: "invalid \\u escape") }
+        var value: UInt32 = 0
+        for byte in input[index..<index + 4] {
+            guard let digit = Self.hexValue(byte) else { throw Failure(reason: "invalid \\u escape") }
+            value = value << 4 | digit
+        }
+        index += 4
+        return value
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case 48...57: UInt32(byte - 48)
+        case 65...70: UInt32(byte - 55)
+        case 97...102: UInt32(byte - 87)
+        default: nil
+        }
+    }
+
+    /// Skips one well-formed UTF-8 sequence of two to four bytes (no overlong forms, no surrogates).
+    private mutating func skipUTF8Sequence() throws(Failure) {
+        let lead = input[index]
+        let continuations: Int, secondRange: ClosedRange<UInt8>
+        switch lead {
+        case 0xC2...0xDF: (continuations, secondRange) = (1, 0x80...0xBF)
+        case 0xE0: (continuations, secondRange) = (2, 0xA0...0xBF)
+        case 0xE1...0xEC, 0xEE...0xEF: (continuations, secondRange) = (2, 0x80...0xBF)
+        case 0xED: (continuations, secondRange) = (2, 0x80...0x9F)
+        case 0xF0: (continuations, secondRange) = (3, 0x90...0xBF)
+        case 0xF1...0xF3: (continuations, secondRange) = (3, 0x80...0xBF)
+        case 0xF4: (continuations, secondRange) = (3, 0x80...0x8F)
+        default: throw Failure(reason: "invalid UTF-8 in a string")
+        }
+        guard index + continuations < input.count, secondRange.contains(input[index + 1]),
+              input[index + 2..<index + 1 + continuations].allSatisfy({ (0x80...0xBF).contains($0) }) else {
+            throw Failure(reason: "invalid UTF-8 in a string")
+        }
+        index += 1 + continuations
+    }
+
+    /// The text of a string body whose escapes were checked when it was scanned.
+    static func decode(_ body: some Collection<UInt8>) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(body.count)
+        var index = body.startIndex
+        func hex4() -> UInt32 {
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                value = value << 4 | (hexValue(body[index]) ?? 0)
+                index = body.index(after: index)
+            }
+            return value
+        }
+        while index < body.endIndex {
+            let byte = body[index]
+            index = body.index(after: index)
+            guard byte == UInt8(ascii: "\\") else {
+                bytes.append(byte)
+                continue
+            }
+            let escape = body[index]
+            index = body.index(after: index)
+            switch escape {
+            case UInt8(ascii: "b"): bytes.append(0x08)
+            case UInt8(ascii: "f"): bytes.append(0x0C)
+            case UInt8(ascii: "n"): bytes.append(0x0A)
+            case UInt8(ascii: "r"): bytes.append(0x0D)
+            case UInt8(ascii: "t"): bytes.append(0x09)
+            case UInt8(ascii: "u"):
+                var code = hex4()
+                if (0xD800...0xDBFF).contains(code) {
+                    index = body.index(index, offsetBy: 2)
+                    code = 0x10000 + ((code - 0xD800) << 10) + (hex4() - 0xDC00)
+                }
+                bytes.append(contentsOf: String(Character(Unicode.Scalar(code)!)).utf8)
+            default: bytes.append(escape)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension DocumentNode {
+    /// The tree of a scanned JSON value.
+    public init(_ scanned: ScannedJSON) {
+        switch scanned.kind {
+        case .object: self.init(.map(scanned.members.map { (key: $0.key, node: DocumentNode($0.value)) }))
+        case .array: self.init(.list(scanned.elements.map(DocumentNode.init)))
+        case .string: self.init(.string(scanned.scalarText ?? ""))
+        case .number: self.init(.number(scanned.scalarText ?? ""))
+        case .true: self.init(.bool(true))
+        case .false: self.init(.bool(false))
+        case .null: self.init(.null)
+        }
+    }
+}
