@@ -13,8 +13,7 @@ enum EventBatch {
     ]
 
     /// The rows of one SQLite insert: `values` (the columns, then `late_invoice`,
-    /// row after row), and per event what finds the ids already stored and the events that fall
-    /// in an invoiced period.
+    /// row after row), and per event what tells the events that fall in an invoiced period.
     static func sqliteRows(_ events: ArraySlice<UsageEvent>) -> SQLiteEventRows {
         func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
         func integer(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
@@ -110,15 +109,10 @@ struct SQLiteEventRows: Sendable {
     var subscriptions: [String?] = []
     var times: [Int] = []
 
-    /// The rows without the events at `stored`, and with `late` invoices filled in.
-    func values(without stored: Set<Int>, late: [Int: String]) -> [SQLiteData] {
-        var kept: [SQLiteData] = []
-        kept.reserveCapacity(values.count - stored.count * Self.valuesPerRow)
-        for row in ids.indices where !stored.contains(row) {
-            let start = row * Self.valuesPerRow
-            kept.append(contentsOf: values[start..<start + Self.valuesPerRow - 1])
-            kept.append(late[row].map { .text($0) } ?? .null)
-        }
-        return kept
+    /// The rows with `late` invoices filled in.
+    func values(late: [Int: String]) -> [SQLiteData] {
+        var values = values
+        for (row, invoice) in late { values[row * Self.valuesPerRow + Self.valuesPerRow - 1] = .text(invoice) }
+        return values
     }
 }

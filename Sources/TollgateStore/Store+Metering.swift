@@ -98,52 +98,61 @@ extension TollgateStore {
         return result
     }
 
-    /// Inserts SQLite rows. First it looks for ids already stored and for invoices of the
-    /// batch's subscriptions, which late events fall in (stored with that invoice's id in
-    /// `late_invoice`, DESIGN §3.5: kept and reported, never re-rated; the earliest-ending
-    /// invoice wins, as on PostgreSQL); usually there are neither. Then it inserts the rest. The
-    /// insert is made only of bound values and ignores stored ids, so it cannot abort halfway
-    /// and SQLite keeps no statement journal for it.
+    /// Inserts SQLite rows. First it looks for invoices of the batch's subscriptions, which late
+    /// events fall in (stored with that invoice's id in `late_invoice`, DESIGN §3.5: kept and
+    /// reported, never re-rated; the earliest-ending invoice wins, as on PostgreSQL); usually
+    /// there are none. The insert is made only of bound values and ignores stored ids, so it
+    /// cannot abort halfway and SQLite keeps no statement journal for it. SQLite gives each new
+    /// row the rowid after the largest one, so when fewer rows than sent were inserted (some ids
+    /// were already stored), the rows past the largest rowid from before say which.
     private static func insert(_ rows: SQLiteEventRows, into sqlite: SQLiteConnection, adding result: inout EventInsertion) async throws {
-        let positions = Dictionary(uniqueKeysWithValues: zip(rows.ids, rows.ids.indices))
-        let ids = Array(repeating: "?", count: rows.ids.count).joined(separator: ",")
-        var stored = Set<Int>()
-        for row in try await sqlite.query("SELECT id FROM usage_events WHERE id IN (\(ids))", rows.ids.map { .text($0) }) {
-            if let id = row.column("id")?.string, let position = positions[id] { stored.insert(position) }
-        }
-        let subscriptions = Array(Set(rows.subscriptions.compactMap { $0 }))
-        var late: [Int: String] = [:]
-        if !subscriptions.isEmpty {
-            let invoices = try await sqlite.query("""
-                SELECT id, subscription_id, period_start, period_end FROM invoices
-                WHERE subscription_id IN (\(Array(repeating: "?", count: subscriptions.count).joined(separator: ",")))
-                ORDER BY period_end
-                """, subscriptions.map { .text($0) }).compactMap { row -> (id: String, subscription: String, period: Range<Int>)? in
-                    guard let id = row.column("id")?.string, let subscription = row.column("subscription_id")?.string,
-                          // A first invoice's period is empty: no event falls in it.
-                          let start = row.column("period_start")?.integer, let end = row.column("period_end")?.integer, start < end
-                    else { return nil }
-                    return (id, subscription, start..<end)
-                }
-            if !invoices.isEmpty {
-                for position in rows.ids.indices where !stored.contains(position) {
-                    guard let subscription = rows.subscriptions[position] else { continue }
-                    let time = rows.times[position]
-                    if let invoice = invoices.first(where: { $0.subscription == subscription && $0.period.contains(time) }) {
-                        late[position] = invoice.id
-                        result.late[rows.ids[position]] = invoice.id
-                    }
-                }
-            }
-        }
-        for (position, id) in rows.ids.enumerated() where !stored.contains(position) { result.inserted.insert(id) }
-        let values = stored.isEmpty && late.isEmpty ? rows.values : rows.values(without: stored, late: late)
-        guard !values.isEmpty else { return }
+        let late = try await lateInvoices(of: rows, in: sqlite)
+        let lastRow = try await sqlite.query("SELECT max(rowid) AS last FROM usage_events").first?.column("last")?.integer ?? 0
         let row = "(" + Array(repeating: "?", count: SQLiteEventRows.valuesPerRow).joined(separator: ",") + ")"
         _ = try await sqlite.query("""
             INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), late_invoice)
-            VALUES \(Array(repeating: row, count: values.count / SQLiteEventRows.valuesPerRow).joined(separator: ","))
-            """, values)
+            VALUES \(Array(repeating: row, count: rows.ids.count).joined(separator: ","))
+            """, late.isEmpty ? rows.values : rows.values(late: late))
+        let insertedCount = try await sqlite.query("SELECT changes() AS inserted").first?.column("inserted")?.integer ?? 0
+        var inserted: [Int]
+        if insertedCount == rows.ids.count {
+            inserted = Array(rows.ids.indices)
+        } else {
+            let positions = Dictionary(uniqueKeysWithValues: zip(rows.ids, rows.ids.indices))
+            inserted = try await sqlite.query("SELECT id FROM usage_events WHERE rowid > ?", [.integer(lastRow)])
+                .compactMap { $0.column("id")?.string.flatMap { positions[$0] } }
+        }
+        for position in inserted {
+            result.inserted.insert(rows.ids[position])
+            if let invoice = late[position] { result.late[rows.ids[position]] = invoice }
+        }
+    }
+
+    /// The invoice each row falls in, by position, for the rows whose period was already invoiced.
+    private static func lateInvoices(of rows: SQLiteEventRows, in sqlite: SQLiteConnection) async throws -> [Int: String] {
+        let subscriptions = Array(Set(rows.subscriptions.compactMap { $0 }))
+        guard !subscriptions.isEmpty else { return [:] }
+        let invoices = try await sqlite.query("""
+            SELECT id, subscription_id, period_start, period_end FROM invoices
+            WHERE subscription_id IN (\(Array(repeating: "?", count: subscriptions.count).joined(separator: ",")))
+            ORDER BY period_end
+            """, subscriptions.map { .text($0) }).compactMap { row -> (id: String, subscription: String, period: Range<Int>)? in
+                guard let id = row.column("id")?.string, let subscription = row.column("subscription_id")?.string,
+                      // A first invoice's period is empty: no event falls in it.
+                      let start = row.column("period_start")?.integer, let end = row.column("period_end")?.integer, start < end
+                else { return nil }
+                return (id, subscription, start..<end)
+            }
+        guard !invoices.isEmpty else { return [:] }
+        var late: [Int: String] = [:]
+        for (position, subscription) in rows.subscriptions.enumerated() {
+            guard let subscription else { continue }
+            let time = rows.times[position]
+            if let invoice = invoices.first(where: { $0.subscription == subscription && $0.period.contains(time) }) {
+                late[position] = invoice.id
+            }
+        }
+        return late
     }
 
     /// PostgreSQL's insert around the bound JSON array. An event that falls in a period already
