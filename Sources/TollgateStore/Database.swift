@@ -75,9 +75,16 @@ public protocol SQLBackend: Sendable {
     /// too (nil on PostgreSQL): statements with thousands of values bind them there directly,
     /// without SQLKit encoding each one.
     func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T
+    /// Runs `body` where the writer's statements run (SQLite: on its connection's thread), so
+    /// that a task waiting for the writer's turn goes on there without another hop.
+    func nearWriter<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T
 }
 
 extension SQLBackend {
+    func nearWriter<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await body()
+    }
+
     func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T {
         try await transaction { try await body($0, nil) }
     }
@@ -85,29 +92,44 @@ extension SQLBackend {
 
 /// SQLite in WAL mode: one connection writes, statements and transactions taking turns; a
 /// second one reads beside it (WAL readers never wait for the writer), and checkpoints run on
-/// a third, on a thread of its own (`WALCheckpointer`).
+/// a third (`WALCheckpointer`). Each connection has a thread of its own (`SQLiteThread`).
 final class SQLiteBackend: SQLBackend {
     let kind = DatabaseKind.sqlite
     private let connection: SQLiteConnection
     private let database: any SQLDatabase
+    private let writerThread: SQLiteThread
     private let turns = AsyncTurns()
     private let reader: SQLiteConnection
     private let readerDatabase: any SQLDatabase
+    private let readerThread: SQLiteThread
     private let readerTurns = AsyncTurns()
     private let checkpointer: WALCheckpointer
 
-    private init(connection: SQLiteConnection, reader: SQLiteConnection, checkpointer: WALCheckpointer) {
+    private init(
+        connection: SQLiteConnection, writerThread: SQLiteThread, reader: SQLiteConnection, readerThread: SQLiteThread,
+        checkpointer: WALCheckpointer
+    ) {
         self.connection = connection
         self.database = connection.sql(queryLogLevel: nil)
+        self.writerThread = writerThread
         self.reader = reader
         self.readerDatabase = reader.sql(queryLogLevel: nil)
+        self.readerThread = readerThread
         self.checkpointer = checkpointer
     }
 
     static func open(path: String, logger: Logger) async throws -> SQLiteBackend {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let writerThread = SQLiteThread(), readerThread = SQLiteThread()
+        let connection: SQLiteConnection
+        do {
+            connection = try await writerThread.open(path: path, logger: logger)
+        } catch {
+            await writerThread.stop()
+            await readerThread.stop()
+            throw error
+        }
         let database = connection.sql(queryLogLevel: nil)
         // The writer checkpoints only when the log outgrows WALCheckpointer.logBound pages (the
         // checkpointer fell behind); WAL commits are durable against a crash of the process,
@@ -119,36 +141,44 @@ final class SQLiteBackend: SQLBackend {
         var reader: SQLiteConnection?
         do {
             for pragma in pragmas { try await database.raw(SQLQueryString(pragma)).run() }
-            let opened = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            let opened = try await readerThread.open(path: path, logger: logger)
             reader = opened
             for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA cache_size=-16384", "PRAGMA query_only=1"] {
                 _ = try await opened.query(pragma)
             }
             let checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
-            return SQLiteBackend(connection: connection, reader: opened, checkpointer: checkpointer)
+            return SQLiteBackend(
+                connection: connection, writerThread: writerThread, reader: opened, readerThread: readerThread,
+                checkpointer: checkpointer)
         } catch {
             try? await reader?.close()
             try? await connection.close()
+            await writerThread.stop()
+            await readerThread.stop()
             throw error
         }
     }
 
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
+        try await withTaskExecutorPreference(writerThread) {
             try await turns.take { try await body(database) }
         }
     }
 
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
+        try await withTaskExecutorPreference(writerThread) {
             try await transactionInTurn(body)
         }
     }
 
     func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await withTaskExecutorPreference(DatabaseTurnExecutor.shared) {
+        try await withTaskExecutorPreference(readerThread) {
             try await readerTurns.take { try await body(readerDatabase) }
         }
+    }
+
+    func nearWriter<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withTaskExecutorPreference(writerThread) { try await body() }
     }
 
     func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T {
@@ -174,6 +204,8 @@ final class SQLiteBackend: SQLBackend {
         await checkpointer.stop()
         try await readerTurns.take { try await reader.close() }
         try await turns.take { try await connection.close() }
+        await readerThread.stop()
+        await writerThread.stop()
     }
 }
 
@@ -315,17 +347,31 @@ final class AsyncTurns: Sendable {
     }
 }
 
-/// Runs the jobs of the task holding the database's turn on a serial queue of their own: a
-/// turn hops between Swift and SQLite's thread several times per transaction, and each hop
-/// would otherwise wait behind whatever else fills the shared pool (parsing a large batch).
-final class DatabaseTurnExecutor: TaskExecutor {
-    static let shared = DatabaseTurnExecutor()
+/// The thread of one SQLite connection: SQLiteNIO runs the connection's libsqlite3 calls on it
+/// (a thread pool of one), and it is also the executor of the tasks using that connection. A
+/// transaction's statements and the Swift between them thus run back to back on one thread,
+/// without waking another thread for each statement, and never wait behind the shared pool's
+/// work (parsing a large batch).
+final class SQLiteThread: TaskExecutor {
+    private let pool = NIOThreadPool(numberOfThreads: 1)
 
-    private let queue = DispatchQueue(label: "tollgate.database-turns")
+    init() {
+        pool.start()
+    }
+
+    func open(path: String, logger: Logger) async throws -> SQLiteConnection {
+        try await SQLiteConnection.open(
+            storage: .file(path: path), threadPool: pool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+    }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        // A stopped pool hands the work back at once (`.cancelled`): the job still runs, there.
+        pool.submit { _ in job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    func stop() async {
+        try? await pool.shutdownGracefully()
     }
 }
 

@@ -33,7 +33,13 @@ final class EventWriter: Sendable {
         self.backend = backend
     }
 
+    /// Writes `events`, in the next transaction or in one that takes them with other batches.
+    /// It waits near the writer, so that a batch told to lead goes on without another hop.
     func write(_ events: Prepared) async throws -> EventInsertion {
+        try await backend.nearWriter { try await self.writeInTurn(events) }
+    }
+
+    private func writeInTurn(_ events: Prepared) async throws -> EventInsertion {
         let turn: Turn = await withCheckedContinuation { continuation in
             let leads = state.withLock { state in
                 if state.writing {
