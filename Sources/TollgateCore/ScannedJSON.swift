@@ -1,3 +1,5 @@
+import Foundation
+
 /// JSON text read once: checked, stripped of its insignificant whitespace and indexed, so that
 /// values are found, and their text kept, without building a tree. A `ScannedJSON` is one value of
 /// the scanned document: the whole of it, an element or a member. Numbers keep their exact digits.
@@ -82,14 +84,9 @@ public struct ScannedJSON: Sendable {
     /// The value stored under `key` in an object.
     public subscript(key: some StringProtocol) -> ScannedJSON? {
         guard kind == .object else { return nil }
-        let tokens = document.tokens
-        var candidate = position + 1
-        let end = Int(token.after)
-        while candidate < end {
-            if keyEquals(candidate, key) { return ScannedJSON(document: document, position: candidate + 1) }
-            candidate = Int(tokens[candidate + 1].after)
-        }
-        return nil
+        let member = key.utf8.withContiguousStorageIfAvailable { document.member($0, ofObjectAt: position) }
+            ?? Array(key.utf8).withUnsafeBufferPointer { document.member($0, ofObjectAt: position) }
+        return member.map { ScannedJSON(document: document, position: $0) }
     }
 
     /// The value at a dotted path of object keys (`metadata.cost`).
@@ -138,15 +135,25 @@ public struct ScannedJSON: Sendable {
         let body = document.bytes[Int(token.start) + 1..<Int(token.end) - 1]
         return token.escaped ? JSONScanner.decode(body) : String(decoding: body, as: UTF8.self)
     }
+}
 
-    /// Whether the key token at `index` says `key`.
-    private func keyEquals(_ index: Int, _ key: some StringProtocol) -> Bool {
-        let token = document.tokens[index]
-        if token.escaped { return string(at: index) == key }
-        let length = Int(token.end - token.start) - 2
-        guard key.utf8.count == length else { return false }
-        return document.bytes.withUnsafeBufferPointer { bytes in
-            UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1]).elementsEqual(key.utf8)
+extension ScannedJSON.Document {
+    /// The token of the value stored under the UTF-8 key `wanted` in the object at `object`.
+    func member(_ wanted: UnsafeBufferPointer<UInt8>, ofObjectAt object: Int) -> Int? {
+        tokens.withUnsafeBufferPointer { tokens in
+            bytes.withUnsafeBufferPointer { bytes in
+                var key = object + 1
+                let end = Int(tokens[object].after)
+                while key < end {
+                    let token = tokens[key]
+                    let body = UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1])
+                    if token.escaped ? JSONScanner.decode(body).utf8.elementsEqual(wanted) : JSONScanner.same(body, wanted) {
+                        return key + 1
+                    }
+                    key = Int(tokens[key + 1].after)
+                }
+                return nil
+            }
         }
     }
 }
@@ -317,7 +324,13 @@ struct JSONScanner {
     private func sameKey(_ a: Int, _ b: Int) -> Bool {
         let first = tokens[a], second = tokens[b]
         if first.escaped || second.escaped { return keyText(a) == keyText(b) }
-        return output[Int(first.start)..<Int(first.end)].elementsEqual(output[Int(second.start)..<Int(second.end)])
+        return Self.same(UnsafeBufferPointer(rebasing: output[Int(first.start)..<Int(first.end)]),
+                         UnsafeBufferPointer(rebasing: output[Int(second.start)..<Int(second.end)]))
+    }
+
+    /// Whether two runs of bytes are the same.
+    static func same(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
     }
 
     private mutating func scanArray() throws(Failure) {
