@@ -29,6 +29,9 @@ public struct ScannedJSON: Sendable {
         var kind: Kind
         /// A string with at least one escape, whose text needs decoding.
         var escaped = false
+        /// A string of ASCII characters only (escapes aside): two such keys are the same key
+        /// exactly when their bytes are.
+        var ascii = true
         var start: UInt32
         var end: UInt32
         /// The token past this value and everything inside it.
@@ -132,22 +135,28 @@ public struct ScannedJSON: Sendable {
     /// The decoded text of the string token at `index`.
     private func string(at index: Int) -> String {
         let token = document.tokens[index]
-        let body = document.bytes[Int(token.start) + 1..<Int(token.end) - 1]
-        return token.escaped ? JSONScanner.decode(body) : String(decoding: body, as: UTF8.self)
+        return document.bytes.withUnsafeBufferPointer { bytes in
+            JSONScanner.text(of: UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1]), escaped: token.escaped)
+        }
     }
 }
 
 extension ScannedJSON.Document {
     /// The token of the value stored under the UTF-8 key `wanted` in the object at `object`.
+    /// Keys are compared as `JSONScanner.sameKey` says.
     func member(_ wanted: UnsafeBufferPointer<UInt8>, ofObjectAt object: Int) -> Int? {
-        tokens.withUnsafeBufferPointer { tokens in
+        let wantedIsASCII = wanted.allSatisfy { $0 < 0x80 }
+        return tokens.withUnsafeBufferPointer { tokens in
             bytes.withUnsafeBufferPointer { bytes in
                 var key = object + 1
                 let end = Int(tokens[object].after)
                 while key < end {
                     let token = tokens[key]
                     let body = UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1])
-                    if token.escaped ? JSONScanner.decode(body).utf8.elementsEqual(wanted) : JSONScanner.same(body, wanted) {
+                    let same = wantedIsASCII && token.ascii && !token.escaped
+                        ? JSONScanner.same(body, wanted)
+                        : JSONScanner.text(of: body, escaped: token.escaped) == String(decoding: wanted, as: UTF8.self)
+                    if same {
                         return key + 1
                     }
                     key = Int(tokens[key + 1].after)
@@ -317,15 +326,22 @@ struct JSONScanner {
 
     private func keyText(_ key: Int) -> String {
         let token = tokens[key]
-        let body = UnsafeBufferPointer(rebasing: output[Int(token.start) + 1..<Int(token.end) - 1])
-        return token.escaped ? Self.decode(body) : String(decoding: body, as: UTF8.self)
+        return Self.text(of: UnsafeBufferPointer(rebasing: output[Int(token.start) + 1..<Int(token.end) - 1]), escaped: token.escaped)
     }
 
+    /// Whether two keys say the same: byte for byte when both are ASCII without escapes,
+    /// otherwise as Swift strings (canonically equivalent spellings are the same key, as in
+    /// `DocumentNode`).
     private func sameKey(_ a: Int, _ b: Int) -> Bool {
         let first = tokens[a], second = tokens[b]
-        if first.escaped || second.escaped { return keyText(a) == keyText(b) }
+        guard first.ascii && second.ascii && !first.escaped && !second.escaped else { return keyText(a) == keyText(b) }
         return Self.same(UnsafeBufferPointer(rebasing: output[Int(first.start)..<Int(first.end)]),
                          UnsafeBufferPointer(rebasing: output[Int(second.start)..<Int(second.end)]))
+    }
+
+    /// The text of a string's body (between its quotes).
+    static func text(of body: UnsafeBufferPointer<UInt8>, escaped: Bool) -> String {
+        escaped ? decode(body) : String(decoding: body, as: UTF8.self)
     }
 
     /// Whether two runs of bytes are the same.
@@ -386,7 +402,7 @@ struct JSONScanner {
     /// Scans a string, checking its escapes and its UTF-8; the text keeps its escapes.
     private mutating func scanString() throws(Failure) {
         let start = count
-        var escaped = false
+        var escaped = false, ascii = true
         emit(UInt8(ascii: "\""))
         index += 1
         while true {
@@ -406,7 +422,7 @@ struct JSONScanner {
             if byte == UInt8(ascii: "\"") {
                 emit(byte)
                 index += 1
-                tokens.append(Token(kind: .string, escaped: escaped, start: UInt32(start), end: UInt32(count),
+                tokens.append(Token(kind: .string, escaped: escaped, ascii: ascii, start: UInt32(start), end: UInt32(count),
                                     after: UInt32(tokens.count + 1)))
                 return
             }
@@ -417,6 +433,7 @@ struct JSONScanner {
             } else if byte < 0x20 {
                 throw Failure(reason: "control character in a string")
             } else {
+                ascii = false
                 try skipUTF8Sequence()
             }
             for byte in input[from..<index] { emit(byte) }

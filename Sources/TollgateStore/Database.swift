@@ -202,10 +202,13 @@ final class SQLiteBackend: SQLBackend {
 
     func close() async throws {
         await checkpointer.stop()
-        try await readerTurns.take { try await reader.close() }
-        try await turns.take { try await connection.close() }
+        var failure: (any Error)?
+        do { try await readerTurns.take { try await reader.close() } } catch { failure = error }
+        do { try await turns.take { try await connection.close() } } catch { failure = failure ?? error }
+        // The threads stop whatever happened to the connections.
         await readerThread.stop()
         await writerThread.stop()
+        if let failure { throw failure }
     }
 }
 
@@ -366,8 +369,14 @@ final class SQLiteThread: TaskExecutor {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        // A stopped pool hands the work back at once (`.cancelled`): the job still runs, there.
-        pool.submit { _ in job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        pool.submit { state in
+            guard case .active = state else {
+                // The thread has stopped (the store closed): the job still runs, on a shared queue.
+                DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+                return
+            }
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 
     func stop() async {

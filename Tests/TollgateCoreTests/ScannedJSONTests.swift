@@ -65,6 +65,17 @@ struct ScannedJSONTests {
         #expect(try ScannedJSON.scan(large.utf8).members.count == 40)
         #expect(throws: InvalidDocument.self) { try ScannedJSON.scan(("{" + (keys + [#""k3":0"#]).joined(separator: ",") + "}").utf8) }
         #expect(throws: InvalidDocument.self) { try ScannedJSON.scan(("{" + (keys + [#""k\u0033":0"#]).joined(separator: ",") + "}").utf8) }
+        // Canonically equivalent spellings are one key, in small and large objects alike, as in
+        // DocumentNode: "é" precomposed (C3 A9) and decomposed (65 CC 81), raw or escaped.
+        let precomposed = "\u{E9}", decomposed = "e\u{301}"
+        #expect(throws: InvalidDocument.self) { try ScannedJSON.scan("{\"\(precomposed)\":1,\"\(decomposed)\":2}".utf8) }
+        #expect(throws: InvalidDocument.self) { try ScannedJSON.scan("{\"\\u00e9\":1,\"\(decomposed)\":2}".utf8) }
+        #expect(throws: InvalidDocument.self) {
+            try ScannedJSON.scan(("{" + (keys + ["\"\(precomposed)\":1", "\"\(decomposed)\":2"]).joined(separator: ",") + "}").utf8)
+        }
+        let accented = try ScannedJSON.scan("{\"\(precomposed)\":1}".utf8)
+        #expect(accented[decomposed]?.scalarText == "1")
+        #expect(DocumentNode(accented)[decomposed]?.scalarText == "1")
         // Thousands of keys are checked in one pass, not pair by pair.
         let many = "{" + (0..<20_000).map { "\"k\($0)\":0" }.joined(separator: ",") + "}"
         #expect(try ScannedJSON.scan(many.utf8).members.count == 20_000)
