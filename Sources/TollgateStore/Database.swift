@@ -122,37 +122,26 @@ final class SQLiteBackend: SQLBackend {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let writerThread = SQLiteThread(), readerThread = SQLiteThread()
-        let connection: SQLiteConnection
+        var opened: [SQLiteConnection] = []
         do {
-            connection = try await writerThread.open(path: path, logger: logger)
-        } catch {
-            await writerThread.stop()
-            await readerThread.stop()
-            throw error
-        }
-        let database = connection.sql(queryLogLevel: nil)
-        // The writer checkpoints only when the log outgrows WALCheckpointer.logBound pages (the
-        // checkpointer fell behind); WAL commits are durable against a crash of the process,
-        // and the log is synced at every checkpoint.
-        let pragmas = [
-            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
-            "PRAGMA cache_size=-65536", "PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=\(WALCheckpointer.logBound)",
-        ]
-        var reader: SQLiteConnection?
-        do {
-            for pragma in pragmas { try await database.raw(SQLQueryString(pragma)).run() }
-            let opened = try await readerThread.open(path: path, logger: logger)
-            reader = opened
-            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA cache_size=-16384", "PRAGMA query_only=1"] {
-                _ = try await opened.query(pragma)
-            }
+            // The writer checkpoints only when the log outgrows WALCheckpointer.logBound pages
+            // (the checkpointer fell behind); WAL commits are durable against a crash of the
+            // process, and the log is synced at every checkpoint.
+            let connection = try await writerThread.open(path: path, logger: logger, pragmas: [
+                "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
+                "PRAGMA cache_size=-65536", "PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=\(WALCheckpointer.logBound)",
+            ])
+            opened.append(connection)
+            let reader = try await readerThread.open(path: path, logger: logger, pragmas: [
+                "PRAGMA busy_timeout=10000", "PRAGMA cache_size=-16384", "PRAGMA query_only=1",
+            ])
+            opened.append(reader)
             let checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
             return SQLiteBackend(
-                connection: connection, writerThread: writerThread, reader: opened, readerThread: readerThread,
+                connection: connection, writerThread: writerThread, reader: reader, readerThread: readerThread,
                 checkpointer: checkpointer)
         } catch {
-            try? await reader?.close()
-            try? await connection.close()
+            for connection in opened { try? await connection.close() }
             await writerThread.stop()
             await readerThread.stop()
             throw error
@@ -221,26 +210,22 @@ final class WALCheckpointer: Sendable {
     static let interval = Duration.milliseconds(200)
 
     private let connection: SQLiteConnection
-    private let threadPool: NIOThreadPool
+    private let thread: SQLiteThread
     private let loop: Task<Void, Never>
 
-    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, loop: Task<Void, Never>) {
+    private init(connection: SQLiteConnection, thread: SQLiteThread, loop: Task<Void, Never>) {
         self.connection = connection
-        self.threadPool = threadPool
+        self.thread = thread
         self.loop = loop
     }
 
     static func start(path: String, logger: Logger) async throws -> WALCheckpointer {
-        let threadPool = NIOThreadPool(numberOfThreads: 1)
-        threadPool.start()
+        let thread = SQLiteThread()
         let connection: SQLiteConnection
         do {
-            connection = try await SQLiteConnection.open(
-                storage: .file(path: path), threadPool: threadPool, logger: logger,
-                on: MultiThreadedEventLoopGroup.singleton.any())
-            _ = try await connection.query("PRAGMA synchronous=NORMAL")
+            connection = try await thread.open(path: path, logger: logger, pragmas: ["PRAGMA synchronous=NORMAL"])
         } catch {
-            try? await threadPool.shutdownGracefully()
+            await thread.stop()
             throw error
         }
         let loop = Task {
@@ -257,14 +242,14 @@ final class WALCheckpointer: Sendable {
                 }
             }
         }
-        return WALCheckpointer(connection: connection, threadPool: threadPool, loop: loop)
+        return WALCheckpointer(connection: connection, thread: thread, loop: loop)
     }
 
     func stop() async {
         loop.cancel()
         await loop.value
         try? await connection.close()
-        try? await threadPool.shutdownGracefully()
+        await thread.stop()
     }
 }
 
@@ -362,9 +347,18 @@ final class SQLiteThread: TaskExecutor {
         pool.start()
     }
 
-    func open(path: String, logger: Logger) async throws -> SQLiteConnection {
-        try await SQLiteConnection.open(
+    /// Opens a connection to the database at `path` on this thread and runs `pragmas` on it;
+    /// closes it again if one fails.
+    func open(path: String, logger: Logger, pragmas: [String]) async throws -> SQLiteConnection {
+        let connection = try await SQLiteConnection.open(
             storage: .file(path: path), threadPool: pool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+        do {
+            for pragma in pragmas { _ = try await connection.query(pragma) }
+            return connection
+        } catch {
+            try? await connection.close()
+            throw error
+        }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
