@@ -38,6 +38,16 @@ public struct ScannedJSON: Sendable {
         var after: UInt32
         /// How many bytes the value took in the text as it arrived, whitespace inside included.
         var arrivedSize: UInt32 = 0
+
+        /// A string's bytes between its quotes, in the text it was scanned into.
+        func body(in text: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: text[Int(start) + 1..<Int(end) - 1])
+        }
+
+        /// A string key as `JSONScanner.sameKey` compares it.
+        func key(in text: UnsafeBufferPointer<UInt8>) -> JSONScanner.Key {
+            JSONScanner.Key(body: body(in: text), escaped: escaped, ascii: ascii)
+        }
     }
 
     /// Scans a JSON document; throws the reason when it is not one value of strict JSON (UTF-8,
@@ -135,9 +145,7 @@ public struct ScannedJSON: Sendable {
     /// The decoded text of the string token at `index`.
     private func string(at index: Int) -> String {
         let token = document.tokens[index]
-        return document.bytes.withUnsafeBufferPointer { bytes in
-            JSONScanner.text(of: UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1]), escaped: token.escaped)
-        }
+        return document.bytes.withUnsafeBufferPointer { token.key(in: $0).text }
     }
 }
 
@@ -145,20 +153,13 @@ extension ScannedJSON.Document {
     /// The token of the value stored under the UTF-8 key `wanted` in the object at `object`.
     /// Keys are compared as `JSONScanner.sameKey` says.
     func member(_ wanted: UnsafeBufferPointer<UInt8>, ofObjectAt object: Int) -> Int? {
-        let wantedIsASCII = wanted.allSatisfy { $0 < 0x80 }
+        let wantedKey = JSONScanner.Key(body: wanted, escaped: false, ascii: wanted.allSatisfy { $0 < 0x80 })
         return tokens.withUnsafeBufferPointer { tokens in
             bytes.withUnsafeBufferPointer { bytes in
                 var key = object + 1
                 let end = Int(tokens[object].after)
                 while key < end {
-                    let token = tokens[key]
-                    let body = UnsafeBufferPointer(rebasing: bytes[Int(token.start) + 1..<Int(token.end) - 1])
-                    let same = wantedIsASCII && token.ascii && !token.escaped
-                        ? JSONScanner.same(body, wanted)
-                        : JSONScanner.text(of: body, escaped: token.escaped) == String(decoding: wanted, as: UTF8.self)
-                    if same {
-                        return key + 1
-                    }
+                    if JSONScanner.sameKey(tokens[key].key(in: bytes), wantedKey) { return key + 1 }
                     key = Int(tokens[key + 1].after)
                 }
                 return nil
@@ -325,28 +326,30 @@ struct JSONScanner {
     }
 
     private func keyText(_ key: Int) -> String {
-        let token = tokens[key]
-        return Self.text(of: UnsafeBufferPointer(rebasing: output[Int(token.start) + 1..<Int(token.end) - 1]), escaped: token.escaped)
+        tokens[key].key(in: UnsafeBufferPointer(output)).text
+    }
+
+    private func sameKey(_ a: Int, _ b: Int) -> Bool {
+        Self.sameKey(tokens[a].key(in: UnsafeBufferPointer(output)), tokens[b].key(in: UnsafeBufferPointer(output)))
+    }
+
+    /// A key's bytes between its quotes, with what says how to compare them.
+    struct Key {
+        var body: UnsafeBufferPointer<UInt8>
+        var escaped: Bool
+        var ascii: Bool
+
+        /// The key decoded.
+        var text: String { escaped ? decode(body) : String(decoding: body, as: UTF8.self) }
     }
 
     /// Whether two keys say the same: byte for byte when both are ASCII without escapes,
     /// otherwise as Swift strings (canonically equivalent spellings are the same key, as in
     /// `DocumentNode`).
-    private func sameKey(_ a: Int, _ b: Int) -> Bool {
-        let first = tokens[a], second = tokens[b]
-        guard first.ascii && second.ascii && !first.escaped && !second.escaped else { return keyText(a) == keyText(b) }
-        return Self.same(UnsafeBufferPointer(rebasing: output[Int(first.start)..<Int(first.end)]),
-                         UnsafeBufferPointer(rebasing: output[Int(second.start)..<Int(second.end)]))
-    }
-
-    /// The text of a string's body (between its quotes).
-    static func text(of body: UnsafeBufferPointer<UInt8>, escaped: Bool) -> String {
-        escaped ? decode(body) : String(decoding: body, as: UTF8.self)
-    }
-
-    /// Whether two runs of bytes are the same.
-    static func same(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    static func sameKey(_ a: Key, _ b: Key) -> Bool {
+        guard a.ascii && b.ascii && !a.escaped && !b.escaped else { return a.text == b.text }
+        return a.body.count == b.body.count
+            && (a.body.isEmpty || memcmp(a.body.baseAddress!, b.body.baseAddress!, a.body.count) == 0)
     }
 
     private mutating func scanArray() throws(Failure) {
