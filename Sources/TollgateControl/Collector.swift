@@ -73,7 +73,7 @@ struct Collector: Sendable {
         outcome.duplicates = events.count - stored.inserted.count
         if !stored.late.isEmpty {
             for (index, event) in zip(indexes, events) {
-                if let invoice = stored.late[event.id] { outcome.late.append((index, invoice)) }
+                if let invoice = stored.late[event.key] { outcome.late.append((index, invoice)) }
             }
         }
         return outcome

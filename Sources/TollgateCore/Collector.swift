@@ -106,7 +106,7 @@ public enum CollectorFormat {
         }
     }
 
-    /// A CloudEvent in structured JSON mode; deduplicated by `source` + `id`.
+    /// A CloudEvent in structured JSON mode; deduplicated by `source` + `id` (and `time`, see `UsageEvent.Key`).
     public static func cloudEvent(_ node: ScannedJSON, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
         guard node.isObject else { return .failure(Refusal("must be a JSON object")) }
         for attribute in ["specversion", "id", "source", "type"] where (node[attribute]?.scalarText ?? "").isEmpty {
@@ -115,8 +115,9 @@ public enum CollectorFormat {
         let id = node["id"]!.scalarText!
         let source = node["source"]!.scalarText!
         var occurredAt = receivedAt
-        if let time = node["time"], time.scalarText != nil {
-            guard let date = CollectorTime.parse(time.scalarText!) else { return .failure(Refusal("time must be an RFC 3339 time")) }
+        let time = node["time"]?.scalarText
+        if let time {
+            guard let date = CollectorTime.parse(time) else { return .failure(Refusal("time must be an RFC 3339 time")) }
             occurredAt = date
         }
         let weight: Int
@@ -127,6 +128,7 @@ public enum CollectorFormat {
         let digest = SHA256.hash(data: Data((source + "\n" + id).utf8))
         let event = UsageEvent(
             id: "ce:" + Hex.encode(digest.prefix(20)), source: .cloudEvent, name: node["type"]!.scalarText!, occurredAt: occurredAt,
+            timeFromSender: time != nil,
             subscription: nil, customer: nil, product: nil, endpoint: nil, method: nil, path: nil, status: nil,
             latencyMicroseconds: nil, requestBytes: nil, responseBytes: nil, billable: true, weight: weight, properties: node)
         return check(CollectedEvent(event: event, company: node["subject"]?.scalarText, subjectMayBeSubscription: true), receivedAt: receivedAt)
@@ -152,7 +154,8 @@ public enum CollectorFormat {
         }
         let request = node["request"]
         var occurredAt = receivedAt
-        if let text = request?["time"]?.scalarText {
+        let time = request?["time"]?.scalarText
+        if let text = time {
             guard let date = CollectorTime.parse(text) else { return .failure(Refusal("request.time must be an ISO 8601 time")) }
             occurredAt = date
         }
@@ -167,7 +170,7 @@ public enum CollectorFormat {
         }
         let id = given.map { $0.utf8.count > 128 ? "mo:" + Hex.encode(SHA256.hash(data: Data($0.utf8))) : $0 } ?? RandomID.timeOrdered("evt")
         let event = UsageEvent(
-            id: id, source: source, name: name, occurredAt: occurredAt, subscription: nil, customer: nil, product: nil,
+            id: id, source: source, name: name, occurredAt: occurredAt, timeFromSender: time != nil, subscription: nil, customer: nil, product: nil,
             endpoint: nil, method: method, path: path, status: status, latencyMicroseconds: latency, requestBytes: nil,
             responseBytes: nil, billable: true, weight: weight, properties: node)
         let subscription = node["subscription_id"]?.scalarText ?? node["metadata"]?["subscription_id"]?.scalarText

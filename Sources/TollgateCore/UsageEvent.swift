@@ -10,12 +10,28 @@ public struct UsageEvent: Sendable {
         case cloudEvent = "cloudevent"
     }
 
-    /// Unique across the ledger; a second event with the same id is a duplicate.
+    /// What identifies an event in the ledger: its id and, when its sender stamped a time on it,
+    /// that time (microseconds; 0 when the sender gave none). A second event with the same key
+    /// is a duplicate. A retry carries both unchanged, and keying by time keeps the ledger's
+    /// index growing at one end, whatever the ids (docs/metering.md, "Duplicates").
+    public struct Key: Hashable, Sendable {
+        public var id: String
+        public var time: Int64
+
+        public init(id: String, time: Int64) {
+            self.id = id
+            self.time = time
+        }
+    }
+
+    /// The sender's id of the event (or one Tollgate made); with the sender's time, its `key`.
     public var id: String
     public var source: Source
     /// `api_calls` for calls, the action name or CloudEvent type otherwise.
     public var name: String
     public var occurredAt: Date
+    /// Whether `occurredAt` is the sender's time (part of the key) rather than when the event arrived.
+    public var timeFromSender: Bool
     public var subscription: String?
     public var customer: String?
     public var product: String?
@@ -39,7 +55,8 @@ public struct UsageEvent: Sendable {
     public var bucket: Date?
 
     public init(
-        id: String, source: Source, name: String = "api_calls", occurredAt: Date, subscription: String?, customer: String?,
+        id: String, source: Source, name: String = "api_calls", occurredAt: Date, timeFromSender: Bool = true,
+        subscription: String?, customer: String?,
         product: String?, endpoint: String?, method: String?, path: String?, status: Int?, latencyMicroseconds: Int?,
         requestBytes: Int?, responseBytes: Int?, billable: Bool, weight: Int = 1, properties: ScannedJSON? = nil,
         bucket: Date? = nil
@@ -48,6 +65,7 @@ public struct UsageEvent: Sendable {
         self.source = source
         self.name = name
         self.occurredAt = occurredAt
+        self.timeFromSender = timeFromSender
         self.subscription = subscription
         self.customer = customer
         self.product = product
@@ -63,6 +81,8 @@ public struct UsageEvent: Sendable {
         self.properties = properties
         self.bucket = bucket
     }
+
+    public var key: Key { Key(id: id, time: timeFromSender ? Micros.of(occurredAt) : 0) }
 
     /// The scalar text at a meter's dotted property path: the event as it arrived, or for the
     /// gateway's own calls `response.status`, `request.bytes`, `response.bytes`, `latency_ms`.

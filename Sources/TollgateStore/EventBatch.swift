@@ -6,7 +6,7 @@ import TollgateCore
 /// arrays (`json`).
 enum EventBatch {
     static let columns: [(name: String, isInteger: Bool)] = [
-        ("id", false), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
+        ("id", false), ("keyed_at", true), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
         ("customer_id", false), ("product_id", false), ("endpoint", false), ("method", false), ("path", false),
         ("status", true), ("latency_us", true), ("request_bytes", true), ("response_bytes", true), ("billable", true),
         ("weight", true), ("body", false), ("bucket_at", true),
@@ -18,16 +18,18 @@ enum EventBatch {
         func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
         func integer(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
         var rows = SQLiteEventRows()
-        rows.ids.reserveCapacity(events.count)
+        rows.keys.reserveCapacity(events.count)
         rows.values.reserveCapacity(events.count * SQLiteEventRows.valuesPerRow)
         rows.subscriptions.reserveCapacity(events.count)
         rows.times.reserveCapacity(events.count)
         for event in events {
             let occurredAt = Int(Timestamp.micros(event.occurredAt))
-            rows.ids.append(event.id)
+            let key = event.key
+            rows.keys.append(key)
             rows.subscriptions.append(event.subscription)
             rows.times.append(occurredAt)
-            rows.values.append(.text(event.id))
+            rows.values.append(.text(key.id))
+            rows.values.append(.integer(Int(key.time)))
             rows.values.append(.text(event.source.rawValue))
             rows.values.append(.text(event.name))
             rows.values.append(.integer(occurredAt))
@@ -58,7 +60,9 @@ enum EventBatch {
         for event in events {
             if out.count > 1 { out.append(UInt8(ascii: ",")) }
             out.append(UInt8(ascii: "["))
-            string(event.id, &out)
+            let key = event.key
+            string(key.id, &out)
+            integer(Int(key.time), &out)
             string(event.source.rawValue, &out)
             string(event.name, &out)
             integer(Int(Timestamp.micros(event.occurredAt)), &out)
@@ -103,7 +107,7 @@ struct SQLiteEventRows: Sendable {
     /// Values per row of `values`: the ledger's columns and `late_invoice`.
     static let valuesPerRow = EventBatch.columns.count + 1
 
-    var ids: [String] = []
+    var keys: [UsageEvent.Key] = []
     var values: [SQLiteData] = []
     /// Per event: its subscription and time (microseconds).
     var subscriptions: [String?] = []

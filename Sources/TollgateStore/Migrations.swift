@@ -143,16 +143,63 @@ enum Migrations {
                 "DROP INDEX usage_events_subscription_time",
             ]
         },
+        Step(version: 8) { kind in
+            // An event's key becomes its id and its sender's time (`UsageEvent.Key`): retries carry
+            // both, and new keys land at the index's growing end instead of on a random page.
+            // Stored events keep their time in the key unless their sender gave none.
+            let senderGaveNoTime = switch kind {
+            case .sqlite: """
+                (source IN ('api_log', 'action') AND json_extract(body, '$.request.time') IS NULL)
+                OR (source = 'cloudevent' AND json_extract(body, '$.time') IS NULL)
+                """
+            case .postgres: """
+                (source IN ('api_log', 'action') AND (body::jsonb #>> '{request,time}') IS NULL)
+                OR (source = 'cloudevent' AND (body::jsonb ->> 'time') IS NULL)
+                """
+            }
+            let keyedAt = "CASE WHEN \(senderGaveNoTime) THEN 0 ELSE occurred_at END"
+            let columns = """
+                id, source, name, occurred_at, subscription_id, customer_id, product_id, endpoint, method, path, status,
+                latency_us, request_bytes, response_bytes, billable, weight, body, bucket_at, late_invoice
+                """
+            let key = "CREATE UNIQUE INDEX usage_events_key ON usage_events (keyed_at, id)"
+            switch kind {
+            case .sqlite:
+                // SQLite cannot drop a primary key: the table is copied.
+                return [
+                    """
+                    CREATE TABLE usage_events_keyed (
+                        id TEXT NOT NULL, keyed_at BIGINT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL,
+                        occurred_at BIGINT NOT NULL, subscription_id TEXT, customer_id TEXT, product_id TEXT, endpoint TEXT,
+                        method TEXT, path TEXT, status BIGINT, latency_us BIGINT, request_bytes BIGINT, response_bytes BIGINT,
+                        billable BIGINT NOT NULL, weight BIGINT NOT NULL DEFAULT 1, body TEXT, bucket_at BIGINT, late_invoice TEXT)
+                    """,
+                    "INSERT INTO usage_events_keyed (keyed_at, \(columns)) SELECT \(keyedAt), \(columns) FROM usage_events ORDER BY rowid",
+                    "DROP TABLE usage_events",
+                    "ALTER TABLE usage_events_keyed RENAME TO usage_events",
+                    key,
+                    "CREATE INDEX usage_events_late ON usage_events (subscription_id, id) WHERE late_invoice IS NOT NULL",
+                ]
+            case .postgres:
+                return [
+                    "ALTER TABLE usage_events ADD COLUMN keyed_at BIGINT",
+                    "UPDATE usage_events SET keyed_at = \(keyedAt)",
+                    "ALTER TABLE usage_events ALTER COLUMN keyed_at SET NOT NULL",
+                    "ALTER TABLE usage_events DROP CONSTRAINT usage_events_pkey",
+                    key,
+                ]
+            }
+        },
     ]
 
-    /// Applies every step not yet applied, each in its own transaction.
-    static func run(on backend: any SQLBackend) async throws {
+    /// Applies every step not yet applied (up to `version`), each in its own transaction.
+    static func run(on backend: any SQLBackend, through version: Int = .max) async throws {
         try await backend.withSQL { database in
             try await database.raw(
                 "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
             ).run()
         }
-        for step in steps {
+        for step in steps where step.version <= version {
             let kind = backend.kind
             try await backend.transaction { database in
                 let applied = try await database.raw(

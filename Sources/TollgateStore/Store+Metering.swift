@@ -6,10 +6,10 @@ import TollgateCore
 
 /// What `insertEvents` stored.
 public struct EventInsertion: Sendable {
-    /// The ids stored now (not those already stored).
-    public var inserted: Set<String> = []
+    /// The keys of the events stored now (not of those already stored).
+    public var inserted: Set<UsageEvent.Key> = []
     /// Stored events that fall in an already invoiced period, with that invoice's id.
-    public var late: [String: String] = [:]
+    public var late: [UsageEvent.Key: String] = [:]
 }
 
 /// What ingestion keeps in memory between batches: the active meters, and where each
@@ -43,8 +43,8 @@ struct SubscriptionClock: Sendable {
 extension TollgateStore {
     // MARK: Ingestion
 
-    /// Stores events, ignoring any whose id is already stored (within the batch too), and adds
-    /// the new ones to their meters' aggregates in the same transaction; returns the new ids.
+    /// Stores events, ignoring any whose key is already stored (within the batch too), and adds
+    /// the new ones to their meters' aggregates in the same transaction; returns the new keys.
     ///
     /// One statement takes up to 5,000 events: on SQLite as bound values handed straight to its
     /// connection; on PostgreSQL as one JSON text bound to one parameter and unpacked by the
@@ -53,8 +53,8 @@ extension TollgateStore {
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
         guard !events.isEmpty else { return EventInsertion() }
-        var seen = Set<String>(minimumCapacity: events.count)
-        var unique = events.filter { seen.insert($0.id).inserted }
+        var seen = Set<UsageEvent.Key>(minimumCapacity: events.count)
+        var unique = events.filter { seen.insert($0.key).inserted }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
         // Everything that does not need the database is prepared before taking its turn: with
@@ -83,9 +83,10 @@ extension TollgateStore {
             case .json(let json):
                 let rows = try await database.raw("\(unsafeRaw: postgresInsert.prefix)\(bind: json)\(unsafeRaw: postgresInsert.suffix)").all()
                 for row in rows {
-                    let id = try row.decode(column: "id", as: String.self)
-                    result.inserted.insert(id)
-                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[id] = invoice }
+                    let key = UsageEvent.Key(
+                        id: try row.decode(column: "id", as: String.self), time: try row.decode(column: "keyed_at", as: Int64.self))
+                    result.inserted.insert(key)
+                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
                 }
             }
         }
@@ -93,7 +94,7 @@ extension TollgateStore {
         let inserted = result.inserted
         let deltas = inserted.count == prepared.events.count
             ? prepared.deltas
-            : PreparedDeltas(Metering.deltas(prepared.events.filter { inserted.contains($0.id) }, meters: prepared.meters))
+            : PreparedDeltas(Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters))
         try await Self.write(deltas, kind: kind, to: database)
         return result
     }
@@ -101,30 +102,33 @@ extension TollgateStore {
     /// Inserts SQLite rows. First it looks for invoices of the batch's subscriptions, which late
     /// events fall in (stored with that invoice's id in `late_invoice`, DESIGN §3.5: kept and
     /// reported, never re-rated; the earliest-ending invoice wins, as on PostgreSQL); usually
-    /// there are none. The insert is made only of bound values and ignores stored ids, so it
+    /// there are none. The insert is made only of bound values and ignores stored keys, so it
     /// cannot abort halfway and SQLite keeps no statement journal for it. SQLite gives each new
-    /// row the rowid after the largest one, so when fewer rows than sent were inserted (some ids
-    /// were already stored), the rows past the largest rowid from before say which.
+    /// row the rowid after the largest one, so when fewer rows than sent were inserted (some
+    /// events were already stored), the rows past the largest rowid from before say which.
     private static func insert(_ rows: SQLiteEventRows, into sqlite: SQLiteConnection, adding result: inout EventInsertion) async throws {
         let late = try await lateInvoices(of: rows, in: sqlite)
         let lastRow = try await sqlite.query("SELECT max(rowid) AS last FROM usage_events").first?.column("last")?.integer ?? 0
         let row = "(" + Array(repeating: "?", count: SQLiteEventRows.valuesPerRow).joined(separator: ",") + ")"
         _ = try await sqlite.query("""
             INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), late_invoice)
-            VALUES \(Array(repeating: row, count: rows.ids.count).joined(separator: ","))
+            VALUES \(Array(repeating: row, count: rows.keys.count).joined(separator: ","))
             """, late.isEmpty ? rows.values : rows.values(late: late))
         let insertedCount = try await sqlite.query("SELECT changes() AS inserted").first?.column("inserted")?.integer ?? 0
         var inserted: [Int]
-        if insertedCount == rows.ids.count {
-            inserted = Array(rows.ids.indices)
+        if insertedCount == rows.keys.count {
+            inserted = Array(rows.keys.indices)
         } else {
-            let positions = Dictionary(uniqueKeysWithValues: zip(rows.ids, rows.ids.indices))
-            inserted = try await sqlite.query("SELECT id FROM usage_events WHERE rowid > ?", [.integer(lastRow)])
-                .compactMap { $0.column("id")?.string.flatMap { positions[$0] } }
+            let positions = Dictionary(uniqueKeysWithValues: zip(rows.keys, rows.keys.indices))
+            inserted = try await sqlite.query("SELECT id, keyed_at FROM usage_events WHERE rowid > ?", [.integer(lastRow)])
+                .compactMap { row in
+                    guard let id = row.column("id")?.string, let time = row.column("keyed_at")?.integer else { return nil }
+                    return positions[UsageEvent.Key(id: id, time: Int64(time))]
+                }
         }
         for position in inserted {
-            result.inserted.insert(rows.ids[position])
-            if let invoice = late[position] { result.late[rows.ids[position]] = invoice }
+            result.inserted.insert(rows.keys[position])
+            if let invoice = late[position] { result.late[rows.keys[position]] = invoice }
         }
     }
 
@@ -169,7 +173,7 @@ extension TollgateStore {
             SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late)
             FROM (SELECT \(unpackedColumns(EventBatch.columns, kind: .postgres, named: true)) \(unpackSource(.postgres))
             """
-        return (prefix, unpackClose(.postgres) + ") AS batch ON CONFLICT (id) DO NOTHING RETURNING id, late_invoice")
+        return (prefix, unpackClose(.postgres) + ") AS batch ON CONFLICT (keyed_at, id) DO NOTHING RETURNING id, keyed_at, late_invoice")
     }()
 
     /// `SELECT` expressions for the columns of one JSON array of arrays (`AS` their names when `named`).
@@ -366,13 +370,14 @@ extension TollgateStore {
             }
             try await database.raw("DELETE FROM meter_aggregates WHERE meter_id = \(bind: meter.id)").run()
             try await database.raw("DELETE FROM meter_uniques WHERE meter_id = \(bind: meter.id)").run()
-            var cursor = ""
+            // Pages follow the ledger's key.
+            var cursor = UsageEvent.Key(id: "", time: Int64.min)
             while true {
                 let rows = try await database.raw("""
-                    SELECT id, source, occurred_at, subscription_id, endpoint, method, path, status, latency_us,
+                    SELECT id, keyed_at, source, occurred_at, subscription_id, endpoint, method, path, status, latency_us,
                     request_bytes, response_bytes, weight, body, bucket_at FROM usage_events
                     WHERE name = \(bind: name) AND billable = 1 AND subscription_id IS NOT NULL AND bucket_at IS NOT NULL
-                    AND id > \(bind: cursor) ORDER BY id LIMIT 5000
+                    AND (keyed_at, id) > (\(bind: cursor.time), \(bind: cursor.id)) ORDER BY keyed_at, id LIMIT 5000
                     """).all()
                 guard !rows.isEmpty else { break }
                 var events: [UsageEvent] = []
@@ -396,7 +401,10 @@ extension TollgateStore {
                         properties: try body.map { try ScannedJSON.scan($0.utf8) },
                         bucket: try row.decode(column: "bucket_at", as: Int?.self).map { Micros.date(Int64($0)) }))
                 }
-                cursor = events.last?.id ?? cursor
+                if let last = rows.last {
+                    cursor = UsageEvent.Key(
+                        id: try last.decode(column: "id", as: String.self), time: try last.decode(column: "keyed_at", as: Int64.self))
+                }
                 try await Self.write(
                     PreparedDeltas(Metering.deltas(events, meters: [meter], endpoints: false)), kind: kind, to: database)
             }

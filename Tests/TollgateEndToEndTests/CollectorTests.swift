@@ -61,14 +61,16 @@ struct CollectorTests {
             let company = try await Self.customer(of: id, server)
             _ = try await server.proxy("/shop/items/9", headers: [("apikey", token)])
 
-            let single = try await Self.post(server, "/v1/events", Self.apiEvent("t1", company: company, uri: "http://api.example/items/1", status: 200))
+            // A retry sends the same event again: the same transaction_id and the same request.time.
+            let first = Self.apiEvent("t1", company: company, uri: "http://api.example/items/1", status: 200)
+            let single = try await Self.post(server, "/v1/events", first)
             #expect(single.status == 201)
             #expect(single.header("X-Moesif-Config-ETag") != nil)
             let batch = try await Self.post(server, "/v1/events/batch", "[" + [
                 Self.apiEvent("t2", company: company, uri: "/shop/items/2", status: 200, weight: 5),
                 Self.apiEvent("t3", company: company, verb: "POST", uri: "/upload?x=1", status: 500),
                 Self.apiEvent("t4", company: company, uri: "/items/3", status: 404),
-                Self.apiEvent("t1", company: company, uri: "/items/1", status: 200),
+                first,
             ].joined(separator: ",") + "]", gzip: true)
             #expect(batch.status == 200)
             let outcome = try batch.json()
@@ -88,8 +90,9 @@ struct CollectorTests {
             func seats(_ eventID: String, _ count: Int, _ offset: TimeInterval) -> String {
                 #"{"specversion":"1.0","id":"\#(eventID)","source":"/billing","type":"seats.changed","subject":"\#(id)","time":"\#(Self.time(offset))","data":{"seats":\#(count)}}"#
             }
+            let fourSeats = seats("c1", 4, -30)
             let cloud = try await Self.post(
-                server, "/v1/cloudevents", "[" + [seats("c1", 4, -30), seats("c2", 2, -20), seats("c1", 4, -30)].joined(separator: ",") + "]",
+                server, "/v1/cloudevents", "[" + [fourSeats, seats("c2", 2, -20), fourSeats].joined(separator: ",") + "]",
                 contentType: "application/cloudevents-batch+json")
             #expect(try cloud.json()["duplicates"] as? Int == 1)
             let oneCloud = try await Self.post(
@@ -107,6 +110,33 @@ struct CollectorTests {
             #expect(meters["report-users"] == "2")
             #expect(meters["peak-seats"] == "4")
             #expect(meters["seats"] == "2")
+        }
+    }
+
+    @Test func aRetryIsADuplicateWhileTheSameIdAtAnotherTimeIsAnotherEvent() async throws {
+        try await withTollgate { server in
+            let (id, _) = try await server.subscribe(plan: "shop-basic", startedAt: Self.time(-3600))
+            let company = try await Self.customer(of: id, server)
+            let event = Self.apiEvent("r1", company: company, uri: "/items/1", status: 200, at: -10)
+            #expect(try await Self.post(server, "/v1/events", event).status == 201)
+            let events = try await Self.post(
+                server, "/v1/events/batch", "[" + event + "," + Self.apiEvent("r1", company: company, uri: "/items/1", status: 200, at: -20) + "]")
+            #expect(try events.json()["duplicates"] as? Int == 1)
+
+            // Without the sender's time, the id alone is the key, whenever the retry arrives.
+            let action = #"{"action_name":"report-generated","company_id":"\#(company)","transaction_id":"u1","metadata":{"pages":1}}"#
+            let cloudEvent = #"{"specversion":"1.0","id":"n1","source":"/billing","type":"seats.changed","subject":"\#(id)","data":{"seats":4}}"#
+            #expect(try await Self.post(server, "/v1/actions", action).status == 201)
+            #expect(try await Self.post(server, "/v1/cloudevents", cloudEvent, contentType: "application/cloudevents+json").status == 201)
+            try await Task.sleep(for: .milliseconds(5))
+            #expect(try await Self.post(server, "/v1/actions/batch", "[" + action + "]").json()["duplicates"] as? Int == 1)
+            let cloud = try await Self.post(server, "/v1/cloudevents", "[" + cloudEvent + "]", contentType: "application/cloudevents-batch+json")
+            #expect(try cloud.json()["duplicates"] as? Int == 1)
+
+            let meters = try await Self.usage(server, id).meters
+            #expect(meters["item-reads"] == "2")
+            #expect(meters["report-pages"] == "1")
+            #expect(meters["peak-seats"] == "4")
         }
     }
 

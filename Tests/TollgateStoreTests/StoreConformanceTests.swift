@@ -167,9 +167,9 @@ struct StoreConformanceTests {
                 Self.call("e3", 3600, endpoint: "tile", status: 500), Self.call("e4", 20, endpoint: nil, billable: false),
                 Self.call("e5", 30, endpoint: "tile", weight: 5), Self.call("e5", 30, endpoint: "tile", weight: 5),
             ])
-            #expect(first.inserted == ["e1", "e2", "e3", "e4", "e5"] && first.late.isEmpty)
+            #expect(first.ids == ["e1", "e2", "e3", "e4", "e5"] && first.late.isEmpty)
             let again = try await store.insertEvents([Self.call("e1", 0, endpoint: "tile"), Self.call("e6", 40, endpoint: "tile")])
-            #expect(again.inserted == ["e6"])
+            #expect(again.ids == ["e6"])
             #expect(try await store.eventCount() == 6)
 
             // The "tiles" meter counts 2xx calls of the tile endpoint, weights summed; duplicates count once.
@@ -263,6 +263,28 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: TestDatabase.allCases)
+    func anEventIsKeyedByItsIdAndItsSendersTime(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            func untimed(_ id: String, arrivedAt offset: TimeInterval) -> UsageEvent {
+                var event = Self.call(id, offset, endpoint: "tile")
+                event.timeFromSender = false
+                return event
+            }
+            #expect(try await store.insertEvents([Self.call("k", 10, endpoint: "tile"), untimed("n", arrivedAt: 30)]).ids == ["k", "n"])
+            // A retry repeats the id and the sender's time: a duplicate. The same id at another
+            // time is another event. Without a sender's time, the id alone is the key.
+            let again = try await store.insertEvents([
+                Self.call("k", 10, endpoint: "tile"), Self.call("k", 20, endpoint: "tile"), untimed("n", arrivedAt: 40),
+            ])
+            #expect(again.inserted == [UsageEvent.Key(id: "k", time: Micros.of(Self.base.addingTimeInterval(20)))])
+            #expect(try await store.eventCount() == 3)
+            let summary = try await Self.summary(store, from: -100, to: 86_400, meters: [Self.meter])
+            #expect(summary.meters["tiles"] == Amount(3))
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
     func concurrentBatchesStoreEachEventOnce(database: TestDatabase) async throws {
         try await database.withStore { store in
             try await Self.seedSubscription(store)
@@ -302,8 +324,8 @@ struct StoreConformanceTests {
                 Self.call("old", 10, endpoint: "tile"), Self.call("l1", 30, endpoint: "tile"), Self.call("n1", 500, endpoint: "tile"),
                 Self.call("l2", 90, endpoint: "tile"), Self.call("n2", 600, endpoint: "tile"),
             ])
-            #expect(result.inserted == ["l1", "n1", "l2", "n2"])
-            #expect(result.late == ["l1": "inv_a", "l2": "inv_b"])
+            #expect(result.ids == ["l1", "n1", "l2", "n2"])
+            #expect(Dictionary(uniqueKeysWithValues: result.late.map { ($0.key.id, $0.value) }) == ["l1": "inv_a", "l2": "inv_b"])
             #expect(try await store.eventCount() == 5)
             let late = try await store.lateEvents(subscription: "sub_1", limit: 10).items
             #expect(late.map(\.id) == ["l1", "l2"] && late.map(\.invoice) == ["inv_a", "inv_b"])
@@ -339,4 +361,9 @@ struct StoreConformanceTests {
             #expect(try await store.customer("kept")?.value.name == "Kept")
         }
     }
+}
+
+extension EventInsertion {
+    /// The ids of the events stored.
+    var ids: Set<String> { Set(inserted.map(\.id)) }
 }
