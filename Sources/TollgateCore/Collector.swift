@@ -5,7 +5,11 @@ import Foundation
 /// fraction digits, and `Z`, `±HH:MM`, `±HHMM` or no zone (UTC).
 public enum CollectorTime {
     public static func parse(_ text: String) -> Date? {
-        let bytes = Array(text.utf8)
+        var text = text
+        return text.withUTF8(parse)
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         var index = 0
         func number(_ count: Int) -> Int? {
             guard index + count <= bytes.count else { return nil }

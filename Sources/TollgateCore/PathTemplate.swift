@@ -33,19 +33,21 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     public func matches(_ path: Substring) -> Bool {
         var remaining = path.dropFirst()
         if remaining.hasSuffix("/") { remaining = remaining.dropLast() }
+        if remaining.isEmpty { return segments == [.literal("")] }
+        // Segment by segment, without splitting the path into an array.
         var index = 0
-        for part in remaining.split(separator: "/", omittingEmptySubsequences: false) {
+        while true {
             guard index < segments.count else { return false }
+            let slash = remaining.utf8.firstIndex(of: UInt8(ascii: "/"))
+            let part = slash.map { remaining[..<$0] } ?? remaining
             switch segments[index] {
             case .literal(let literal): if part != literal { return false }
             case .parameter: if part.isEmpty { return false }
             }
             index += 1
+            guard let slash else { return index == segments.count }
+            remaining = remaining[remaining.index(after: slash)...]
         }
-        if remaining.isEmpty {
-            return segments.isEmpty || segments == [.literal("")]
-        }
-        return index == segments.count
     }
 
     /// How specific the template is: literal segments count more than placeholders, so that

@@ -53,8 +53,12 @@ extension TollgateStore {
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
         guard !events.isEmpty else { return EventInsertion() }
-        var seen = Set<UsageEvent.Key>(minimumCapacity: events.count)
-        var unique = events.filter { seen.insert($0.key).inserted }
+        var unique = events
+        let keys = Set(events.lazy.map(\.key))
+        if keys.count < events.count {
+            var seen = Set<UsageEvent.Key>(minimumCapacity: keys.count)
+            unique = events.filter { seen.insert($0.key).inserted }
+        }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
         // Everything that does not need the database is prepared before taking its turn: with

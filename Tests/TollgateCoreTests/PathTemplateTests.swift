@@ -40,6 +40,10 @@ struct PathTemplateTests {
         ("/invoice/{id}/lines/{line}", "/invoice/1/lines/2/3", false),
         ("/{org}/invoice", "/acme/invoice", true),
         ("/{org}/invoice", "/acme/invoices", false),
+        // An empty segment in the middle matches neither a placeholder nor a literal.
+        ("/{a}/{b}", "/x//y", false),
+        ("/x/{b}", "/x//", false),
+        ("/x//y", "/x//y", true),
     ])
     func matches(template: String, path: String, expected: Bool) throws {
         let parsed = try #require(PathTemplate(template))
