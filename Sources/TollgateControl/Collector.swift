@@ -15,7 +15,7 @@ struct Collector: Sendable {
     /// What became of a request's items.
     struct Outcome: Sendable {
         var accepted = 0
-        /// Accepted items already stored (by `transaction_id`, or CloudEvents' `source` + `id`).
+        /// Accepted items already stored (the same key: `UsageEvent.Key`).
         var duplicates = 0
         var refused: [(index: Int, message: String)] = []
         /// Accepted items whose period was already invoiced: stored, not re-rated.

@@ -38,7 +38,7 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
         var index = 0
         while true {
             guard index < segments.count else { return false }
-            let slash = remaining.utf8.firstIndex(of: UInt8(ascii: "/"))
+            let slash = remaining.firstIndex(of: "/")
             let part = slash.map { remaining[..<$0] } ?? remaining
             switch segments[index] {
             case .literal(let literal): if part != literal { return false }

@@ -30,7 +30,8 @@ public struct UsageEvent: Sendable {
     /// `api_calls` for calls, the action name or CloudEvent type otherwise.
     public var name: String
     public var occurredAt: Date
-    /// Whether `occurredAt` is the sender's time (part of the key) rather than when the event arrived.
+    /// Whether `occurredAt` is the time the sender stamped on the event (part of the key; for
+    /// the gateway's calls, the gateway's own) rather than when the event arrived.
     public var timeFromSender: Bool
     public var subscription: String?
     public var customer: String?
@@ -55,7 +56,7 @@ public struct UsageEvent: Sendable {
     public var bucket: Date?
 
     public init(
-        id: String, source: Source, name: String = "api_calls", occurredAt: Date, timeFromSender: Bool = true,
+        id: String, source: Source, name: String = "api_calls", occurredAt: Date, timeFromSender: Bool,
         subscription: String?, customer: String?,
         product: String?, endpoint: String?, method: String?, path: String?, status: Int?, latencyMicroseconds: Int?,
         requestBytes: Int?, responseBytes: Int?, billable: Bool, weight: Int = 1, properties: ScannedJSON? = nil,

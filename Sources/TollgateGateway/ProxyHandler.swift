@@ -364,7 +364,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func recordRefusal(_ refusal: ProxyRefusal, head: HTTPRequestHead, call consumer: Consumer?) {
         let event = UsageEvent(
-            id: RandomID.timeOrdered("evt"), source: .gateway, occurredAt: Date(), subscription: consumer?.subscription,
+            id: RandomID.timeOrdered("evt"), source: .gateway, occurredAt: Date(), timeFromSender: true, subscription: consumer?.subscription,
             customer: consumer?.customer, product: consumer?.product, endpoint: nil, method: head.method.rawValue,
             path: String(head.uri.prefix { $0 != "?" }), status: Int(refusal.status.code), latencyMicroseconds: 0,
             requestBytes: nil, responseBytes: nil, billable: false)
@@ -378,7 +378,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func makeEvent(_ call: ProxiedCall, status: Int, billable: Bool) -> UsageEvent {
         UsageEvent(
             id: call.eventID, source: .gateway,
-            occurredAt: call.occurredAt, subscription: call.consumer.subscription, customer: call.consumer.customer,
+            occurredAt: call.occurredAt, timeFromSender: true, subscription: call.consumer.subscription, customer: call.consumer.customer,
             product: call.consumer.product, endpoint: call.endpoint?.identifier, method: call.method, path: call.path,
             status: status, latencyMicroseconds: Int((NIODeadline.now() - call.startedAt).nanoseconds / 1000),
             requestBytes: call.requestBytes, responseBytes: call.responseBytes, billable: billable)

@@ -146,15 +146,16 @@ enum Migrations {
         Step(version: 8) { kind in
             // An event's key becomes its id and its sender's time (`UsageEvent.Key`): retries carry
             // both, and new keys land at the index's growing end instead of on a random page.
-            // Stored events keep their time in the key unless their sender gave none.
+            // Stored events keep their time in the key unless their sender gave none: a time the
+            // collector read is a JSON string (anything else was taken as no time, or refused).
             let senderGaveNoTime = switch kind {
             case .sqlite: """
-                (source IN ('api_log', 'action') AND json_extract(body, '$.request.time') IS NULL)
-                OR (source = 'cloudevent' AND json_extract(body, '$.time') IS NULL)
+                (source IN ('api_log', 'action') AND json_type(body, '$.request.time') IS NOT 'text')
+                OR (source = 'cloudevent' AND json_type(body, '$.time') IS NOT 'text')
                 """
             case .postgres: """
-                (source IN ('api_log', 'action') AND (body::jsonb #>> '{request,time}') IS NULL)
-                OR (source = 'cloudevent' AND (body::jsonb ->> 'time') IS NULL)
+                (source IN ('api_log', 'action') AND json_typeof(body::json #> '{request,time}') IS DISTINCT FROM 'string')
+                OR (source = 'cloudevent' AND json_typeof(body::json -> 'time') IS DISTINCT FROM 'string')
                 """
             }
             let keyedAt = "CASE WHEN \(senderGaveNoTime) THEN 0 ELSE occurred_at END"
@@ -163,6 +164,8 @@ enum Migrations {
                 latency_us, request_bytes, response_bytes, billable, weight, body, bucket_at, late_invoice
                 """
             let key = "CREATE UNIQUE INDEX usage_events_key ON usage_events (keyed_at, id)"
+            // Late events are listed in (id, keyed_at) order.
+            let late = "CREATE INDEX usage_events_late ON usage_events (subscription_id, id, keyed_at) WHERE late_invoice IS NOT NULL"
             switch kind {
             case .sqlite:
                 // SQLite cannot drop a primary key: the table is copied.
@@ -178,7 +181,7 @@ enum Migrations {
                     "DROP TABLE usage_events",
                     "ALTER TABLE usage_events_keyed RENAME TO usage_events",
                     key,
-                    "CREATE INDEX usage_events_late ON usage_events (subscription_id, id) WHERE late_invoice IS NOT NULL",
+                    late,
                 ]
             case .postgres:
                 return [
@@ -187,6 +190,8 @@ enum Migrations {
                     "ALTER TABLE usage_events ALTER COLUMN keyed_at SET NOT NULL",
                     "ALTER TABLE usage_events DROP CONSTRAINT usage_events_pkey",
                     key,
+                    "DROP INDEX usage_events_late",
+                    late,
                 ]
             }
         },

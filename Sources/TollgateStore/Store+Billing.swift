@@ -14,6 +14,8 @@ public struct BillingCandidate: Sendable {
 /// A usage event stored after its period was invoiced.
 public struct LateEvent: Sendable {
     public var id: String
+    /// The time half of the event's key (`UsageEvent.Key`).
+    public var keyedAt: Int64
     public var name: String
     public var source: String
     public var occurredAt: Date
@@ -243,22 +245,31 @@ extension TollgateStore {
         }
     }
 
-    /// A subscription's events stored after their period was invoiced, in id order.
+    /// A subscription's events stored after their period was invoiced, in id order (then by
+    /// the key's time: one id may be two events). The cursor is `KEYED_AT:ID` of the last one;
+    /// a bare id goes on after every event with that id.
     public func lateEvents(subscription: String, after cursor: String? = nil, limit: Int) async throws -> Page<LateEvent> {
+        var start = (id: cursor ?? "", keyedAt: cursor == nil ? Int64.min : Int64.max)
+        if let cursor, let colon = cursor.firstIndex(of: ":"), let keyedAt = Int64(cursor[..<colon]) {
+            start = (String(cursor[cursor.index(after: colon)...]), keyedAt)
+        }
+        let after = start
         let rows = try await backend.read { database in
             try await database.raw("""
-                SELECT id, name, source, occurred_at, late_invoice FROM usage_events
-                WHERE subscription_id = \(bind: subscription) AND late_invoice IS NOT NULL AND id > \(bind: cursor ?? "")
-                ORDER BY id LIMIT \(bind: limit + 1)
+                SELECT id, keyed_at, name, source, occurred_at, late_invoice FROM usage_events
+                WHERE subscription_id = \(bind: subscription) AND late_invoice IS NOT NULL
+                AND (id, keyed_at) > (\(bind: after.id), \(bind: after.keyedAt))
+                ORDER BY id, keyed_at LIMIT \(bind: limit + 1)
                 """).all()
         }
         let items = try rows.map { row in
             LateEvent(
-                id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+                id: try row.decode(column: "id", as: String.self), keyedAt: try row.decode(column: "keyed_at", as: Int64.self),
+                name: try row.decode(column: "name", as: String.self),
                 source: try row.decode(column: "source", as: String.self),
                 occurredAt: Timestamp.date(try row.decode(column: "occurred_at", as: Int.self)),
                 invoice: try row.decode(column: "late_invoice", as: String.self))
         }
-        return Page(items, limit: limit, cursor: \.id)
+        return Page(items, limit: limit) { "\($0.keyedAt):\($0.id)" }
     }
 }

@@ -393,6 +393,7 @@ extension TollgateStore {
                         source: UsageEvent.Source(rawValue: try row.decode(column: "source", as: String.self)) ?? .gateway,
                         name: name,
                         occurredAt: Timestamp.date(try row.decode(column: "occurred_at", as: Int.self)),
+                        timeFromSender: try row.decode(column: "keyed_at", as: Int64.self) != 0,
                         subscription: try row.decode(column: "subscription_id", as: String?.self), customer: nil, product: nil,
                         endpoint: try row.decode(column: "endpoint", as: String?.self),
                         method: try row.decode(column: "method", as: String?.self),

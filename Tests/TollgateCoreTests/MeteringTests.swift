@@ -52,7 +52,7 @@ struct MeteringTests {
 
     static func call(_ id: String, method: String = "GET", status: Int, endpoint: String? = "item", weight: Int = 1) -> UsageEvent {
         UsageEvent(
-            id: id, source: .gateway, occurredAt: Date(timeIntervalSince1970: 1_790_000_000), subscription: "sub",
+            id: id, source: .gateway, occurredAt: Date(timeIntervalSince1970: 1_790_000_000), timeFromSender: true, subscription: "sub",
             customer: "acme", product: "shop", endpoint: endpoint, method: method, path: "/items/1", status: status,
             latencyMicroseconds: 1500, requestBytes: 10, responseBytes: 200, billable: true, weight: weight,
             bucket: Date(timeIntervalSince1970: 1_789_999_200))

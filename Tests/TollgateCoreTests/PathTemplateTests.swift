@@ -44,6 +44,8 @@ struct PathTemplateTests {
         ("/{a}/{b}", "/x//y", false),
         ("/x/{b}", "/x//", false),
         ("/x//y", "/x//y", true),
+        // A slash with a combining mark is one character, not a separator.
+        ("/items/{id}", "/items/\u{301}5", false),
     ])
     func matches(template: String, path: String, expected: Bool) throws {
         let parsed = try #require(PathTemplate(template))

@@ -23,6 +23,7 @@ struct LedgerMigrationTests {
                 ("gw-1", "gateway", 10, nil),
                 ("mo:timed", "api_log", 20, #"{"request":{"time":"2026-09-21T13:20:20Z"},"transaction_id":"timed"}"#),
                 ("mo:untimed", "action", 30, #"{"action_name":"a","request":{"time":null},"transaction_id":"untimed"}"#),
+                ("mo:object-time", "api_log", 35, #"{"request":{"time":{"at":1}},"transaction_id":"object-time"}"#),
                 ("ce:timed", "cloudevent", 40, #"{"id":"1","source":"/s","type":"t","time":"2026-09-21T13:20:40Z"}"#),
                 ("ce:untimed", "cloudevent", 50, #"{"id":"2","source":"/s","type":"t"}"#),
             ]
@@ -42,8 +43,8 @@ struct LedgerMigrationTests {
             }
             #expect(keys == [
                 UsageEvent.Key(id: "ce:timed", time: Self.micros(40)), UsageEvent.Key(id: "ce:untimed", time: 0),
-                UsageEvent.Key(id: "gw-1", time: Self.micros(10)), UsageEvent.Key(id: "mo:timed", time: Self.micros(20)),
-                UsageEvent.Key(id: "mo:untimed", time: 0),
+                UsageEvent.Key(id: "gw-1", time: Self.micros(10)), UsageEvent.Key(id: "mo:object-time", time: 0),
+                UsageEvent.Key(id: "mo:timed", time: Self.micros(20)), UsageEvent.Key(id: "mo:untimed", time: 0),
             ])
 
             func retry(_ id: String, at offset: TimeInterval, timed: Bool) -> UsageEvent {

@@ -140,14 +140,15 @@ struct StoreConformanceTests {
         _ id: String, _ offset: TimeInterval, endpoint: String?, status: Int = 200, billable: Bool = true, weight: Int = 1
     ) -> UsageEvent {
         UsageEvent(
-            id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1", customer: "acme",
+            id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), timeFromSender: true, subscription: "sub_1",
+            customer: "acme",
             product: "maps", endpoint: endpoint, method: "GET", path: "/maps/tiles/1", status: status,
             latencyMicroseconds: 120, requestBytes: 0, responseBytes: 10, billable: billable, weight: weight)
     }
 
     static func action(_ id: String, _ offset: TimeInterval, _ properties: String, name: String = "report") -> UsageEvent {
         UsageEvent(
-            id: id, source: .action, name: name, occurredAt: base.addingTimeInterval(offset), subscription: "sub_1",
+            id: id, source: .action, name: name, occurredAt: base.addingTimeInterval(offset), timeFromSender: true, subscription: "sub_1",
             customer: "acme", product: nil, endpoint: nil, method: nil, path: nil, status: nil, latencyMicroseconds: nil,
             requestBytes: nil, responseBytes: nil, billable: true, properties: try! ScannedJSON.scan(properties.utf8))
     }
@@ -330,6 +331,29 @@ struct StoreConformanceTests {
             let late = try await store.lateEvents(subscription: "sub_1", limit: 10).items
             #expect(late.map(\.id) == ["l1", "l2"] && late.map(\.invoice) == ["inv_a", "inv_b"])
             #expect(late.map(\.occurredAt) == [Self.base.addingTimeInterval(30), Self.base.addingTimeInterval(90)])
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func lateEventsArePagedByIdThenTimeAsOneIdMayBeTwoEvents(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            _ = try await store.insertInvoices([(Self.invoice("inv_a", from: 0, to: 60), nil)])
+            let stored = try await store.insertEvents([
+                Self.call("same", 20, endpoint: "tile"), Self.call("same", 10, endpoint: "tile"), Self.call("other", 30, endpoint: "tile"),
+            ])
+            #expect(stored.late.count == 3)
+            var listed: [(id: String, at: Date)] = []
+            var cursor: String?
+            repeat {
+                let page = try await store.lateEvents(subscription: "sub_1", after: cursor, limit: 1)
+                listed += page.items.map { ($0.id, $0.occurredAt) }
+                cursor = page.nextCursor
+            } while cursor != nil
+            #expect(listed.map(\.id) == ["other", "same", "same"])
+            #expect(listed.map(\.at) == [30, 10, 20].map { Self.base.addingTimeInterval($0) })
+            // A bare id (a cursor from before events were keyed by time) goes on after that id.
+            #expect(try await store.lateEvents(subscription: "sub_1", after: "other", limit: 5).items.count == 2)
         }
     }
 
