@@ -9,6 +9,12 @@ public enum CollectorTime {
         return text.withUTF8(parse)
     }
 
+    /// The time a JSON value says, read in place when it is a string without escapes.
+    static func parse(_ value: ScannedJSON) -> Date? {
+        if let date = value.withUnescapedBytes(parse) { return date }
+        return value.scalarText.flatMap(parse)
+    }
+
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         var index = 0
         func number(_ count: Int) -> Int? {
@@ -119,7 +125,7 @@ public enum CollectorFormat {
         let id = node["id"]!.scalarText!
         let source = node["source"]!.scalarText!
         var occurredAt = receivedAt
-        let time = node["time"]?.scalarText
+        let time = node["time"].flatMap { $0.isScalar ? $0 : nil }
         if let time {
             guard let date = CollectorTime.parse(time) else { return .failure(Refusal("time must be an RFC 3339 time")) }
             occurredAt = date
@@ -158,13 +164,13 @@ public enum CollectorFormat {
         }
         let request = node["request"]
         var occurredAt = receivedAt
-        let time = request?["time"]?.scalarText
+        let time = request?["time"].flatMap { $0.isScalar ? $0 : nil }
         if let text = time {
             guard let date = CollectorTime.parse(text) else { return .failure(Refusal("request.time must be an ISO 8601 time")) }
             occurredAt = date
         }
         var latency: Int?
-        if let text = node["response"]?["time"]?.scalarText, let answered = CollectorTime.parse(text), answered >= occurredAt {
+        if let text = node["response"]?["time"], let answered = CollectorTime.parse(text), answered >= occurredAt {
             latency = Int((answered.timeIntervalSince(occurredAt) * 1_000_000).rounded())
         }
         let weight: Int

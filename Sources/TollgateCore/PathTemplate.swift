@@ -31,22 +31,37 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// Whether a normalized path (without query) matches this template. A trailing slash is
     /// ignored on both sides.
     public func matches(_ path: Substring) -> Bool {
-        var remaining = path.dropFirst()
-        if remaining.hasSuffix("/") { remaining = remaining.dropLast() }
+        // Segment by segment, without splitting the path into an array. In an ASCII path each
+        // byte is a character, so slashes are found byte by byte; otherwise by character (a
+        // slash with a combining mark is not a separator).
+        let ascii = path.utf8.allSatisfy { $0 < 0x80 }
+        func slash(in text: Substring) -> Substring.Index? {
+            ascii ? text.utf8.firstIndex(of: UInt8(ascii: "/")) : text.firstIndex(of: "/")
+        }
+        func after(_ index: Substring.Index, in text: Substring) -> Substring.Index {
+            ascii ? text.utf8.index(after: index) : text.index(after: index)
+        }
+        func lastIndex(of text: Substring) -> Substring.Index {
+            ascii ? text.utf8.index(before: text.endIndex) : text.index(before: text.endIndex)
+        }
+        // The leading slash, and a trailing one, are dropped.
+        var remaining = path.isEmpty ? path : path[after(path.startIndex, in: path)...]
+        if !remaining.isEmpty, ascii ? remaining.utf8.last == UInt8(ascii: "/") : remaining.hasSuffix("/") {
+            remaining = remaining[..<lastIndex(of: remaining)]
+        }
         if remaining.isEmpty { return segments == [.literal("")] }
-        // Segment by segment, without splitting the path into an array.
         var index = 0
         while true {
             guard index < segments.count else { return false }
-            let slash = remaining.firstIndex(of: "/")
-            let part = slash.map { remaining[..<$0] } ?? remaining
+            let end = slash(in: remaining)
+            let part = end.map { remaining[..<$0] } ?? remaining
             switch segments[index] {
             case .literal(let literal): if part != literal { return false }
             case .parameter: if part.isEmpty { return false }
             }
             index += 1
-            guard let slash else { return index == segments.count }
-            remaining = remaining[remaining.index(after: slash)...]
+            guard let end else { return index == segments.count }
+            remaining = remaining[after(end, in: remaining)...]
         }
     }
 

@@ -68,6 +68,14 @@ public struct ScannedJSON: Sendable {
 
     public var isObject: Bool { token.kind == .object }
 
+    /// Whether the value is a string, number or boolean (what `scalarText` reads).
+    public var isScalar: Bool {
+        switch token.kind {
+        case .string, .number, .true, .false: true
+        case .object, .array, .null: false
+        }
+    }
+
     /// The elements of an array; empty for other values.
     public var elements: [ScannedJSON] {
         guard kind == .array else { return [] }
@@ -140,6 +148,14 @@ public struct ScannedJSON: Sendable {
     /// Appends the value's JSON text, without insignificant whitespace.
     public func appendText(to out: inout [UInt8]) {
         out.append(contentsOf: document.bytes[Int(token.start)..<Int(token.end)])
+    }
+
+    /// Calls `body` with a string's bytes (between its quotes) when it has no escapes, so that
+    /// they can be read without making a `String`; nil for other strings and other values.
+    public func withUnescapedBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result? {
+        let token = token
+        guard token.kind == .string, !token.escaped else { return nil }
+        return document.bytes.withUnsafeBufferPointer { body(token.key(in: $0).body) }
     }
 
     /// The decoded text of the string token at `index`.

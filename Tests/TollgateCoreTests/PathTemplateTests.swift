@@ -46,6 +46,9 @@ struct PathTemplateTests {
         ("/x//y", "/x//y", true),
         // A slash with a combining mark is one character, not a separator.
         ("/items/{id}", "/items/\u{301}5", false),
+        ("/café/{id}", "/café/1/", true),
+        ("/café/{id}", "/cafe\u{301}/1", true),
+        ("/café/{id}", "/café//", false),
     ])
     func matches(template: String, path: String, expected: Bool) throws {
         let parsed = try #require(PathTemplate(template))
