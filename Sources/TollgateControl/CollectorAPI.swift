@@ -76,7 +76,9 @@ struct CollectorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .rules:
             return JSONResponse.make(DocumentNode(.list([])))
         case .events(let kind, let batch):
-            let outcome = try await collector.ingest(try await Self.items(request, batch: batch), kind: kind)
+            let outcome = try await withTaskExecutorPreference(IngestExecutor.shared) {
+                try await collector.ingest(try await Self.items(request, batch: batch), kind: kind)
+            }
             if !batch, let refusal = outcome.refused.first { throw APIError(.unprocessableContent, refusal.message) }
             var response = JSONResponse.make(outcome.document, status: batch ? .ok : .created)
             response.headers[Self.configETagName] = MoesifConfig.etag
