@@ -165,12 +165,12 @@ public enum CollectorFormat {
         let request = node["request"]
         var occurredAt = receivedAt
         let time = request?["time"].flatMap { $0.isScalar ? $0 : nil }
-        if let text = time {
-            guard let date = CollectorTime.parse(text) else { return .failure(Refusal("request.time must be an ISO 8601 time")) }
+        if let time {
+            guard let date = CollectorTime.parse(time) else { return .failure(Refusal("request.time must be an ISO 8601 time")) }
             occurredAt = date
         }
         var latency: Int?
-        if let text = node["response"]?["time"], let answered = CollectorTime.parse(text), answered >= occurredAt {
+        if let answeredAt = node["response"]?["time"], let answered = CollectorTime.parse(answeredAt), answered >= occurredAt {
             latency = Int((answered.timeIntervalSince(occurredAt) * 1_000_000).rounded())
         }
         let weight: Int
