@@ -249,11 +249,11 @@ extension TollgateStore {
     /// the key's time: one id may be two events). The cursor is `KEYED_AT:ID` of the last one;
     /// a bare id goes on after every event with that id.
     public func lateEvents(subscription: String, after cursor: String? = nil, limit: Int) async throws -> Page<LateEvent> {
-        var start = (id: cursor ?? "", keyedAt: cursor == nil ? Int64.min : Int64.max)
-        if let cursor, let colon = cursor.firstIndex(of: ":"), let keyedAt = Int64(cursor[..<colon]) {
-            start = (String(cursor[cursor.index(after: colon)...]), keyedAt)
-        }
-        let after = start
+        let after: (id: String, keyedAt: Int64) = {
+            guard let cursor else { return ("", .min) }
+            guard let colon = cursor.firstIndex(of: ":"), let keyedAt = Int64(cursor[..<colon]) else { return (cursor, .max) }
+            return (String(cursor[cursor.index(after: colon)...]), keyedAt)
+        }()
         let rows = try await backend.read { database in
             try await database.raw("""
                 SELECT id, keyed_at, name, source, occurred_at, late_invoice FROM usage_events
