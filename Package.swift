@@ -128,8 +128,10 @@ let package = Package(
                 "TollgateBilling",
                 "TollgateControl",
                 "TollgateCore",
+                "TollgateGateway",
                 "TollgateStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -164,8 +166,9 @@ let package = Package(
         .testTarget(
             name: "TollgateEndToEndTests",
             dependencies: [
-                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore",
+                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),

@@ -33,6 +33,8 @@ public struct ServeOptions: Sendable {
     public var collectorKey: String?
     public var connectTimeout: TimeAmount = .seconds(5)
     public var readTimeout: TimeAmount = .seconds(60)
+    /// The proxy port's connection limits and trusted proxies (docs/security.md).
+    public var edge = EdgePolicy()
     /// How webhook deliveries are retried.
     public var webhookSchedule = WebhookRetrySchedule()
     /// When periods are closed (grace for late events) and whether invoices start as drafts.

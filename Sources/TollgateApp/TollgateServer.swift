@@ -56,6 +56,7 @@ public enum TollgateServer {
                 gateway.port = options.proxyPort
                 gateway.connectTimeout = options.connectTimeout
                 gateway.readTimeout = options.readTimeout
+                gateway.edge = options.edge
                 services.append(ProxyServer(
                     configuration: gateway, directory: directory, recorder: recorder, quotas: quotas, logger: logger,
                     onListening: { readiness.proxyListening($0) }))

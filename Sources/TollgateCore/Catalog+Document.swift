@@ -92,6 +92,7 @@ extension Product {
         if let text = object.choice("unlisted_endpoints", of: UnlistedEndpointPolicy.allCases.map(\.rawValue), required: false) {
             policy = UnlistedEndpointPolicy(rawValue: text) ?? .allow
         }
+        let caseSensitivePaths = object.bool("case_sensitive_paths", required: false) ?? false
         var endpoints: [Endpoint] = []
         for item in object.list("endpoints", required: false) ?? [] {
             if let endpoint = Endpoint.read(item.node, at: item.path, reader) {
@@ -104,7 +105,7 @@ extension Product {
         guard let id, let name, let upstream else { return nil }
         return Product(
             id: id, name: name, upstream: upstream, upstreamHeader: header, webhook: webhook,
-            unlistedEndpoints: policy, endpoints: endpoints)
+            unlistedEndpoints: policy, caseSensitivePaths: caseSensitivePaths, endpoints: endpoints)
     }
 
     /// The product as a document. Secrets (the upstream header's value, the webhook secret) are
@@ -126,6 +127,7 @@ extension Product {
             entries.append(("webhook", .object(hook)))
         }
         entries.append(("unlisted_endpoints", .init(.string(unlistedEndpoints.rawValue))))
+        entries.append(("case_sensitive_paths", .init(.bool(caseSensitivePaths))))
         if withEndpoints {
             entries.append(("endpoints", .init(.list(endpoints.map { $0.document() }))))
         }

@@ -11,12 +11,17 @@ public struct Product: Sendable, Equatable {
     /// Where subscription lifecycle events are sent.
     public var webhook: WebhookTarget?
     public var unlistedEndpoints: UnlistedEndpointPolicy
+    /// Whether endpoint paths match only in their exact case (default false: `/INVOICE` is the
+    /// `/invoice` endpoint, as most upstream frameworks route it).
+    public var caseSensitivePaths: Bool
     public var endpoints: [Endpoint]
 
     public init(
         id: String, name: String, upstream: UpstreamURL, upstreamHeader: HeaderField? = nil,
-        webhook: WebhookTarget? = nil, unlistedEndpoints: UnlistedEndpointPolicy = .allow, endpoints: [Endpoint] = []
+        webhook: WebhookTarget? = nil, unlistedEndpoints: UnlistedEndpointPolicy = .allow, caseSensitivePaths: Bool = false,
+        endpoints: [Endpoint] = []
     ) {
+        self.caseSensitivePaths = caseSensitivePaths
         self.id = id
         self.name = name
         self.upstream = upstream

@@ -29,8 +29,10 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether a normalized path (without query) matches this template. A trailing slash is
-    /// ignored on both sides.
-    public func matches(_ path: Substring) -> Bool {
+    /// ignored on both sides. Literal segments match regardless of case unless `caseSensitive`:
+    /// most upstream frameworks route `/INVOICE` to the handler of `/invoice`, so a billed
+    /// endpoint must not have a free spelling.
+    public func matches(_ path: Substring, caseSensitive: Bool = false) -> Bool {
         // Segment by segment, without splitting the path into an array. In an ASCII path each
         // byte is a character, so slashes are found byte by byte; otherwise by character (a
         // slash with a combining mark is not a separator).
@@ -56,13 +58,29 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
             let end = slash(in: remaining)
             let part = end.map { remaining[..<$0] } ?? remaining
             switch segments[index] {
-            case .literal(let literal): if part != literal { return false }
+            case .literal(let literal):
+                if caseSensitive ? part != literal : !Self.equalIgnoringCase(part, literal) { return false }
             case .parameter: if part.isEmpty { return false }
             }
             index += 1
             guard let end else { return index == segments.count }
             remaining = remaining[after(end, in: remaining)...]
         }
+    }
+
+    /// Whether two segments are equal when case is ignored: byte by byte for ASCII, otherwise
+    /// by their lower-cased forms.
+    static func equalIgnoringCase(_ lhs: Substring, _ rhs: String) -> Bool {
+        if lhs.utf8.count == rhs.utf8.count,
+           zip(lhs.utf8, rhs.utf8).allSatisfy({ asciiLowercased($0) == asciiLowercased($1) }) {
+            return true
+        }
+        let ascii = lhs.utf8.allSatisfy { $0 < 0x80 } && rhs.utf8.allSatisfy { $0 < 0x80 }
+        return !ascii && lhs.lowercased() == rhs.lowercased()
+    }
+
+    private static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
     }
 
     /// How specific the template is: literal segments count more than placeholders, so that
@@ -77,13 +95,23 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
 /// A product's live endpoints, ordered from the most specific, matched by method and path.
 public struct EndpointTable: Sendable {
     public let endpoints: [Endpoint]
+    /// Whether literal segments must match in their exact case (the product's setting).
+    public let caseSensitive: Bool
 
     public init(_ product: Product) {
         endpoints = product.endpoints.filter { !$0.archived }.sorted { $0.path.specificity > $1.path.specificity }
+        caseSensitive = product.caseSensitivePaths
     }
 
-    /// The endpoint a call matches, by method and the path below the product prefix.
+    /// The endpoint a call matches, by method and the path below the product prefix (with its
+    /// `;` parameters already removed, see `RequestPath.withoutParameters`). A `HEAD` without
+    /// an endpoint of its own is the `GET` endpoint of the same path: upstream frameworks answer
+    /// it with the `GET` handler, so it is metered as that call.
     public func endpoint(method: String, path: Substring) -> Endpoint? {
-        endpoints.first { $0.method == method && $0.path.matches(path) }
+        if let exact = endpoints.first(where: { $0.method == method && $0.path.matches(path, caseSensitive: caseSensitive) }) {
+            return exact
+        }
+        guard method == "HEAD" else { return nil }
+        return endpoints.first { $0.method == "GET" && $0.path.matches(path, caseSensitive: caseSensitive) }
     }
 }

@@ -169,6 +169,15 @@ public struct QuotaBook: Sendable, Equatable {
         for limit in limits { used[Self.key(limit), default: 0] += 1 }
         return .admitted(before.map { LimitState(limit: $0.limit, used: $0.used + 1) })
     }
+
+    /// Takes back one call counted by `admit` with these limits (Tollgate answered it itself).
+    /// A counter whose window has since been forgotten is left alone.
+    public mutating func giveBack(_ limits: [AppliedLimit]) {
+        for limit in limits {
+            let key = Self.key(limit)
+            if let count = used[key], count > 0 { used[key] = count - 1 }
+        }
+    }
 }
 
 /// The rate-limit headers of a decided call (DESIGN §3.3).

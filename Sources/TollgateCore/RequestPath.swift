@@ -45,6 +45,27 @@ public enum RequestPath {
         return result
     }
 
+    /// The path with the `;` parameters of every segment removed (`/invoice;v=1/7;x` becomes
+    /// `/invoice/7`). Servlet containers, Spring and others ignore them when routing, so the
+    /// gateway matches and meters the path without them (and forwards it as it came).
+    public static func withoutParameters(_ path: Substring) -> Substring {
+        guard path.utf8.contains(UInt8(ascii: ";")) else { return path }
+        var output = ""
+        output.reserveCapacity(path.utf8.count)
+        var inParameter = false
+        for character in path.unicodeScalars {
+            switch character {
+            case ";": inParameter = true
+            case "/":
+                inParameter = false
+                output.unicodeScalars.append(character)
+            default:
+                if !inParameter { output.unicodeScalars.append(character) }
+            }
+        }
+        return Substring(output)
+    }
+
     private static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),

@@ -109,3 +109,25 @@ public enum UsageBuckets {
         max(Granularity.hour.floor(date), periodStart)
     }
 }
+
+extension UsageEvent {
+    /// The most bytes of a path an event keeps: enough for any endpoint, and a bound on what
+    /// one request can make the ledger store.
+    public static let maxStoredPath = 512
+
+    /// A normalized path as events store it: without `;` parameters (they never change the
+    /// endpoint, see `RequestPath.withoutParameters`) and cut to `maxStoredPath` bytes at a
+    /// character boundary.
+    public static func meteredPath(_ path: String) -> String {
+        let bare = path.utf8.contains(UInt8(ascii: ";")) ? String(RequestPath.withoutParameters(path[...])) : path
+        guard bare.utf8.count > maxStoredPath else { return bare }
+        var kept = ""
+        var bytes = 0
+        for scalar in bare.unicodeScalars {
+            bytes += UTF8.width(scalar)
+            if bytes > maxStoredPath { break }
+            kept.unicodeScalars.append(scalar)
+        }
+        return kept
+    }
+}

@@ -8,8 +8,11 @@ struct Forward {
     let route: ProductRoute
     let endpoint: Endpoint?
     let method: String
-    /// The normalized path, product prefix included.
+    /// The normalized path, product prefix included, as forwarded.
     let path: String
+    /// The path as metered: `path` without `;` parameters, at most `UsageEvent.maxStoredPath`
+    /// bytes.
+    let meteredPath: String
     /// The normalized path below the product prefix ("/" at least).
     let remainder: Substring
     /// The query without the credential.
@@ -19,14 +22,17 @@ struct Forward {
 }
 
 /// The gateway's decision about a request head, in DESIGN §3.3's order: route, credential,
-/// product, unlisted endpoint.
+/// product, unlisted endpoint. Before them, what no route may receive: `TRACE` and `CONNECT`,
+/// protocol upgrades and bodies framed other than by `Content-Length` or `chunked`.
 enum Decision {
     case forward(Forward)
     /// Answer `refusal`; the refused call is recorded (for analytics, never billed) under
-    /// `recordAs` when it can be attributed to a consumer.
-    case refuse(ProxyRefusal, recordAs: Consumer?)
+    /// `recordAs` when it can be attributed to a consumer, with its metered path. Refusals of
+    /// no consumer are only counted, so that anonymous traffic stores nothing.
+    case refuse(ProxyRefusal, recordAs: (consumer: Consumer, path: String)?)
 
     static func make(head: HTTPRequestHead, directory: GatewayDirectory) -> Decision {
+        if let refusal = unacceptable(head) { return .refuse(refusal, recordAs: nil) }
         let target: (path: String, query: String?)
         do {
             target = try RequestPath.split(target: head.uri)
@@ -51,16 +57,44 @@ enum Decision {
         let (token, inAuthorization, query) = credential(head: head, query: target.query)
         guard let token else { return .refuse(.noCredential, recordAs: nil) }
         guard let consumer = directory.consumer(token: token) else { return .refuse(.invalidCredential, recordAs: nil) }
-        guard consumer.product == route.product.id else { return .refuse(.wrongProduct, recordAs: consumer) }
+        guard consumer.product == route.product.id else {
+            return .refuse(.wrongProduct, recordAs: (consumer, UsageEvent.meteredPath(path)))
+        }
 
         let method = head.method.rawValue
-        let endpoint = route.endpoint(method: method, path: remainder)
+        let endpoint = route.endpoint(method: method, path: RequestPath.withoutParameters(remainder))
+        let meteredPath = UsageEvent.meteredPath(path)
         if endpoint == nil, route.product.unlistedEndpoints == .deny {
-            return .refuse(.noRoute, recordAs: consumer)
+            return .refuse(.noRoute, recordAs: (consumer, meteredPath))
         }
         return .forward(Forward(
-            consumer: consumer, route: route, endpoint: endpoint, method: method, path: path, remainder: remainder,
-            query: query, credentialInAuthorization: inAuthorization))
+            consumer: consumer, route: route, endpoint: endpoint, method: method, path: path, meteredPath: meteredPath,
+            remainder: remainder, query: query, credentialInAuthorization: inAuthorization))
+    }
+
+    /// What is refused whatever the route: `TRACE` (NIO would send its body unframed, and it
+    /// echoes headers back), `CONNECT`, upgrades (WebSocket; the decoder stops after them) and
+    /// transfer codings other than `chunked` alone.
+    static func unacceptable(_ head: HTTPRequestHead) -> ProxyRefusal? {
+        switch head.method {
+        case .TRACE, .CONNECT: return .methodNotAllowed
+        default: break
+        }
+        // h2c (curl --http2) is declined by answering in HTTP/1.1, as RFC 9110 allows; others
+        // (WebSocket) cannot be served and are refused.
+        if isUpgrade(head), head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() != "h2c" }) {
+            return .upgradeNotSupported
+        }
+        for coding in head.headers[canonicalForm: "transfer-encoding"] where coding.lowercased() != "chunked" {
+            return .badRequest("Bad request: only the chunked transfer coding is accepted")
+        }
+        return nil
+    }
+
+    /// Whether the head asks for a protocol upgrade (`Connection: upgrade` and `Upgrade`).
+    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "upgrade")
+            && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
 
     /// The first segment of the raw target, with unreserved escapes decoded; nil when it is a
@@ -77,7 +111,8 @@ enum Decision {
     }
 
     /// The credential: `apikey` header, `Authorization: Bearer`, or `apikey` query parameter.
-    /// Returns the query without `apikey` parameters, which are never forwarded.
+    /// Returns the query without `apikey` parameters, which are never forwarded, and without
+    /// `_method` (a method override).
     private static func credential(head: HTTPRequestHead, query: String?) -> (Substring?, Bool, String?) {
         var token: Substring?
         var inAuthorization = false
@@ -92,6 +127,8 @@ enum Decision {
         var kept: [Substring] = []
         for item in query.split(separator: "&", omittingEmptySubsequences: false) {
             let name = item.prefix { $0 != "=" }
+            // `_method` overrides the method in Express and Laravel, like the override headers.
+            if name == "_method" { continue }
             if name == "apikey" {
                 if token == nil {
                     let value = item.dropFirst(name.count + 1)

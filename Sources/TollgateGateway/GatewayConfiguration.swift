@@ -1,4 +1,5 @@
 import NIOCore
+import TollgateCore
 
 /// Settings of the proxy port.
 public struct GatewayConfiguration: Sendable {
@@ -12,6 +13,32 @@ public struct GatewayConfiguration: Sendable {
     public var readTimeout: TimeAmount = .seconds(60)
     /// Idle upstream connections kept per upstream and event loop.
     public var maxIdleConnectionsPerUpstream: Int = 128
+    /// Time and count limits of client connections, and whom to trust for forwarding headers.
+    public var edge = EdgePolicy()
+
+    public init() {}
+}
+
+/// The limits every client connection lives within, and the proxies whose forwarding headers
+/// are believed (docs/security.md). Each is a `tollgate serve` flag.
+public struct EdgePolicy: Sendable {
+    /// How long a client may take to send a whole request head, from its first byte.
+    public var requestHeadTimeout: TimeAmount = .seconds(30)
+    /// How long a keep-alive connection may stay silent between requests.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// How long a request body may pause between two of its parts.
+    public var bodyTimeout: TimeAmount = .seconds(30)
+    /// The largest request head (request line and headers) accepted, in bytes; larger: 431.
+    public var maxRequestHeadBytes: Int = 32 * 1024
+    /// Client connections open at once; more are closed as soon as they are accepted.
+    public var maxClientConnections: Int = 4096
+    /// Connections open at once to one product's upstream; a call that would need another is
+    /// answered 503 (not billed, no quota used).
+    public var maxUpstreamConnectionsPerProduct: Int = 1024
+    /// How long a graceful shutdown waits for calls in flight before it cuts them.
+    public var drainTimeout: TimeAmount = .seconds(30)
+    /// Peers (load balancers) whose `X-Forwarded-For` is extended instead of replaced.
+    public var trustedProxies: [AddressRange] = []
 
     public init() {}
 }

@@ -19,6 +19,7 @@ final class ProxiedCall {
     let route: ProductRoute
     let endpoint: Endpoint?
     let method: String
+    /// The path as metered (see `Forward.meteredPath`).
     let path: String
     /// Sent upstream as `X-Request-ID`: the client's own, or the event id.
     let requestID: String
@@ -47,9 +48,13 @@ final class ProxiedCall {
     var bodyless = false
     /// The rate-limit headers of the call's prepaid quotas, added to its answer.
     var quotaHeaders: [(name: String, value: String)] = []
+    /// The quota counters the call was counted in, given back when Tollgate answers it itself.
+    var counted: QuotaLedger.Counted?
     var requestBytes = 0
     var responseBytes = 0
     var timeout: Scheduled<Void>?
+    /// Runs while the request body is read: a body that pauses too long ends the call.
+    var bodyTimeout: Scheduled<Void>?
 
     init(
         consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
@@ -69,6 +74,10 @@ final class ProxiedCall {
     }
 
     var billable: Bool { endpoint != nil }
+
+    /// Methods that may be sent a second time when a pooled connection turns out closed
+    /// (RFC 9110 §9.2.2); any other is sent once at most.
+    static let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
 }
 
 /// The proxy port's decision and forwarding handler: route, authenticate and forward each
@@ -89,6 +98,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private let shared: ProxyContext
     private let pool: UpstreamPool
     private var context: ChannelHandlerContext?
+    /// The connection's head limits, told when a request starts and when its answer ends.
+    private var connectionGuard: ConnectionGuard?
     private var state = State.idle
     private var clientAddress = ""
     private var closeAfterResponse = false
@@ -103,6 +114,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
+        connectionGuard = try? context.pipeline.syncOperations.handler(type: ConnectionGuard.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -119,14 +131,17 @@ final class ProxyHandler: ChannelDuplexHandler {
             guard case .forwarding(let call) = state else { return }
             call.requestBytes += buffer.readableBytes
             sendUpstream(.body(.byteBuffer(buffer)), call: call)
+            armBodyTimeout(call)
         case .end:
             switch state {
             case .idle:
                 break
             case .discarding:
                 state = .idle
+                if !closeAfterResponse { connectionGuard?.requestFinished() }
             case .forwarding(let call):
                 call.requestDone = true
+                call.bodyTimeout?.cancel()
                 sendUpstream(.end(nil), call: call)
                 call.upstream?.flush()
                 if call.upstream != nil && call.responseStatus == nil { armTimeout(call) }
@@ -147,13 +162,17 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Stops reading the client while the call waits (for a connection, a quota lease or the
+    /// upstream's back-pressure); the body timeout does not run meanwhile.
     private func pauseClientReads() {
         readsPaused = true
+        if case .forwarding(let call) = state { call.bodyTimeout?.cancel() }
     }
 
     private func resumeClientReads() {
         guard readsPaused else { return }
         readsPaused = false
+        if case .forwarding(let call) = state { armBodyTimeout(call) }
         if pendingRead, let context {
             pendingRead = false
             context.read()
@@ -170,6 +189,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if case .forwarding(let call) = state {
             call.timeout?.cancel()
+            call.bodyTimeout?.cancel()
             call.upstream?.close()
             call.upstream = nil
         }
@@ -184,68 +204,87 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: Deciding
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        closeAfterResponse = !head.isKeepAlive
-        let decision = Decision.make(head: head, directory: shared.directory)
-        switch decision {
+        connectionGuard?.requestStarted()
+        // After an upgrade request the decoder reads no further: its answer is the last.
+        closeAfterResponse = !head.isKeepAlive || head.method == .CONNECT || Decision.isUpgrade(head)
+        switch Decision.make(head: head, directory: shared.directory) {
         case .refuse(let refusal, let recordAs):
-            recordRefusal(refusal, head: head, call: recordAs)
+            // A body that would follow is not read: the connection ends with the answer.
+            if Self.hasBody(head) { closeAfterResponse = true }
+            if let recordAs {
+                recordRefusal(refusal, method: head.method.rawValue, path: recordAs.path, consumer: recordAs.consumer)
+            }
             state = .discarding
             answer(refusal, version: head.version, context: context)
         case .forward(let forward):
-            let call = ProxiedCall(
-                consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
-                path: forward.path, requestID: head.headers.first(name: "X-Request-ID"),
-                upstreamKey: UpstreamKey(host: forward.route.product.upstream.host, port: forward.route.product.upstream.port),
-                clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
-            // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
-            var leaseWait: EventLoopFuture<Void>?
-            if let plan = shared.directory.plan(forward.consumer.plan) {
-                let now = Date()
-                switch shared.quotas.admit(
-                    consumer: forward.consumer, plan: plan, endpoint: forward.endpoint?.identifier, at: now,
-                    eventLoop: context.eventLoop)
-                {
-                case .notCovered:
-                    break
-                case .refused(let retryAfter, let states):
-                    let refusal = ProxyRefusal.rateLimited(retryAfter: retryAfter)
-                    recordRefusal(refusal, call: call)
-                    state = .discarding
-                    answer(refusal, version: head.version, context: context, extra: QuotaHeaders.fields(states, at: now))
-                    return
-                case .admitted(let states, let wait, let exhausted):
-                    call.quotaHeaders = QuotaHeaders.fields(states, at: now)
-                    leaseWait = wait
-                    if !exhausted.isEmpty, let target = forward.route.product.webhook {
-                        shared.recorder.enqueueWebhooks(exhausted.map {
-                            QuotaExhaustion.webhook($0, consumer: forward.consumer, target: target, at: now)
-                        })
-                    }
+            forwardCall(forward, head: head, context: context)
+        }
+    }
+
+    /// Whether a request head announces a body.
+    static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "Transfer-Encoding") || head.headers.first(name: "Content-Length").map { $0 != "0" } ?? false
+    }
+
+    private func forwardCall(_ forward: Forward, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let product = forward.route.product
+        let call = ProxiedCall(
+            consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
+            path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
+            upstreamKey: UpstreamKey(product: product.id, host: product.upstream.host, port: product.upstream.port),
+            clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
+        // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
+        var leaseWait: EventLoopFuture<Void>?
+        if let plan = shared.directory.plan(forward.consumer.plan) {
+            let now = Date()
+            switch shared.quotas.admit(
+                consumer: forward.consumer, plan: plan, endpoint: forward.endpoint?.identifier, at: now,
+                eventLoop: context.eventLoop)
+            {
+            case .notCovered:
+                break
+            case .refused(let retryAfter, let states):
+                let refusal = ProxyRefusal.rateLimited(retryAfter: retryAfter)
+                recordRefusal(refusal, call: call)
+                if Self.hasBody(head) { closeAfterResponse = true }
+                state = .discarding
+                answer(refusal, version: head.version, context: context, extra: QuotaHeaders.fields(states, at: now))
+                return
+            case .admitted(let states, let wait, let exhausted, let counted):
+                call.quotaHeaders = QuotaHeaders.fields(states, at: now)
+                call.counted = counted
+                leaseWait = wait
+                if !exhausted.isEmpty, let target = product.webhook {
+                    shared.recorder.enqueueWebhooks(exhausted.map {
+                        QuotaExhaustion.webhook($0, consumer: forward.consumer, target: target, at: now)
+                    })
                 }
             }
-            state = .forwarding(call)
-            if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
-            call.bodyless = head.headers.first(name: "Content-Length").map { $0 == "0" } ?? true
-                && head.headers.first(name: "Transfer-Encoding") == nil
-            call.waitingParts.append(.head(UpstreamRequest.head(
-                for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress)))
-            if let leaseWait {
-                // The quota lease covering this call is being written: wait for it before forwarding.
-                pauseClientReads()
-                leaseWait.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
-                    guard case .forwarding(let current) = state, current === call, let context = self.context else { return }
-                    switch result {
-                    case .success: dispatch(call, context: context)
-                    case .failure:
-                        resumeClientReads()
-                        failCall(call, with: .usageNotRecorded)
-                    }
+        }
+        state = .forwarding(call)
+        if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        call.bodyless = head.headers.first(name: "Content-Length").map { $0 == "0" } ?? true
+            && !head.headers.contains(name: "Transfer-Encoding")
+        call.waitingParts.append(.head(UpstreamRequest.head(
+            for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
+            edge: shared.configuration.edge)))
+        armBodyTimeout(call)
+        if let leaseWait {
+            // The quota lease covering this call is being written: wait for it before forwarding.
+            pauseClientReads()
+            leaseWait.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard case .forwarding(let current) = state, current === call, let context = self.context else { return }
+                switch result {
+                case .success: dispatch(call, context: context)
+                case .failure:
+                    resumeClientReads()
+                    failCall(call, with: .usageNotRecorded)
                 }
-            } else {
-                dispatch(call, context: context)
             }
+        } else {
+            dispatch(call, context: context)
         }
     }
 
@@ -255,9 +294,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             openConnection(for: call, context: context)
             return
         }
-        // A pooled connection may have been closed by the upstream a moment ago; a call
-        // without a body can then be sent again on a new connection.
-        if call.bodyless, case .head(let head)? = call.waitingParts.first { call.retryHead = head }
+        // A pooled connection may have been closed by the upstream a moment ago; an idempotent
+        // call without a body can then be sent again on a new connection. Any other is sent once.
+        if call.bodyless, ProxiedCall.idempotentMethods.contains(call.method), case .head(let head)? = call.waitingParts.first {
+            call.retryHead = head
+        }
         attach(connection, to: call)
     }
 
@@ -273,10 +314,10 @@ final class ProxyHandler: ChannelDuplexHandler {
                     return
                 }
                 attach(connection, to: call)
-            case .failure:
+            case .failure(let error):
                 guard case .forwarding(let current) = state, current === call else { return }
                 resumeClientReads()
-                failCall(call, with: .badGateway)
+                failCall(call, with: error is UpstreamConnectionLimitReached ? .upstreamBusy : .badGateway)
             }
         }
     }
@@ -304,6 +345,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         if !upstream.isWritable { pauseClientReads() }
     }
 
+    /// (Re)starts the body timeout of a call whose request is still being read.
+    private func armBodyTimeout(_ call: ProxiedCall) {
+        call.bodyTimeout?.cancel()
+        guard !call.requestDone, !readsPaused, let context else { return }
+        call.bodyTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.edge.bodyTimeout) { [self] in
+            guard case .forwarding(let current) = state, current === call, !call.requestDone else { return }
+            // The rest of the request will not come: whatever happens, the connection ends.
+            closeAfterResponse = true
+            failCall(call, with: .requestTimeout)
+        }
+    }
+
     private func armTimeout(_ call: ProxiedCall) {
         call.timeout?.cancel()
         guard let context else { return }
@@ -313,20 +366,27 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Ends a call that went wrong upstream: answers 502/504 when nothing was sent yet,
-    /// otherwise cuts the client connection (a half-sent answer cannot be repaired).
+    /// Ends a call that went wrong: answers 502/503/504/408 when nothing was sent yet,
+    /// otherwise cuts the client connection (a half-sent answer cannot be repaired). A call the
+    /// upstream never answered gives its quota back: Tollgate's own failures cost nothing.
     private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal) {
         call.timeout?.cancel()
+        call.bodyTimeout?.cancel()
         call.upstream?.close()
         call.upstream = nil
+        if call.responseStatus == nil, let counted = call.counted {
+            call.counted = nil
+            shared.quotas.giveBack(counted)
+        }
         guard let context else { return }
         if call.responseHeadSent || call.awaitingDurability {
             context.close(promise: nil)
             return
         }
         recordRefusal(refusal, call: call)
+        if !call.requestDone { closeAfterResponse = true }
         state = call.requestDone ? .idle : .discarding
-        answer(refusal, version: call.clientVersion, context: context, extra: call.quotaHeaders)
+        answer(refusal, version: call.clientVersion, context: context, extra: call.responseStatus == nil ? [] : call.quotaHeaders)
     }
 
     private func answer(
@@ -351,6 +411,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func finishResponse(context: ChannelHandlerContext) {
+        // Told before the end is written: a pipelined request may start within that write.
+        if !closeAfterResponse, case .idle = state { connectionGuard?.requestFinished() }
         if closeAfterResponse {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
@@ -362,11 +424,12 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Recording
 
-    private func recordRefusal(_ refusal: ProxyRefusal, head: HTTPRequestHead, call consumer: Consumer?) {
+    /// Records a refusal of a known consumer (for analytics, never billed).
+    private func recordRefusal(_ refusal: ProxyRefusal, method: String, path: String, consumer: Consumer) {
         let event = UsageEvent(
-            id: RandomID.timeOrdered("evt"), source: .gateway, occurredAt: Date(), timeFromSender: true, subscription: consumer?.subscription,
-            customer: consumer?.customer, product: consumer?.product, endpoint: nil, method: head.method.rawValue,
-            path: String(head.uri.prefix { $0 != "?" }), status: Int(refusal.status.code), latencyMicroseconds: 0,
+            id: RandomID.timeOrdered("evt"), source: .gateway, occurredAt: Date(), timeFromSender: true,
+            subscription: consumer.subscription, customer: consumer.customer, product: consumer.product, endpoint: nil,
+            method: method, path: path, status: Int(refusal.status.code), latencyMicroseconds: 0,
             requestBytes: nil, responseBytes: nil, billable: false)
         shared.recorder.record(event)
     }
@@ -392,7 +455,13 @@ extension ProxyHandler: UpstreamOwner {
         guard case .forwarding(let call) = state, let context else { return }
         switch part {
         case .head(let head):
-            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols { return }
+            if head.status == .switchingProtocols {
+                // Never asked for (upgrades are refused): the connection is no longer HTTP.
+                call.upstreamReusable = false
+                failCall(call, with: .badGateway)
+                return
+            }
+            if head.status.code >= 100 && head.status.code < 200 { return }
             call.responseStatus = Int(head.status.code)
             call.upstreamReusable = head.isKeepAlive
             if let length = head.headers.first(name: "Content-Length").flatMap(Int.init) {
@@ -476,6 +545,7 @@ extension ProxyHandler: UpstreamOwner {
                 upstream.close()
             }
         }
+        if !call.requestDone { closeAfterResponse = true }
         state = call.requestDone ? .idle : .discarding
         resumeClientReads()
         finishResponse(context: context)

@@ -12,6 +12,16 @@ enum ProxyRefusal: Sendable {
     case badGateway
     case gatewayTimeout
     case usageNotRecorded
+    /// `TRACE` and `CONNECT`.
+    case methodNotAllowed
+    /// A WebSocket or other protocol upgrade.
+    case upgradeNotSupported
+    /// The request body paused longer than the body timeout.
+    case requestTimeout
+    /// The product has as many upstream connections open as it may.
+    case upstreamBusy
+    /// The usage queue is full: a billable call cannot be recorded now.
+    case overloaded
     /// A prepaid quota is used up: retry after this many seconds.
     case rateLimited(retryAfter: Int)
 
@@ -23,7 +33,10 @@ enum ProxyRefusal: Sendable {
         case .badRequest: .badRequest
         case .badGateway: .badGateway
         case .gatewayTimeout: .gatewayTimeout
-        case .usageNotRecorded: .serviceUnavailable
+        case .usageNotRecorded, .upstreamBusy, .overloaded: .serviceUnavailable
+        case .methodNotAllowed: .methodNotAllowed
+        case .upgradeNotSupported: .badRequest
+        case .requestTimeout: .requestTimeout
         case .rateLimited: .tooManyRequests
         }
     }
@@ -38,6 +51,11 @@ enum ProxyRefusal: Sendable {
         case .badGateway: "An invalid response was received from the upstream server"
         case .gatewayTimeout: "The upstream server is timing out"
         case .usageNotRecorded: "The call could not be recorded; try again"
+        case .methodNotAllowed: "Method not allowed"
+        case .upgradeNotSupported: "Protocol upgrades (such as WebSocket) are not supported"
+        case .requestTimeout: "Request body timed out"
+        case .upstreamBusy: "The upstream server is busy; try again"
+        case .overloaded: "The gateway is overloaded; try again"
         case .rateLimited: "API rate limit exceeded"
         }
     }
@@ -46,6 +64,7 @@ enum ProxyRefusal: Sendable {
         switch self {
         case .noCredential: [("WWW-Authenticate", "Key")]
         case .rateLimited(let retryAfter): [("Retry-After", String(retryAfter))]
+        case .upstreamBusy, .overloaded, .usageNotRecorded: [("Retry-After", "1")]
         default: []
         }
     }

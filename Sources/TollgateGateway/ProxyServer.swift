@@ -6,9 +6,13 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// The proxy port as a service: SwiftNIO's HTTP/1.1 server codec and a `ProxyHandler` per
-/// connection, one upstream pool per event loop. On graceful shutdown it stops accepting,
-/// lets in-flight calls finish, and returns.
+/// The proxy port has as many client connections as it may.
+struct ClientConnectionLimitReached: Error {}
+
+/// The proxy port as a service: a `ConnectionGuard`, SwiftNIO's HTTP/1.1 server codec and a
+/// `ProxyHandler` per connection, one upstream pool per event loop. On graceful shutdown it
+/// stops accepting, lets in-flight calls finish for up to the drain timeout, cuts the rest,
+/// and returns.
 public final class ProxyServer: Service, Sendable {
     private let shared: ProxyContext
     private let group: any EventLoopGroup
@@ -28,14 +32,19 @@ public final class ProxyServer: Service, Sendable {
 
     public func run() async throws {
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
+        let upstreamConnections = UpstreamConnectionCount(limit: shared.configuration.edge.maxUpstreamConnectionsPerProduct)
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: loop, configuration: self.shared.configuration), eventLoop: loop)
+                NIOLoopBound(
+                    UpstreamPool(eventLoop: loop, configuration: self.shared.configuration, connections: upstreamConnections),
+                    eventLoop: loop)
             }.get()
         }
         let upstreamPools = pools
         let quiesce = ServerQuiescingHelper(group: group)
         let shared = self.shared
+        let edge = shared.configuration.edge
+        let clients = ClientConnections(limit: edge.maxClientConnections)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -51,6 +60,9 @@ public final class ProxyServer: Service, Sendable {
                     guard let pool = upstreamPools[ObjectIdentifier(channel.eventLoop)]?.value else {
                         throw ChannelError.inappropriateOperationForState
                     }
+                    // Over the limit, the connection is closed as soon as it is accepted.
+                    guard clients.admit(channel) else { throw ClientConnectionLimitReached() }
+                    try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared, pool: pool))
                 }
@@ -67,10 +79,16 @@ public final class ProxyServer: Service, Sendable {
             shared.logger.info("proxy draining in-flight calls")
             quiesce.initiateShutdown(promise: nil)
         }
-        // Wait until every connection has finished its call, then drop idle upstream connections.
+        // Wait until every connection has finished its call (or the drain timeout cuts the
+        // stragglers), then drop idle upstream connections.
         let drained = group.next().makePromise(of: Void.self)
         quiesce.initiateShutdown(promise: drained)
+        let deadline = drained.futureResult.eventLoop.scheduleTask(in: edge.drainTimeout) {
+            shared.logger.warning("drain timeout reached; closing the connections left", metadata: ["connections": "\(clients.count)"])
+            clients.closeAll()
+        }
         try? await drained.futureResult.get()
+        deadline.cancel()
         for (_, pool) in upstreamPools {
             try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
         }

@@ -38,8 +38,14 @@ public final class QuotaLedger: Sendable {
         /// Over a limit: refused, counted nowhere.
         case refused(retryAfter: Int, [LimitState])
         /// Counted; forward once `wait` (a lease being written) succeeds, if there is one.
-        /// `exhausted` are the limits this very call used up.
-        case admitted([LimitState], wait: EventLoopFuture<Void>?, exhausted: [AppliedLimit])
+        /// `exhausted` are the limits this very call used up; `counted` gives the call back.
+        case admitted([LimitState], wait: EventLoopFuture<Void>?, exhausted: [AppliedLimit], counted: Counted)
+    }
+
+    /// Where one admitted call was counted, so that it can be given back.
+    public struct Counted: Sendable {
+        let book: BookKey
+        let limits: [AppliedLimit]
     }
 
     private let state = NIOLockedValueBox(State())
@@ -101,15 +107,42 @@ public final class QuotaLedger: Sendable {
                 default: EventLoopFuture.andAllSucceed(waits, on: eventLoop)
                 }
                 let exhausted = states.filter { $0.used == $0.limit.quota }.map(\.limit)
-                return .admitted(states, wait: wait, exhausted: exhausted)
+                return .admitted(states, wait: wait, exhausted: exhausted, counted: Counted(book: book, limits: limits))
             }
         }
         if let promise {
             let written = leasesToWrite
-            promise.futureResult.whenSuccess { [self] in self.leasesWritten(written, book: book) }
+            let future = promise.futureResult
+            future.whenComplete { [self] result in
+                switch result {
+                case .success: leasesWritten(written, book: book)
+                case .failure: leasesFailed(written, book: book, pending: future)
+                }
+            }
             recorder.raiseLeases(written, durable: promise)
         }
         return admission
+    }
+
+    /// Gives back a call that `admit` counted and that Tollgate then answered itself (502,
+    /// 503, 504): Tollgate's own failures use no quota.
+    public func giveBack(_ counted: Counted) {
+        state.withLockedValue { state in state.books[counted.book]?.giveBack(counted.limits) }
+    }
+
+    /// A lease write failed: the calls waiting for it fail (they were told through the
+    /// future), and the next call asks for the lease again instead of waiting on the failure.
+    private func leasesFailed(_ leases: [QuotaLease], book: BookKey, pending: EventLoopFuture<Void>) {
+        state.withLockedValue { state in
+            for lease in leases {
+                let key = LeaseKey(book: book, counter: QuotaBook.Key(
+                    endpoint: lease.endpoint, window: lease.window, windowStart: lease.windowStart))
+                guard var current = state.leases[key], current.pending === pending else { continue }
+                current.requested = current.durable
+                current.pending = nil
+                state.leases[key] = current
+            }
+        }
     }
 
     private func leasesWritten(_ leases: [QuotaLease], book: BookKey) {

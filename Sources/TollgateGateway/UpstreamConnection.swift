@@ -1,12 +1,48 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Where a product's calls go: one pool entry per host and port.
+/// Where a product's calls go: one pool entry per product, host and port, so that each
+/// product's connections are counted against its own limit.
 struct UpstreamKey: Hashable {
+    var product: String
     var host: String
     var port: Int
 }
+
+/// The number of open upstream connections of every product, across event loops.
+final class UpstreamConnectionCount: Sendable {
+    private let counts = NIOLockedValueBox<[String: Int]>([:])
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Counts a connection about to be opened; false when the product is at its limit.
+    func reserve(_ product: String) -> Bool {
+        counts.withLockedValue { counts in
+            let open = counts[product, default: 0]
+            guard open < limit else { return false }
+            counts[product] = open + 1
+            return true
+        }
+    }
+
+    /// A connection closed, or was never opened.
+    func release(_ product: String) {
+        counts.withLockedValue { counts in
+            let open = counts[product, default: 1] - 1
+            counts[product] = open > 0 ? open : nil
+        }
+    }
+
+    func count(_ product: String) -> Int { counts.withLockedValue { $0[product, default: 0] } }
+}
+
+/// The product is at its limit of upstream connections.
+struct UpstreamConnectionLimitReached: Error {}
 
 /// The receiving end of one upstream connection's parts.
 protocol UpstreamOwner: AnyObject {
@@ -107,11 +143,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
 final class UpstreamPool {
     private let eventLoop: any EventLoop
     private let configuration: GatewayConfiguration
+    private let connections: UpstreamConnectionCount
     private var idle: [UpstreamKey: [UpstreamHandler]] = [:]
 
-    init(eventLoop: any EventLoop, configuration: GatewayConfiguration) {
+    init(eventLoop: any EventLoop, configuration: GatewayConfiguration, connections: UpstreamConnectionCount) {
         self.eventLoop = eventLoop
         self.configuration = configuration
+        self.connections = connections
     }
 
     /// An idle connection to `key`, if one is still open.
@@ -123,9 +161,14 @@ final class UpstreamPool {
     }
 
     /// Opens a new connection to `key` on this pool's event loop; its pipeline ends in an
-    /// `UpstreamHandler`.
+    /// `UpstreamHandler`. Fails with `UpstreamConnectionLimitReached` when the product has as
+    /// many connections open as it may.
     func connect(_ key: UpstreamKey) -> EventLoopFuture<any Channel> {
-        ClientBootstrap(group: eventLoop)
+        guard connections.reserve(key.product) else {
+            return eventLoop.makeFailedFuture(UpstreamConnectionLimitReached())
+        }
+        let connections = self.connections
+        let connected = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -135,6 +178,13 @@ final class UpstreamPool {
                 }
             }
             .connect(host: key.host, port: key.port)
+        connected.whenComplete { result in
+            switch result {
+            case .success(let channel): channel.closeFuture.whenComplete { _ in connections.release(key.product) }
+            case .failure: connections.release(key.product)
+            }
+        }
+        return connected
     }
 
     /// Returns a connection after a complete exchange; closes it when the pool is full.

@@ -107,6 +107,8 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("invoice-drafts"), help: "Leave new invoices as drafts (finalize them through the admin API).")
     var invoiceDrafts = false
 
+    @OptionGroup(title: "Client connections (docs/security.md)") var edge: EdgeOptions
+
     func run() async throws {
         var options = ServeOptions()
         options.dataDirectory = storage.dataDir
@@ -120,6 +122,7 @@ struct Serve: AsyncParsableCommand {
         options.adminPort = adminPort
         guard let role = Role(rawValue: role) else { throw ValidationError("--role must be all, gateway or control") }
         options.role = role
+        options.edge = try edge.policy()
         let environment = ProcessInfo.processInfo.environment
         options.database = try storage.databaseURL()
         options.adminKey = environment["TOLLGATE_ADMIN_KEY"]

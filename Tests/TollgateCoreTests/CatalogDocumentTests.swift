@@ -149,8 +149,8 @@ struct CatalogDocumentTests {
     func withoutEndpoints() {
         let document = Self.products[0].document(secrets: false, endpoints: false)
         #expect(document["endpoints"] == nil)
-        #expect(document.entries?.map(\.key) == ["id", "name", "upstream", "upstream_header", "webhook", "unlisted_endpoints"])
-        #expect(Self.products[1].document(secrets: true).entries?.map(\.key) == ["id", "name", "upstream", "unlisted_endpoints", "endpoints"])
+        #expect(document.entries?.map(\.key) == ["id", "name", "upstream", "upstream_header", "webhook", "unlisted_endpoints", "case_sensitive_paths"])
+        #expect(Self.products[1].document(secrets: true).entries?.map(\.key) == ["id", "name", "upstream", "unlisted_endpoints", "case_sensitive_paths", "endpoints"])
     }
 
     @Test("a document without secrets does not read back silently")

@@ -52,7 +52,7 @@ struct PathTemplateTests {
     ])
     func matches(template: String, path: String, expected: Bool) throws {
         let parsed = try #require(PathTemplate(template))
-        #expect(parsed.matches(path[...]) == expected)
+        #expect(parsed.matches(path[...], caseSensitive: true) == expected)
     }
 
     @Test("valid templates keep their text", arguments: [

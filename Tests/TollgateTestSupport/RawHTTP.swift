@@ -32,7 +32,7 @@ public enum RawHTTP {
         return String(buffer: received.withLockedValue { $0 })
     }
 
-    private final class Collector: ChannelInboundHandler {
+    final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let received: NIOLockedValueBox<ByteBuffer>
 
@@ -45,4 +45,71 @@ public enum RawHTTP {
             _ = received.withLockedValue { $0.writeBuffer(&buffer) }
         }
     }
+}
+
+/// One raw TCP connection to a server: bytes written exactly as given, everything received
+/// kept, and whether the server closed it.
+public final class RawConnection: Sendable {
+    private let channel: any Channel
+    private let received: NIOLockedValueBox<ByteBuffer>
+
+    private init(channel: any Channel, received: NIOLockedValueBox<ByteBuffer>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    public static func open(port: Int) async throws -> RawConnection {
+        let received = NIOLockedValueBox(ByteBuffer())
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RawHTTP.Collector(received: received))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawConnection(channel: channel, received: received)
+    }
+
+    public func send(_ bytes: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: bytes))
+    }
+
+    /// Everything received so far, as text.
+    public var text: String { String(buffer: received.withLockedValue { $0 }) }
+
+    /// The status codes of the responses received so far, in order.
+    public var statuses: [Int] {
+        text.components(separatedBy: "HTTP/1.1 ").dropFirst().compactMap { Int($0.prefix(3)) }
+    }
+
+    public var isClosed: Bool { !channel.isActive }
+
+    /// Waits until the server has closed the connection; false if it is still open after
+    /// `limit` (a bound on a hung test, not a measurement).
+    public func waitForClose(limit: Duration = .seconds(20)) async -> Bool {
+        await waitUntil(limit: limit) { !self.channel.isActive }
+    }
+
+    /// Waits until `count` responses have arrived; false if fewer came within `limit`.
+    public func waitForResponses(_ count: Int, limit: Duration = .seconds(20)) async -> Bool {
+        await waitUntil(limit: limit) {
+            let text = self.text
+            return self.statuses.count >= count && (text.hasSuffix("}") || text.hasSuffix("\r\n\r\n")) || !self.channel.isActive
+        } && statuses.count >= count
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Polls `condition` until it holds; false if it still does not after `limit`. The limit only
+/// stops a hung test: what is asserted is the condition, never how long it took.
+public func waitUntil(limit: Duration = .seconds(20), _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
 }
