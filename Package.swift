@@ -172,6 +172,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "SQLKit", package: "sql-kit"),
             ],
             // The Python scripts there are run by the tests, from the source tree.
             exclude: ["Resources"],

@@ -5,7 +5,8 @@ import Testing
 import TollgateApp
 import TollgateCore
 import TollgateGateway
-import TollgateStore
+import SQLKit
+@testable import TollgateStore
 import TollgateTestSupport
 
 /// The attacks of docs/security.md, sent as raw bytes to a real Tollgate in front of an
@@ -423,6 +424,26 @@ struct EdgeTests {
             let rows = try #require(try JSONSerialization.jsonObject(with: Data(quota.body.utf8)) as? [[String: Any]])
             #expect(rows.first?["used"] as? Int == 0)
             #expect(rows.first?["remaining"] as? Int == 2)
+        }
+    }
+
+    @Test func aFailedLeaseWriteFailsOnlyItsCallsAndTheNextCallAsksAgain() async throws {
+        try await withTollgate { server in
+            let (_, token) = try await server.subscribe(plan: "shop-200")
+            @Sendable func renameLeases(_ from: String, _ to: String) async throws {
+                try await TollgateStore.withStore(url: server.database, logger: TestLogger.make()) { store in
+                    try await store.backend.withSQL { try await $0.raw("ALTER TABLE \(ident: from) RENAME TO \(ident: to)").run() }
+                }
+            }
+            // The first call of the month needs a lease: with its table gone, the write fails.
+            try await renameLeases("quota_leases", "quota_leases_away")
+            let failed = try await server.proxy("/shop/hello", headers: [("apikey", token)])
+            #expect(failed.status == 503)
+            try await renameLeases("quota_leases_away", "quota_leases")
+            let next = try await server.proxy("/shop/hello", headers: [("apikey", token)])
+            #expect(next.status == 200)
+            // The failed call used no quota.
+            #expect(next.header("X-RateLimit-Remaining-Month") == "199")
         }
     }
 }
