@@ -378,6 +378,10 @@ final class ProxyHandler: ChannelDuplexHandler {
             call.counted = nil
             shared.quotas.giveBack(counted)
         }
+        shared.logger.info("call failed", metadata: [
+            "request_id": "\(call.requestID)", "product": "\(call.consumer.product)", "status": "\(refusal.status.code)",
+            "answered": "\(call.responseHeadSent || call.awaitingDurability)",
+        ])
         guard let context else { return }
         if call.responseHeadSent || call.awaitingDurability {
             context.close(promise: nil)
