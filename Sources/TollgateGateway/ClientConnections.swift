@@ -5,6 +5,10 @@ import NIOCore
 /// long a keep-alive connection may stay silent, how long a request head may take from its
 /// first byte, and how large it may grow. Between a head and the end of its answer the
 /// `ProxyHandler` owns the connection's timing (body inactivity, upstream timeouts).
+///
+/// One timer at a time: a phase change only moves the deadline, and the timer, when it fires
+/// early, waits on for the deadline now in force. A request on a busy keep-alive connection
+/// costs no timer operation.
 final class ConnectionGuard: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -14,13 +18,17 @@ final class ConnectionGuard: ChannelInboundHandler {
         case idle
         /// Part of a head has come; it must be whole before the head timeout.
         case head(bytes: Int)
-        /// A request is being answered.
+        /// A request is being answered: no deadline here.
         case request
     }
 
     private let policy: EdgePolicy
     private var phase = Phase.idle
+    /// When the current phase ends the connection; nil while a request is being answered.
+    private var deadline: NIODeadline?
     private var timer: Scheduled<Void>?
+    /// When the scheduled timer fires.
+    private var timerDeadline = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
     init(policy: EdgePolicy) {
@@ -29,11 +37,11 @@ final class ConnectionGuard: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { arm(policy.idleTimeout, answer: nil) }
+        if context.channel.isActive { enter(.idle, for: policy.idleTimeout) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        arm(policy.idleTimeout, answer: nil)
+        enter(.idle, for: policy.idleTimeout)
         context.fireChannelActive()
     }
 
@@ -44,19 +52,16 @@ final class ConnectionGuard: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let count = unwrapInboundIn(data).readableBytes
         switch phase {
-        case .idle:
-            phase = .head(bytes: count)
-            arm(policy.requestHeadTimeout, answer: Self.headTimedOut)
-        case .head(let bytes):
-            phase = .head(bytes: bytes + count)
-        case .request:
-            break
+        case .idle: enter(.head(bytes: count), for: policy.requestHeadTimeout)
+        case .head(let bytes): phase = .head(bytes: bytes + count)
+        case .request: break
         }
         context.fireChannelRead(data)
         // The decoder has read what it could: a head still incomplete past the limit is refused.
@@ -68,22 +73,44 @@ final class ConnectionGuard: ChannelInboundHandler {
     /// A whole head arrived: the request's own limits apply until its answer ends.
     func requestStarted() {
         phase = .request
-        timer?.cancel()
-        timer = nil
+        deadline = nil
     }
 
     /// The answer ended and the connection stays open: the idle limit applies again.
     func requestFinished() {
-        phase = .idle
-        arm(policy.idleTimeout, answer: nil)
+        enter(.idle, for: policy.idleTimeout)
     }
 
-    private func arm(_ delay: TimeAmount, answer: String?) {
-        timer?.cancel()
+    private func enter(_ next: Phase, for limit: TimeAmount) {
+        phase = next
+        let newDeadline = NIODeadline.now() + limit
+        deadline = newDeadline
+        // A later deadline waits for the timer already set; an earlier one needs its own.
+        if timer == nil || newDeadline < timerDeadline {
+            timer?.cancel()
+            schedule(at: newDeadline)
+        }
+    }
+
+    private func schedule(at time: NIODeadline) {
         guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
-            guard let context = self.context else { return }
-            if let answer { refuse(answer, context: context) } else { context.close(promise: nil) }
+        timerDeadline = time
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) { [self] in
+            timer = nil
+            deadlineReached()
+        }
+    }
+
+    private func deadlineReached() {
+        guard let context, let deadline else { return }
+        if deadline > .now() {
+            schedule(at: deadline)
+            return
+        }
+        switch phase {
+        case .idle: context.close(promise: nil)
+        case .head: refuse(Self.headTimedOut, context: context)
+        case .request: break
         }
     }
 
@@ -91,7 +118,9 @@ final class ConnectionGuard: ChannelInboundHandler {
     /// requests) and closes the connection.
     private func refuse(_ answer: String, context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         phase = .request
+        deadline = nil
         context.writeAndFlush(wrapInboundOut(ByteBuffer(string: answer))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }

@@ -85,8 +85,10 @@ enum Decision {
         if isUpgrade(head), head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() != "h2c" }) {
             return .upgradeNotSupported
         }
-        for coding in head.headers[canonicalForm: "transfer-encoding"] where coding.lowercased() != "chunked" {
-            return .badRequest("Bad request: only the chunked transfer coding is accepted")
+        if head.headers.contains(name: "transfer-encoding") {
+            for coding in head.headers[canonicalForm: "transfer-encoding"] where coding.lowercased() != "chunked" {
+                return .badRequest("Bad request: only the chunked transfer coding is accepted")
+            }
         }
         return nil
     }

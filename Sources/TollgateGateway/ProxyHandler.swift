@@ -55,6 +55,8 @@ final class ProxiedCall {
     var timeout: Scheduled<Void>?
     /// Runs while the request body is read: a body that pauses too long ends the call.
     var bodyTimeout: Scheduled<Void>?
+    /// When the body timeout ends the call, moved on by every body part.
+    var bodyDeadline = NIODeadline.distantFuture
 
     init(
         consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
@@ -141,7 +143,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 if !closeAfterResponse { connectionGuard?.requestFinished() }
             case .forwarding(let call):
                 call.requestDone = true
-                call.bodyTimeout?.cancel()
+                stopBodyTimeout(call)
                 sendUpstream(.end(nil), call: call)
                 call.upstream?.flush()
                 if call.upstream != nil && call.responseStatus == nil { armTimeout(call) }
@@ -166,7 +168,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// upstream's back-pressure); the body timeout does not run meanwhile.
     private func pauseClientReads() {
         readsPaused = true
-        if case .forwarding(let call) = state { call.bodyTimeout?.cancel() }
+        if case .forwarding(let call) = state { stopBodyTimeout(call) }
     }
 
     private func resumeClientReads() {
@@ -189,7 +191,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if case .forwarding(let call) = state {
             call.timeout?.cancel()
-            call.bodyTimeout?.cancel()
+            stopBodyTimeout(call)
             call.upstream?.close()
             call.upstream = nil
         }
@@ -270,7 +272,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         call.waitingParts.append(.head(UpstreamRequest.head(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
             edge: shared.configuration.edge)))
-        armBodyTimeout(call)
+        if Self.hasBody(head) { armBodyTimeout(call) }
         if let leaseWait {
             // The quota lease covering this call is being written: wait for it before forwarding.
             pauseClientReads()
@@ -345,16 +347,33 @@ final class ProxyHandler: ChannelDuplexHandler {
         if !upstream.isWritable { pauseClientReads() }
     }
 
-    /// (Re)starts the body timeout of a call whose request is still being read.
+    /// Moves the body deadline of a call whose request is still being read, and schedules its
+    /// timer if none runs (a timer that fires early waits on for the deadline then in force,
+    /// so a streamed body costs no timer operation per part).
     private func armBodyTimeout(_ call: ProxiedCall) {
-        call.bodyTimeout?.cancel()
-        guard !call.requestDone, !readsPaused, let context else { return }
-        call.bodyTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.edge.bodyTimeout) { [self] in
-            guard case .forwarding(let current) = state, current === call, !call.requestDone else { return }
+        guard !call.requestDone, !readsPaused else { return }
+        call.bodyDeadline = .now() + shared.configuration.edge.bodyTimeout
+        if call.bodyTimeout == nil { scheduleBodyTimeout(call) }
+    }
+
+    private func scheduleBodyTimeout(_ call: ProxiedCall) {
+        guard let context else { return }
+        call.bodyTimeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.bodyDeadline) { [self] in
+            call.bodyTimeout = nil
+            guard case .forwarding(let current) = state, current === call, !call.requestDone, !readsPaused else { return }
+            if call.bodyDeadline > .now() {
+                scheduleBodyTimeout(call)
+                return
+            }
             // The rest of the request will not come: whatever happens, the connection ends.
             closeAfterResponse = true
             failCall(call, with: .requestTimeout)
         }
+    }
+
+    private func stopBodyTimeout(_ call: ProxiedCall) {
+        call.bodyTimeout?.cancel()
+        call.bodyTimeout = nil
     }
 
     private func armTimeout(_ call: ProxiedCall) {
@@ -371,7 +390,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// upstream never answered gives its quota back: Tollgate's own failures cost nothing.
     private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal) {
         call.timeout?.cancel()
-        call.bodyTimeout?.cancel()
+        stopBodyTimeout(call)
         call.upstream?.close()
         call.upstream = nil
         if call.responseStatus == nil, let counted = call.counted {
