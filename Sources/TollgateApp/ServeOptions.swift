@@ -39,6 +39,12 @@ public struct ServeOptions: Sendable {
     public var webhookSchedule = WebhookRetrySchedule()
     /// When periods are closed (grace for late events) and whether invoices start as drafts.
     public var billing = BillingService.Configuration()
+    /// The most usage events waiting to be written; past it the proxy refuses billable calls (503).
+    public var usageQueueCapacity = 100_000
+    /// How long analytics (non-billable) events are kept; `days == nil` keeps them forever.
+    public var analyticsRetention = AnalyticsRetention.Configuration()
+    /// The address the admin port listens on; nil: `host`.
+    public var adminHost: String?
 
     public init() {}
 
@@ -66,6 +72,7 @@ enum Keys {
     }
 
     static func resolve(admin: String?, collector: String?, dataDirectory: String) throws -> Resolved {
+        try PrivateFiles.createDirectory(dataDirectory)  // 0700 when new
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         var generated: [(name: String, value: String)] = []
         func key(_ given: String?, file: String, name: String, prefix: String) throws -> String {

@@ -23,16 +23,20 @@ public enum TollgateServer {
         setUp: @escaping @Sendable (ControlPlane) async throws -> Void = { _ in },
         onReady: @escaping @Sendable (ServerReady, ServiceGroupHandle) -> Void
     ) async throws {
+        TollgateMetrics.bootstrap()
         let keys = try Keys.resolve(admin: options.adminKey, collector: options.collectorKey, dataDirectory: options.dataDirectory)
         for (name, value) in keys.generated {
             logger.notice("generated \(name) (stored in \(options.dataDirectory); shown this once)", metadata: ["key": "\(value)"])
+        }
+        if PrivateFiles.isOpenToOthers(options.dataDirectory) {
+            logger.warning("the data dir lets other users in; chmod 700 it", metadata: ["path": "\(options.dataDirectory)"])
         }
         let database = options.resolvedDatabase
         logger.info("opening database", metadata: ["database": "\(database)"])
         try await TollgateStore.withStore(url: database, logger: logger) { store in
             try await store.migrate()
             let directory = GatewayDirectory()
-            let recorder = UsageRecorder(store: store, logger: logger)
+            let recorder = UsageRecorder(store: store, logger: logger, capacity: options.usageQueueCapacity)
             let quotas = QuotaLedger(recorder: recorder)
             let control = ControlPlane(
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
@@ -66,8 +70,9 @@ public enum TollgateServer {
                 webhooks.schedule = options.webhookSchedule
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
+                services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
                 services.append(AdminServer.application(
-                    configuration: .init(host: options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
+                    configuration: .init(host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
                     control: control, logger: logger, onListening: { readiness.adminListening($0) }))
             }
             let group = ServiceGroup(configuration: .init(

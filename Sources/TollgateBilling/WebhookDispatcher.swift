@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
@@ -10,7 +11,9 @@ import TollgateStore
 /// Delivers the webhook outbox (DESIGN §3.6): signed POSTs, a 2xx is success, anything else is
 /// tried again on the retry schedule, `Retry-After` honoured, redirects not followed, each event
 /// with the same id on every attempt, in order per subscription. Everything it knows is in the
-/// database, so deliveries survive restarts; delivery is at least once.
+/// database, so deliveries survive restarts; delivery is at least once. Each attempt counts in
+/// `tollgate_webhook_deliveries_total{outcome}`: `delivered`, `retried` (failed, tried again
+/// later) or `failed` (given up).
 public final class WebhookDispatcher: Service, Sendable {
     /// Settings of the dispatcher.
     public struct Configuration: Sendable {
@@ -81,6 +84,12 @@ public final class WebhookDispatcher: Service, Sendable {
         } else {
             outcome = .gaveUp(status: nil, error: "the product has no webhook any more")
         }
+        let label = switch outcome {
+        case .delivered: "delivered"
+        case .retry: "retried"
+        case .gaveUp: "failed"
+        }
+        Counter(label: "tollgate_webhook_deliveries_total", dimensions: [("outcome", label)]).increment()
         do {
             try await store.recordAttempt(delivery.id, at: now, outcome)
         } catch {

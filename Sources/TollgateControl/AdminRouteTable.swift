@@ -9,6 +9,8 @@ struct AdminRoute: Sendable {
     var summary: String
     /// The success status and the schema of its body (a name in the OpenAPI components).
     var success: (status: Int, schema: String?)
+    /// The media type of a success body that is text rather than JSON (`/metrics`).
+    var successText: String?
     var requestSchema: String?
     var query: [QueryParameter] = []
     /// Whether the admin key is needed.

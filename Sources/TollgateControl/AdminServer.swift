@@ -32,7 +32,8 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The admin port: Hummingbird serving the admin API, the collector, `/openapi.json` and `/healthz`.
+/// The admin port: Hummingbird serving the admin API, the collector, `/openapi.json`, `/metrics`
+/// (admin key) and `/healthz`.
 public enum AdminServer {
     /// Settings of the admin port.
     public struct Configuration: Sendable {
@@ -57,6 +58,10 @@ public enum AdminServer {
         table.add(AdminRoute(
             method: .get, path: "/openapi.json", summary: "This description", success: (200, nil), authenticated: false
         ) { _, _ in JSONResponse.make(openAPI) })
+        table.add(AdminRoute(
+            method: .get, path: "/metrics", summary: "Prometheus metrics (text exposition format)", success: (200, nil),
+            successText: "text/plain; version=0.0.4"
+        ) { _, _ in TollgateMetrics.response() })
         table.add(AdminRoute(
             method: .get, path: "/healthz", summary: "Ready when 200", success: (200, "Health"), authenticated: false
         ) { _, _ in JSONResponse.make(.object([("status", .text("ok"))])) })

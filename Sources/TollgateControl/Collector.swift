@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import TollgateCore
 import TollgateStore
 
@@ -71,12 +72,21 @@ struct Collector: Sendable {
         let stored = try await store.insertEvents(events)
         outcome.accepted = events.count
         outcome.duplicates = events.count - stored.inserted.count
+        Self.count(accepted: stored.inserted.count, duplicates: outcome.duplicates, refused: outcome.refused.count)
         if !stored.late.isEmpty {
             for (index, event) in zip(indexes, events) {
                 if let invoice = stored.late[event.key] { outcome.late.append((index, invoice)) }
             }
         }
         return outcome
+    }
+
+    /// `tollgate_collector_events_total{result}`: events newly stored (`accepted`), already
+    /// stored (`duplicate`) and refused (unreadable, unattributable or too large).
+    private static func count(accepted: Int, duplicates: Int, refused: Int) {
+        for (result, count) in [("accepted", accepted), ("duplicate", duplicates), ("refused", refused)] where count > 0 {
+            Counter(label: "tollgate_collector_events_total", dimensions: [("result", result)]).increment(by: Int64(count))
+        }
     }
 }
 

@@ -31,6 +31,8 @@ enum OpenAPIDocument {
             var success: [(String, DocumentNode)] = [("description", .text("success"))]
             if let schema = route.success.schema {
                 success.append(("content", .object([("application/json", .object([("schema", reference(schema))]))])))
+            } else if let mediaType = route.successText {
+                success.append(("content", .object([(mediaType, .object([("schema", .object([("type", .text("string"))]))]))])))
             }
             responses.append((String(route.success.status), .object(success)))
             let errors: [(Int, String)] = route.authenticated

@@ -215,6 +215,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             if Self.hasBody(head) { closeAfterResponse = true }
             if let recordAs {
                 recordRefusal(refusal, method: head.method.rawValue, path: recordAs.path, consumer: recordAs.consumer)
+            } else {
+                shared.recorder.countRefusal(status: Int(refusal.status.code))
             }
             state = .discarding
             answer(refusal, version: head.version, context: context)
@@ -229,6 +231,14 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func forwardCall(_ forward: Forward, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // A billable call whose usage could not be queued is refused before it reaches anything.
+        if forward.endpoint != nil, !shared.recorder.acceptsBillable {
+            if Self.hasBody(head) { closeAfterResponse = true }
+            shared.recorder.countRefusal(status: Int(ProxyRefusal.overloaded.status.code))
+            state = .discarding
+            answer(.overloaded, version: head.version, context: context)
+            return
+        }
         let product = forward.route.product
         let call = ProxiedCall(
             consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,

@@ -1,13 +1,42 @@
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 import TollgateCore
 import TollgateStore
+
+/// Why the recorder refused to queue a billable event.
+public struct UsageQueueError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public enum Code: Sendable {
+        /// `capacity` events are already waiting to be written (the database is slower than the traffic).
+        case full
+        /// The recorder has stopped; nothing more is written.
+        case stopped
+    }
+
+    public var code: Code
+    public var capacity: Int
+
+    public var description: String {
+        switch code {
+        case .full: "usage queue full: \(capacity) events are waiting to be written; billable calls are refused until it drains"
+        case .stopped: "usage recorder stopped: the event was not written"
+        }
+    }
+}
 
 /// Writes usage events to the store in batches (group commit). A caller that needs durability
 /// passes a promise, completed once its event's batch has committed; the hot path never waits
 /// for a database round trip of its own, only for the next shared commit.
+///
+/// The queue holds at most `capacity` events (queued or being written). When it is full a
+/// billable event with a promise is refused (the promise fails at once) and an analytics event
+/// is dropped and counted (`tollgate_usage_dropped_total`); `acceptsBillable` tells the proxy
+/// beforehand. Metrics are computed here, in the write loop, per batch: the proxy's event
+/// loops only append to the queue.
 public final class UsageRecorder: Service, Sendable {
     private struct Pending {
         var events: [UsageEvent] = []
@@ -15,35 +44,98 @@ public final class UsageRecorder: Service, Sendable {
         var settlements: [QuotaLease] = []
         var webhooks: [WebhookDelivery] = []
         var promises: [EventLoopPromise<Void>] = []
-        var writerWaiting: CheckedContinuation<Void, Never>?
+        /// Events taken by the write loop and not yet written.
+        var inFlight = 0
+        /// Analytics events dropped since the write loop last looked.
+        var dropped = 0
+        /// Refusals counted since the write loop last looked, by status.
+        var refusals: [Int: Int] = [:]
         var stopping = false
+        /// The write loop has returned: nothing queued from now on would be written.
+        var stopped = false
+
+        var depth: Int { events.count + inFlight }
     }
 
     private let store: TollgateStore
     private let logger: Logger
     private let state = NIOLockedValueBox(Pending())
+    /// `Pending.depth`, readable without the lock.
+    private let depth = Atomic<Int>(0)
+    /// Rung after every change to `state`; holding at most one ring, it cannot lose a wake-up:
+    /// a ring that comes while the loop is writing is still there when the loop next waits.
+    private let doorbell: AsyncStream<Void>
+    private let ring: AsyncStream<Void>.Continuation
     private let maxBatch: Int
+    /// The most events that may wait to be written.
+    public let capacity: Int
 
-    public init(store: TollgateStore, logger: Logger, maxBatch: Int = 4096) {
+    public init(store: TollgateStore, logger: Logger, maxBatch: Int = 4096, capacity: Int = 100_000) {
+        precondition(capacity > 0, "the usage queue needs room for at least one event")
         self.store = store
         self.logger = logger
         self.maxBatch = maxBatch
+        self.capacity = capacity
+        (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// False while `capacity` events wait to be written: the proxy then refuses billable calls
+    /// (503) instead of forwarding calls it could not bill.
+    public var acceptsBillable: Bool {
+        depth.load(ordering: .relaxed) < capacity
+    }
+
+    /// Events queued or being written.
+    public var queueDepth: Int {
+        depth.load(ordering: .relaxed)
+    }
+
+    private enum Admission {
+        case queued, refused(UsageQueueError), dropped
     }
 
     /// Queues an event. With a promise, the promise succeeds when the event is durable, or fails
-    /// if it could not be written.
+    /// if it could not be written, or at once (`UsageQueueError`) when the queue is full or the
+    /// recorder has stopped. Without a promise, a non-billable event finding the queue full is
+    /// dropped and counted; a billable one is still queued (the proxy asks `acceptsBillable` and
+    /// passes a promise with every billable event, so that never grows the queue far).
     public func record(_ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil) {
-        enqueue { pending in
+        let capacity = self.capacity
+        let admission: Admission = state.withLockedValue { pending in
+            if pending.stopped { return .refused(UsageQueueError(code: .stopped, capacity: capacity)) }
+            if pending.depth >= capacity {
+                if promise != nil { return .refused(UsageQueueError(code: .full, capacity: capacity)) }
+                if !event.billable {
+                    pending.dropped += 1
+                    return .dropped
+                }
+            }
             pending.events.append(event)
             if let promise { pending.promises.append(promise) }
+            depth.store(pending.depth, ordering: .relaxed)
+            return .queued
         }
+        switch admission {
+        case .queued, .dropped: ring.yield()
+        case .refused(let error): promise?.fail(error)
+        }
+    }
+
+    /// Counts a call the proxy refused without storing an event for it (no authenticated
+    /// consumer): `tollgate_proxy_refusals_total{status}`, added by the write loop.
+    public func countRefusal(status: Int) {
+        state.withLockedValue { $0.refusals[status, default: 0] += 1 }
+        ring.yield()
     }
 
     /// Queues quota leases to raise; `promise` succeeds once they are durable.
     public func raiseLeases(_ leases: [QuotaLease], durable promise: EventLoopPromise<Void>) {
-        enqueue { pending in
+        guard enqueue({ pending in
             pending.leases += leases
             pending.promises.append(promise)
+        }) else {
+            promise.fail(UsageQueueError(code: .stopped, capacity: capacity))
+            return
         }
     }
 
@@ -57,14 +149,16 @@ public final class UsageRecorder: Service, Sendable {
         enqueue { $0.settlements += leases }
     }
 
-    private func enqueue(_ change: (inout Pending) -> Void) {
-        let waiting: CheckedContinuation<Void, Never>? = state.withLockedValue { pending in
+    /// Applies `change` and rings; false (nothing changed) once the write loop has returned.
+    @discardableResult
+    private func enqueue(_ change: (inout Pending) -> Void) -> Bool {
+        let accepted = state.withLockedValue { pending in
+            guard !pending.stopped else { return false }
             change(&pending)
-            let writer = pending.writerWaiting
-            pending.writerWaiting = nil
-            return writer
+            return true
         }
-        waiting?.resume()
+        if accepted { ring.yield() }
+        return accepted
     }
 
     /// Writes until shutdown, then drains what is queued and returns.
@@ -72,41 +166,55 @@ public final class UsageRecorder: Service, Sendable {
         await withGracefulShutdownHandler {
             await writeLoop()
         } onGracefulShutdown: {
-            let waiting = self.state.withLockedValue { pending in
-                pending.stopping = true
-                let writer = pending.writerWaiting
-                pending.writerWaiting = nil
-                return writer
-            }
-            waiting?.resume()
+            self.state.withLockedValue { $0.stopping = true }
+            self.ring.yield()
         }
     }
 
     private func writeLoop() async {
+        var rings = doorbell.makeAsyncIterator()
         while true {
-            let (work, stop) = state.withLockedValue { pending in
-                let taken = (Batch(events: pending.events, leases: pending.leases, settlements: pending.settlements,
-                                   webhooks: pending.webhooks, promises: pending.promises), pending.stopping)
+            let (work, counts, stop, depthNow) = state.withLockedValue { pending in
+                let taken = Batch(events: pending.events, leases: pending.leases, settlements: pending.settlements,
+                                  webhooks: pending.webhooks, promises: pending.promises)
+                let counts = (dropped: pending.dropped, refusals: pending.refusals)
                 pending.events = []
                 pending.webhooks = []
                 pending.leases = []
                 pending.settlements = []
                 pending.promises = []
-                return taken
+                pending.dropped = 0
+                pending.refusals = [:]
+                pending.inFlight = taken.events.count
+                if taken.isEmpty && pending.stopping {
+                    // Nothing queued after this would be written: later callers are told so.
+                    pending.stopped = true
+                }
+                depth.store(pending.depth, ordering: .relaxed)
+                return (taken, counts, pending.stopping, pending.depth)
             }
+            Gauge(label: MetricName.queueDepth).record(depthNow)
+            Self.count(dropped: counts.dropped, refusals: counts.refusals)
             if work.isEmpty {
                 if stop { return }
-                await withCheckedContinuation { continuation in
-                    let resumeNow = state.withLockedValue { pending in
-                        if !pending.events.isEmpty || pending.stopping { return true }
-                        pending.writerWaiting = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
+                // Everything queued before the last ring was taken above; a ring since then is kept.
+                if await rings.next() == nil {
+                    // Cancelled (no graceful shutdown): write what is queued, then stop.
+                    state.withLockedValue { $0.stopping = true }
                 }
                 continue
             }
-            await write(work)
+            let written = await write(work)
+            // The queue has room again before any caller learns its event was written.
+            state.withLockedValue { pending in
+                pending.inFlight = 0
+                depth.store(pending.depth, ordering: .relaxed)
+            }
+            switch written {
+            case .success: for promise in work.promises { promise.succeed() }
+            case .failure(let error): for promise in work.promises { promise.fail(error) }
+            }
+            Self.measure(work.events)
         }
     }
 
@@ -123,35 +231,92 @@ public final class UsageRecorder: Service, Sendable {
         }
     }
 
-    private func write(_ batch: Batch) async {
+    /// Writes a batch, trying three times.
+    private func write(_ batch: Batch) async -> Result<Void, any Error> {
         let events = batch.events
-        let promises = batch.promises
         var attempt = 0
         while true {
             do {
                 let started = ContinuousClock.now
-                defer {
-                    logger.trace("usage batch written", metadata: [
-                        "events": "\(events.count)", "duration": "\(ContinuousClock.now - started)",
-                    ])
-                }
                 try await store.raiseQuotaLeases(batch.leases)
                 try await store.settleQuotaLeases(batch.settlements)
                 try await store.enqueueWebhooks(batch.webhooks)
                 for start in stride(from: 0, to: events.count, by: maxBatch) {
                     try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]))
                 }
-                for promise in promises { promise.succeed() }
-                return
+                let duration = ContinuousClock.now - started
+                Timer(label: MetricName.commitSeconds).recordNanoseconds(duration.nanoseconds)
+                logger.trace("usage batch written", metadata: ["events": "\(events.count)", "duration": "\(duration)"])
+                return .success(())
             } catch {
                 attempt += 1
                 logger.error("usage events could not be written", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                if attempt >= 3 {
-                    for promise in promises { promise.fail(error) }
-                    return
-                }
+                if attempt >= 3 { return .failure(error) }
                 try? await Task.sleep(for: .milliseconds(100 * attempt))
             }
         }
+    }
+
+    // MARK: Metrics
+
+    /// The names of the metrics the recorder keeps (docs/operations.md describes them).
+    enum MetricName {
+        static let calls = "tollgate_proxy_calls_total"
+        static let upstreamLatency = "tollgate_upstream_latency_seconds"
+        static let queueDepth = "tollgate_usage_queue_depth"
+        static let commitSeconds = "tollgate_usage_commit_seconds"
+        static let dropped = "tollgate_usage_dropped_total"
+        static let refusals = "tollgate_proxy_refusals_total"
+    }
+
+    /// Statuses Tollgate answers itself before forwarding a call (no credential, payment
+    /// required, another product, quota used up): those calls never reached an upstream, so
+    /// their time is no upstream latency.
+    static let refusalsBeforeUpstream: Set<Int> = [401, 402, 403, 429]
+
+    private struct CallLabels: Hashable {
+        var product: String
+        var endpoint: String
+        var status: Int
+    }
+
+    /// Adds a batch's gateway calls to `tollgate_proxy_calls_total` and their latencies to
+    /// `tollgate_upstream_latency_seconds`. Labels are the product and endpoint identifiers and
+    /// the status: never a consumer, a token or a path.
+    private static func measure(_ events: [UsageEvent]) {
+        var calls: [CallLabels: Int64] = [:]
+        var latencies: [String: [Int64]] = [:]
+        for event in events where event.source == .gateway {
+            let product = event.product ?? "none"
+            let status = event.status ?? 0
+            calls[CallLabels(product: product, endpoint: event.endpoint ?? "unlisted", status: status), default: 0] += 1
+            if event.product != nil, let latency = event.latencyMicroseconds, !refusalsBeforeUpstream.contains(status) {
+                latencies[product, default: []].append(Int64(latency) * 1000)
+            }
+        }
+        for (labels, count) in calls {
+            Counter(label: MetricName.calls, dimensions: [
+                ("product", labels.product), ("endpoint", labels.endpoint), ("status", String(labels.status)),
+            ]).increment(by: count)
+        }
+        for (product, values) in latencies {
+            let timer = Timer(label: MetricName.upstreamLatency, dimensions: [("product", product)])
+            for nanoseconds in values { timer.recordNanoseconds(nanoseconds) }
+        }
+    }
+
+    private static func count(dropped: Int, refusals: [Int: Int]) {
+        if dropped > 0 { Counter(label: MetricName.dropped).increment(by: Int64(dropped)) }
+        for (status, count) in refusals {
+            Counter(label: MetricName.refusals, dimensions: [("status", String(status))]).increment(by: Int64(count))
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

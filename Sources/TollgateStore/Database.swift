@@ -2,56 +2,135 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresKit
 import SQLKit
 import SQLiteKit
 import Synchronization
 
+/// How Tollgate talks to PostgreSQL over TLS: the URL's `sslmode`, with libpq's names.
+public enum PostgresTLSMode: Sendable, Equatable {
+    /// Plain TCP (the default when the URL names no `sslmode`).
+    case disable
+    /// TLS when the server offers it, plain otherwise; the certificate is not checked.
+    case prefer
+    /// TLS or no connection; the certificate is not checked (it protects against eavesdroppers,
+    /// not against someone in the middle).
+    case require
+    /// TLS with the server's certificate checked against `rootCertificate` (a PEM file, the
+    /// URL's `sslrootcert`) or, without one, the system's trust roots, and its name or IP
+    /// address against the URL's host.
+    case verifyFull(rootCertificate: String?)
+
+    /// The `sslmode` value.
+    public var name: String {
+        switch self {
+        case .disable: "disable"
+        case .prefer: "prefer"
+        case .require: "require"
+        case .verifyFull: "verify-full"
+        }
+    }
+}
+
+/// Why a database URL was not understood. Its text never repeats the password.
+public struct DatabaseURLError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var description: String
+}
+
 /// Where Tollgate keeps its state: `sqlite:PATH` or `postgres://user:pass@host:port/db`.
 public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     case sqlite(path: String)
-    /// `?search_path=NAME` puts Tollgate's tables in schema NAME (created at start).
-    case postgres(host: String, port: Int, username: String, password: String?, database: String, schema: String? = nil)
+    /// `?search_path=NAME` puts Tollgate's tables in schema NAME (created at start);
+    /// `sslmode=disable|prefer|require|verify-full` and `sslrootcert=PATH` choose TLS.
+    case postgres(
+        host: String, port: Int, username: String, password: String?, database: String, schema: String? = nil,
+        tls: PostgresTLSMode = .disable)
 
-    /// Parses a database URL; nil when it is neither form.
+    /// Parses a database URL; nil when it is neither form (`parse` says why).
     public init?(_ text: String) {
+        guard case .success(let url) = Self.parse(text) else { return nil }
+        self = url
+    }
+
+    /// Parses a database URL, or says what is wrong with it (without the password).
+    public static func parse(_ text: String) -> Result<DatabaseURL, DatabaseURLError> {
         if text.hasPrefix("sqlite:") {
             var path = String(text.dropFirst("sqlite:".count))
             if path.hasPrefix("//") { path.removeFirst(2) }
-            guard !path.isEmpty else { return nil }
-            self = .sqlite(path: path)
-            return
+            guard !path.isEmpty else { return .failure(DatabaseURLError(description: "sqlite: needs a path (sqlite:PATH)")) }
+            return .success(.sqlite(path: path))
         }
+        let form = "the database must be sqlite:PATH or postgres://user:pass@host:port/db"
         guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme),
               let host = components.host, !host.isEmpty, let user = components.user else {
-            return nil
+            return .failure(DatabaseURLError(description: form))
         }
         let database = String(components.path.drop(while: { $0 == "/" }))
-        let schema = components.queryItems?.first { $0.name == "search_path" }?.value
-        if let schema, !schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) { return nil }
-        self = .postgres(
-            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
+        func query(_ name: String) -> String? { components.queryItems?.first { $0.name == name }?.value }
+        let schema = query("search_path")
+        if let schema, !schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            return .failure(DatabaseURLError(description: "search_path may hold only letters, digits and _"))
+        }
+        let rootCertificate = query("sslrootcert")
+        let tls: PostgresTLSMode
+        switch query("sslmode") {
+        case nil, "disable": tls = .disable
+        case "prefer": tls = .prefer
+        case "require": tls = .require
+        case "verify-full": tls = .verifyFull(rootCertificate: rootCertificate)
+        case .some(let mode):
+            let shown = mode.count <= 20 && mode.allSatisfy({ $0.isLetter || $0 == "-" }) ? " (got \(mode))" : ""
+            return .failure(DatabaseURLError(description: "sslmode must be disable, prefer, require or verify-full\(shown)"))
+        }
+        if rootCertificate != nil, tls.name != "verify-full" {
+            return .failure(DatabaseURLError(description: "sslrootcert is used only with sslmode=verify-full"))
+        }
+        let port = components.port ?? 5432
+        guard (1...65535).contains(port) else {
+            return .failure(DatabaseURLError(description: form))
+        }
+        return .success(.postgres(
+            host: host, port: port, username: user.removingPercentEncoding ?? user,
             password: components.password?.removingPercentEncoding, database: database.isEmpty ? user : database,
-            schema: schema)
+            schema: schema, tls: tls))
     }
 
     /// The URL with everything needed to connect, password included (never log it).
     public var connectionString: String {
         switch self {
         case .sqlite(let path): return "sqlite:\(path)"
-        case .postgres(let host, let port, let username, let password, let database, let schema):
-            let credentials = password.map { "\(username):\($0)" } ?? username
-            return "postgres://\(credentials)@\(host):\(port)/\(database)" + (schema.map { "?search_path=\($0)" } ?? "")
+        case .postgres(let host, let port, let username, let password, let database, let schema, let tls):
+            let credentials = password.map { "\(Self.encoded(username)):\(Self.encoded($0))" } ?? Self.encoded(username)
+            return "postgres://\(credentials)@\(Self.hostPart(host)):\(port)/\(database)" + Self.query(schema: schema, tls: tls)
         }
     }
 
-    /// The URL without its password, for logs.
+    /// The URL without its password, for logs and errors.
     public var description: String {
         switch self {
         case .sqlite(let path): "sqlite:\(path)"
-        case .postgres(let host, let port, let username, _, let database, let schema):
-            "postgres://\(username)@\(host):\(port)/\(database)" + (schema.map { "?search_path=\($0)" } ?? "")
+        case .postgres(let host, let port, let username, _, let database, let schema, let tls):
+            "postgres://\(Self.encoded(username))@\(Self.hostPart(host)):\(port)/\(database)" + Self.query(schema: schema, tls: tls)
         }
+    }
+
+    private static func query(schema: String?, tls: PostgresTLSMode) -> String {
+        var items: [String] = []
+        if let schema { items.append("search_path=\(schema)") }
+        if tls != .disable { items.append("sslmode=\(tls.name)") }
+        if case .verifyFull(let root?) = tls { items.append("sslrootcert=\(encoded(root))") }
+        return items.isEmpty ? "" : "?" + items.joined(separator: "&")
+    }
+
+    private static func hostPart(_ host: String) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+    }
+
+    private static func encoded(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~/")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }
 
@@ -119,8 +198,7 @@ final class SQLiteBackend: SQLBackend {
     }
 
     static func open(path: String, logger: Logger) async throws -> SQLiteBackend {
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try PrivateFiles.prepareDatabase(at: path)
         let writerThread = SQLiteThread(), readerThread = SQLiteThread()
         var opened: [SQLiteConnection] = []
         do {
@@ -395,9 +473,22 @@ extension TollgateStore {
                 try? await backend.close()
                 throw error
             }
-        case .postgres(let host, let port, let username, let password, let database, let schema):
+        case .postgres(let host, let port, let username, let password, let database, let schema, let tlsMode):
+            let tls = try PostgresTLS(tlsMode, url: url)
+            // One connection first: a wrong password or certificate fails here, at once and
+            // with its reason, rather than after the pool's retries.
+            do {
+                let probe = try await PostgresConnection.connect(
+                    configuration: PostgresConnection.Configuration(
+                        host: host, port: port, username: username, password: password, database: database,
+                        tls: tls.connection),
+                    id: 0, logger: logger)
+                try? await probe.close()
+            } catch {
+                throw DatabaseConnectionError(url: url, error: error, password: password)
+            }
             var configuration = PostgresClient.Configuration(
-                host: host, port: port, username: username, password: password, database: database, tls: .disable)
+                host: host, port: port, username: username, password: password, database: database, tls: tls.client)
             configuration.options.maximumConnections = 16
             if let schema { configuration.options.additionalStartupParameters = [("search_path", schema)] }
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
@@ -410,6 +501,119 @@ extension TollgateStore {
                 }
                 return try await body(TollgateStore(backend: backend, logger: logger))
             }
+        }
+    }
+}
+
+/// The TLS settings of both PostgresNIO APIs (the pool's and a single connection's) for a mode.
+struct PostgresTLS {
+    var client: PostgresClient.Configuration.TLS
+    var connection: PostgresConnection.Configuration.TLS
+
+    init(_ mode: PostgresTLSMode, url: DatabaseURL) throws {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch mode {
+        case .disable:
+            client = .disable
+            connection = .disable
+            return
+        case .prefer, .require:
+            configuration.certificateVerification = .none
+        case .verifyFull(let rootCertificate):
+            configuration.certificateVerification = .fullVerification
+            if let rootCertificate {
+                do {
+                    configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate))
+                } catch {
+                    throw DatabaseConnectionError(url: url, reason: "sslrootcert \(rootCertificate) is not a readable PEM certificate file")
+                }
+            }
+        }
+        let context = try NIOSSLContext(configuration: configuration)
+        if mode == .prefer {
+            client = .prefer(configuration)
+            connection = .prefer(context)
+        } else {
+            client = .require(configuration)
+            connection = .require(context)
+        }
+    }
+}
+
+/// The database could not be reached or refused the connection: which database (without its
+/// password) and why.
+public struct DatabaseConnectionError: Error, CustomStringConvertible, Sendable {
+    /// The database, as `DatabaseURL.description` shows it.
+    public var database: String
+    public var reason: String
+
+    public var description: String { "cannot connect to \(database): \(reason)" }
+
+    init(url: DatabaseURL, reason: String) {
+        self.database = url.description
+        self.reason = reason
+    }
+
+    init(url: DatabaseURL, error: any Error, password: String?) {
+        var reason = Self.reason(error)
+        // The reasons come from the server and the TLS library, never from the URL; still, a
+        // password must not be shown, whatever its source.
+        if let password, !password.isEmpty { reason = reason.replacingOccurrences(of: password, with: "***") }
+        self.init(url: url, reason: reason)
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        switch error.code {
+        case .sslUnsupported:
+            return "the server does not accept TLS (sslmode requires it)"
+        case .server:
+            return "the server refused: " + (error.serverInfo?[.message] ?? "no reason given")
+        case .connectionError, .failedToAddSSLHandler:
+            guard let underlying = error.underlying else { return "the connection failed" }
+            if underlying is NIOSSLError || underlying is BoringSSLError {
+                return "TLS handshake failed (is the server's certificate trusted by sslrootcert, and its name the URL's host?): \(underlying)"
+            }
+            return "the connection failed: \(underlying)"
+        default:
+            return "\(error.code)"
+        }
+    }
+}
+
+/// Files only Tollgate's user may read: its folders `0700`, the SQLite database `0600`. SQLite
+/// gives the `-wal` and `-shm` files the database file's permissions, so the database is
+/// created before SQLite opens it; files left wider by an older version are narrowed.
+public enum PrivateFiles {
+    /// Creates `path` (and missing parents) as `0700`; an existing folder is left as it is.
+    public static func createDirectory(_ path: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    /// Whether an existing folder lets its group or others in.
+    public static func isOpenToOthers(_ path: String) -> Bool {
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int else { return false }
+        return mode & 0o077 != 0
+    }
+
+    /// Makes the database's folder and an empty database file `0600` when they are missing, and
+    /// narrows the database, its `-wal` and its `-shm` to `0600` when they are wider.
+    static func prepareDatabase(at path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try createDirectory(directory)
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path) {
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if descriptor >= 0 {
+                close(descriptor)
+            } else if errno != EEXIST {
+                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+            }
+        }
+        for file in [path, path + "-wal", path + "-shm"] {
+            guard let mode = (try? manager.attributesOfItem(atPath: file))?[.posixPermissions] as? Int, mode & 0o077 != 0 else { continue }
+            try manager.setAttributes([.posixPermissions: mode & 0o700], ofItemAtPath: file)
         }
     }
 }

@@ -107,6 +107,15 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("invoice-drafts"), help: "Leave new invoices as drafts (finalize them through the admin API).")
     var invoiceDrafts = false
 
+    @Option(name: .customLong("admin-host"), help: "Address the admin port listens on (default: --host).")
+    var adminHost: String?
+
+    @Option(name: .customLong("usage-queue-capacity"), help: "Usage events that may wait to be written; past it billable calls get 503.")
+    var usageQueueCapacity = 100_000
+
+    @Option(name: .customLong("analytics-retention"), help: "Days analytics (non-billable) events are kept; 0 keeps them forever.")
+    var analyticsRetention = 90
+
     @OptionGroup(title: "Client connections (docs/security.md)") var edge: EdgeOptions
 
     func run() async throws {
@@ -117,6 +126,11 @@ struct Serve: AsyncParsableCommand {
         options.billing.grace = .seconds(billingGrace)
         options.billing.interval = billingInterval == 0 ? nil : .seconds(billingInterval)
         options.billing.drafts = invoiceDrafts
+        guard usageQueueCapacity > 0 else { throw ValidationError("--usage-queue-capacity must be 1 or more events") }
+        guard analyticsRetention >= 0 else { throw ValidationError("--analytics-retention must be 0 (keep forever) or more days") }
+        options.usageQueueCapacity = usageQueueCapacity
+        options.analyticsRetention.days = analyticsRetention == 0 ? nil : analyticsRetention
+        options.adminHost = adminHost
         options.host = host
         options.proxyPort = proxyPort
         options.adminPort = adminPort
@@ -212,6 +226,7 @@ struct StorageOptions: ParsableArguments {
     /// The database named by `--database` or the environment; nil for the data dir's SQLite file.
     func databaseURL() throws -> DatabaseURL? {
         guard let text = database ?? ProcessInfo.processInfo.environment["TOLLGATE_DATABASE_URL"] else { return nil }
+        if case .failure(let problem) = DatabaseURL.parse(text) { throw ValidationError("--database: \(problem)") }
         guard let url = DatabaseURL(text) else {
             throw ValidationError("--database must be sqlite:PATH or postgres://user:pass@host:port/db")
         }

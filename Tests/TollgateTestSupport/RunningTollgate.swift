@@ -231,7 +231,7 @@ public func withTollgate(
             throw TestFailure("the server stopped before it was ready")
         }
         let running = RunningTollgate(
-            proxyURL: "http://127.0.0.1:\(ready.proxyPort ?? 0)", adminURL: "http://127.0.0.1:\(ready.adminPort ?? 0)",
+            proxyURL: "http://127.0.0.1:\(ready.proxyPort ?? 0)", adminURL: "http://\(urlHost(serveOptions.adminHost ?? serveOptions.host)):\(ready.adminPort ?? 0)",
             adminKey: ready.adminKey, collectorKey: ready.collectorKey, upstream: upstream,
             dataDirectory: serveOptions.dataDirectory, database: serveOptions.resolvedDatabase)
         do {
@@ -246,4 +246,9 @@ public func withTollgate(
         try await group.waitForAll()
     }
     await upstream.stop()
+}
+
+/// A listening address as a URL's host (IPv6 in brackets).
+func urlHost(_ address: String) -> String {
+    address.contains(":") ? "[\(address)]" : address
 }
