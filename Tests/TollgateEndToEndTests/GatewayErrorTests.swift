@@ -131,11 +131,9 @@ struct GatewayErrorTests {
             #expect(try await server.proxy("/strict/hello").status == 401)
             #expect(try await server.proxy("/nothing").status == 404)
             #expect(try await server.proxy("/strict/other", headers: [("apikey", token)]).status == 404)
-            var stored = 0
-            for _ in 0..<100 {
-                stored = try await TollgateStore.withStore(url: server.database, logger: TestLogger.make()) { try await $0.eventCount() }
-                if stored >= 3 { break }
-                try await Task.sleep(for: .milliseconds(20))
+            let stored = try await waitUntil("the three refused calls to be stored") {
+                let count = try await TollgateStore.withStore(url: server.database, logger: TestLogger.make()) { try await $0.eventCount() }
+                return count >= 3 ? count : nil
             }
             #expect(stored == 3)
             #expect(try await server.billedCalls(id).values.reduce(0, +) == 0)
