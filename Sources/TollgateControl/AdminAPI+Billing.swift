@@ -11,7 +11,7 @@ extension AdminAPI {
         table.add(AdminRoute(
             method: .post, path: "/v1/billing/close",
             summary: "Invoice every period that ended at or before `at` (default now); idempotent",
-            success: (200, "CloseResult"), requestSchema: "CloseRequest"
+            success: (200, "CloseResult"), requestSchema: "CloseRequest", requestBodyRequired: false
         ) { request, _ in
             let body = try await AdminAPI.body(request, required: false)
             let reader = DocumentReader()
@@ -34,9 +34,9 @@ extension AdminAPI {
             method: .get, path: "/v1/invoices", summary: "List invoices, oldest first", success: (200, "InvoicePage"),
             query: [.init(name: "subscription", description: "only this subscription's"),
                     .init(name: "customer", description: "only this customer's"),
-                    .init(name: "status", description: "draft, finalized, paid or void"),
-                    .init(name: "limit", description: "page size, 1 to 500", type: "integer"),
-                    .init(name: "cursor", description: "next_cursor of the previous page")]
+                    .oneOf("status", "only invoices in this status", ["draft", "finalized", "paid", "void"]),
+                    .limit,
+                    .cursor]
         ) { request, _ in
             let (cursor, limit) = try AdminAPI.pageParameters(request)
             let query = request.uri.queryParameters
@@ -84,8 +84,8 @@ extension AdminAPI {
             method: .get, path: "/v1/subscriptions/{id}/late-events",
             summary: "Events stored after their period was invoiced (kept and reported, never re-rated)",
             success: (200, "LateEventPage"),
-            query: [.init(name: "limit", description: "page size, 1 to 500", type: "integer"),
-                    .init(name: "cursor", description: "next_cursor of the previous page")]
+            query: [.limit,
+                    .cursor]
         ) { request, context in
             let id = try AdminAPI.parameter(context, "id")
             let (cursor, limit) = try AdminAPI.pageParameters(request)

@@ -38,7 +38,7 @@ extension AdminAPI {
         })
         table.add(AdminRoute(
             method: .patch, path: "/v1/products/{id}/endpoints/{identifier}",
-            summary: "Update an endpoint (its identifier never changes)", success: (200, "Endpoint"), requestSchema: "Endpoint"
+            summary: "Update an endpoint (its identifier never changes)", success: (200, "Endpoint"), requestSchema: "EndpointPatch"
         ) { request, context in
             var product = try await api.product(context).value
             let (index, existing) = try api.endpoint(product, context)

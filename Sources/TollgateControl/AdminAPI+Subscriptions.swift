@@ -33,8 +33,8 @@ extension AdminAPI {
         table.add(AdminRoute(
             method: .get, path: "/v1/subscriptions", summary: "List subscriptions", success: (200, "SubscriptionPage"),
             query: [.init(name: "customer", description: "only this customer's"),
-                    .init(name: "limit", description: "page size, 1 to 500", type: "integer"),
-                    .init(name: "cursor", description: "next_cursor of the previous page")]
+                    .limit,
+                    .cursor]
         ) { request, _ in
             let (cursor, limit) = try AdminAPI.pageParameters(request)
             let customer = request.uri.queryParameters["customer"].map(String.init)
@@ -91,9 +91,9 @@ extension AdminAPI {
             method: .get, path: "/v1/subscriptions/{id}/usage",
             summary: "Billable calls per endpoint and meter values over a range (default: the current period)",
             success: (200, "Usage"),
-            query: [.init(name: "from", description: "RFC 3339 start (inclusive)"),
-                    .init(name: "to", description: "RFC 3339 end (exclusive)"),
-                    .init(name: "granularity", description: "hour, day or month: adds a series")]
+            query: [.init(name: "from", description: "RFC 3339 start (inclusive)", schema: [("format", .text("date-time"))]),
+                    .init(name: "to", description: "RFC 3339 end (exclusive)", schema: [("format", .text("date-time"))]),
+                    .oneOf("granularity", "hour, day or month: adds a series", ["hour", "day", "month"])]
         ) { request, context in
             try await api.usage(request, id: try AdminAPI.parameter(context, "id"))
         })

@@ -11,9 +11,10 @@ extension AdminAPI {
             method: .get, path: "/v1/webhooks/deliveries",
             summary: "Webhook deliveries, newest first, with attempts, last status and error, next attempt",
             success: (200, "DeliveryPage"),
-            query: [.init(name: "status", description: "pending, delivered or failed"),
-                    .init(name: "limit", description: "page size, 1 to 500", type: "integer"),
-                    .init(name: "cursor", description: "next_cursor of the previous page")]
+            query: [.oneOf("status", "only deliveries in this status", ["pending", "delivered", "failed"]),
+                    .limit,
+                    .init(name: "cursor", description: "next_cursor of the previous page (a number)",
+                          schema: [("pattern", .text("^[0-9]{1,18}$"))])]
         ) { request, _ in
             let (cursor, limit) = try AdminAPI.pageParameters(request)
             var status: WebhookDelivery.Status?

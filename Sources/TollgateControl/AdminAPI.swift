@@ -125,8 +125,8 @@ struct CatalogResource<Value: Sendable>: Sendable {
         })
         table.add(AdminRoute(
             method: .get, path: "/v1/\(collection)", summary: "List \(collection)", success: (200, "\(schema)Page"),
-            query: [.init(name: "limit", description: "page size, 1 to 500", type: "integer"),
-                    .init(name: "cursor", description: "next_cursor of the previous page")]
+            query: [.limit,
+                    .cursor]
         ) { request, _ in
             let (cursor, limit) = try AdminAPI.pageParameters(request)
             let page = try await resource.list(cursor, limit)
@@ -140,7 +140,7 @@ struct CatalogResource<Value: Sendable>: Sendable {
         table.add(AdminRoute(
             method: .patch, path: "/v1/\(collection)/{id}",
             summary: "Update a \(noun): the fields given replace the stored ones", success: (200, schema),
-            requestSchema: schema
+            requestSchema: schema + "Patch"
         ) { request, context in
             let id = try AdminAPI.parameter(context, "id")
             let patch = try await AdminAPI.body(request)
@@ -149,11 +149,15 @@ struct CatalogResource<Value: Sendable>: Sendable {
             if let given = patch[resource.idKey]?.scalarText, given != id {
                 problems.append(DocumentProblem(path: resource.idKey, line: nil, message: "cannot change"))
             }
-            for (key, reason) in resource.frozenKeys where patch[key] != nil {
-                problems.append(DocumentProblem(path: key, line: nil, message: reason))
+            // A frozen key may be given with the value it has (a whole object sent back, changed).
+            let current = resource.fullDocument(stored.value)
+            for (key, reason) in resource.frozenKeys {
+                if let given = patch[key], given.jsonText() != current[key]?.jsonText() {
+                    problems.append(DocumentProblem(path: key, line: nil, message: reason))
+                }
             }
             guard problems.isEmpty else { throw APIError.invalid(problems) }
-            let merged = resource.fullDocument(stored.value).merging(patch)
+            let merged = current.merging(patch)
             let value = try AdminAPI.read(merged, resource.read)
             try await resource.validate(value)
             try await resource.save(value, .update)
@@ -193,10 +197,13 @@ extension Customer {
             id = nil
         }
         let name = object.string("name")
-        if let name, name.trimmingCharacters(in: .whitespaces).isEmpty { object.report("name", "must not be empty") }
+        if let name, name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { object.report("name", "must not be empty") }
         let email = object.string("email", required: false)
         if let email, !email.contains("@") { object.report("email", "must be an e-mail address") }
-        let createdAt = object.string("created_at", required: false).flatMap(RFC3339.date) ?? Date()
+        var createdAt = Date()
+        if let text = object.string("created_at", required: false) {
+            if let date = RFC3339.date(text) { createdAt = date } else { object.report("created_at", "must be an RFC 3339 time") }
+        }
         guard let name, !reader.problems.contains(where: { $0.path.hasPrefix(path) }) else { return nil }
         return Customer(id: id ?? RandomID.make("cus"), name: name, email: email, createdAt: createdAt)
     }

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import TollgateCore
 
 /// One operation of the admin API: how it is routed, and how the OpenAPI description shows it.
 struct AdminRoute: Sendable {
@@ -12,6 +13,8 @@ struct AdminRoute: Sendable {
     /// The media type of a success body that is text rather than JSON (`/metrics`).
     var successText: String?
     var requestSchema: String?
+    /// Whether a request must have a body (a route whose body only has optional fields may go without).
+    var requestBodyRequired = true
     var query: [QueryParameter] = []
     /// Whether the admin key is needed.
     var authenticated = true
@@ -21,6 +24,20 @@ struct AdminRoute: Sendable {
         var name: String
         var description: String
         var type: String = "string"
+        /// More of the parameter's JSON schema: `enum`, `format`, `minimum`, ...
+        var schema: [(String, DocumentNode)] = []
+
+        /// `limit` of a paginated list.
+        static let limit = QueryParameter(
+            name: "limit", description: "page size, 1 to 500", type: "integer",
+            schema: [("minimum", .integer(1)), ("maximum", .integer(500))])
+        /// `cursor` of a paginated list.
+        static let cursor = QueryParameter(name: "cursor", description: "next_cursor of the previous page")
+
+        /// A parameter whose value is one of `values`.
+        static func oneOf(_ name: String, _ description: String, _ values: [String]) -> QueryParameter {
+            QueryParameter(name: name, description: description, schema: [("enum", DocumentNode(.list(values.map { .text($0) })))])
+        }
     }
 }
 

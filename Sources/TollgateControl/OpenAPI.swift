@@ -18,12 +18,12 @@ enum OpenAPIDocument {
             }
             parameters += route.query.map { parameter in
                 .object([("name", .text(parameter.name)), ("in", .text("query")), ("description", .text(parameter.description)),
-                         ("schema", .object([("type", .text(parameter.type))]))])
+                         ("schema", .object([("type", .text(parameter.type))] + parameter.schema))])
             }
             if !parameters.isEmpty { operation.append(("parameters", DocumentNode(.list(parameters)))) }
             if let schema = route.requestSchema {
                 operation.append(("requestBody", .object([
-                    ("required", DocumentNode(.bool(true))),
+                    ("required", DocumentNode(.bool(route.requestBodyRequired))),
                     ("content", .object([("application/json", .object([("schema", reference(schema))]))])),
                 ])))
             }
@@ -46,9 +46,9 @@ enum OpenAPIDocument {
                 ])))
             }
             operation.append(("responses", .object(responses)))
-            if route.authenticated {
-                operation.append(("security", DocumentNode(.list([.object([("adminKey", DocumentNode(.list([])))])]))))
-            }
+            // Public operations say so (an empty list), not by leaving `security` out.
+            operation.append(("security", DocumentNode(.list(
+                route.authenticated ? [.object([("adminKey", DocumentNode(.list([])))])] : []))))
             let method = route.method.rawValue.lowercased()
             if let index = paths.firstIndex(where: { $0.key == route.path }) {
                 paths[index].node = paths[index].node.merging(.object([(method, .object(operation))]))
@@ -57,7 +57,7 @@ enum OpenAPIDocument {
             }
         }
         // The component schemas are fixed text; a malformed edit fails the OpenAPI test at once.
-        let components = (try? DocumentNode.parseJSON(Array(componentsJSON.utf8))) ?? DocumentNode(.map([]))
+        let components = (try? DocumentNode.parseJSON(Array(requestShapes(componentsJSON).utf8))) ?? DocumentNode(.map([]))
         return .object([
             ("openapi", .text("3.1.0")),
             ("info", .object([
@@ -68,6 +68,31 @@ enum OpenAPIDocument {
             ("paths", DocumentNode(.map(paths))),
             ("components", components),
         ])
+    }
+
+    /// The component schemas completed: the currencies Tollgate knows, and in the request shapes
+    /// (the objects that allow no other key) `null` for every optional key, which the API reads
+    /// as the key left out.
+    static func requestShapes(_ json: String) -> String {
+        guard var root = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any],
+              var schemas = root["schemas"] as? [String: Any] else { return json }
+        schemas["Currency"] = ["type": "string", "enum": Currency.codes, "description": "ISO 4217"]
+        for (name, value) in schemas {
+            guard var schema = value as? [String: Any], schema["additionalProperties"] as? Bool == false,
+                  var properties = schema["properties"] as? [String: Any] else { continue }
+            // A patch may leave out what the whole object requires, but not null it.
+            let base = name.hasSuffix("Patch") ? schemas[String(name.dropLast(5))] as? [String: Any] : nil
+            let required = Set(schema["required"] as? [String] ?? []).union(base?["required"] as? [String] ?? [])
+            for (key, property) in properties where !required.contains(key) {
+                guard let property = property as? [String: Any], property["readOnly"] as? Bool != true else { continue }
+                properties[key] = ["anyOf": [property, ["type": "null"]]]
+            }
+            schema["properties"] = properties
+            schemas[name] = schema
+        }
+        root["schemas"] = schemas
+        guard let data = try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys]) else { return json }
+        return String(decoding: data, as: UTF8.self)
     }
 
     private static func reference(_ schema: String) -> DocumentNode {
@@ -92,49 +117,91 @@ enum OpenAPIDocument {
         "Error": {"type": "object", "required": ["message"], "properties": {
           "message": {"type": "string"},
           "problems": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}}}},
-        "Decimal": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$"},
-        "Endpoint": {"type": "object", "required": ["identifier", "name", "method", "path"], "properties": {
-          "identifier": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
+        "Decimal": {"type": "string", "pattern": "^-?[0-9]{1,17}(\\.[0-9]{1,17})?$"},
+        "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$", "description": "letters, digits, '-', '_' or '.'; at most 64"},
+        "ProductID": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$", "description": "a slug: the product's route prefix"},
+        "Name": {"type": "string", "pattern": "\\S", "description": "not only white space"},
+        "Endpoint": {"type": "object", "additionalProperties": false, "required": ["identifier", "name", "method", "path"], "properties": {
+          "identifier": {"$ref": "#/components/schemas/Identifier"}, "name": {"$ref": "#/components/schemas/Name"}, "description": {"type": "string"},
           "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]},
-          "path": {"type": "string", "description": "a template such as /invoice/{id}"}, "archived": {"type": "boolean"}}},
+          "path": {"type": "string", "pattern": "^(/([^/{}]*|\\{[A-Za-z0-9_-]+\\}))+$", "description": "a template such as /invoice/{id}"}, "archived": {"type": "boolean"}}},
+        "EndpointPatch": {"type": "object", "additionalProperties": false, "properties": {
+          "name": {"$ref": "#/components/schemas/Name"},
+          "description": {"type": "string"}, "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]},
+          "path": {"type": "string", "pattern": "^(/([^/{}]*|\\{[A-Za-z0-9_-]+\\}))+$", "description": "a template such as /invoice/{id}"}, "archived": {"type": "boolean"}}},
         "EndpointPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Endpoint"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "Product": {"type": "object", "required": ["id", "name", "upstream"], "properties": {
-          "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"}, "name": {"type": "string"},
-          "upstream": {"type": "string", "description": "http://host:port[/base]; never shown to consumers"},
-          "upstream_header": {"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string", "writeOnly": true}}},
-          "webhook": {"type": "object", "properties": {"url": {"type": "string"}, "secret": {"type": "string", "writeOnly": true}}},
+        "UpstreamHeader": {"type": "object", "additionalProperties": false, "required": ["name", "value"], "properties": {
+          "name": {"type": "string", "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"}, "value": {"type": "string", "writeOnly": true}}},
+        "Webhook": {"type": "object", "additionalProperties": false, "required": ["url", "secret"], "properties": {
+          "url": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http:// or https:// URL"}, "secret": {"$ref": "#/components/schemas/Name", "writeOnly": true}}},
+        "Product": {"type": "object", "additionalProperties": false, "required": ["id", "name", "upstream"], "properties": {
+          "id": {"$ref": "#/components/schemas/ProductID"}, "name": {"$ref": "#/components/schemas/Name"},
+          "upstream": {"type": "string", "pattern": "^http://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http://host:port[/base]; never shown to consumers"},
+          "upstream_header": {"$ref": "#/components/schemas/UpstreamHeader"},
+          "webhook": {"$ref": "#/components/schemas/Webhook"},
           "unlisted_endpoints": {"type": "string", "enum": ["allow", "deny"]},
+          "case_sensitive_paths": {"type": "boolean", "description": "endpoint paths match only in their exact case (default false)"},
           "endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/Endpoint"}},
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true}}},
+        "ProductPatch": {"type": "object", "additionalProperties": false, "properties": {
+          "name": {"$ref": "#/components/schemas/Name"},
+          "upstream": {"type": "string", "pattern": "^http://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http://host:port[/base]; never shown to consumers"},
+          "upstream_header": {"$ref": "#/components/schemas/UpstreamHeader"},
+          "webhook": {"$ref": "#/components/schemas/Webhook"},
+          "unlisted_endpoints": {"type": "string", "enum": ["allow", "deny"]},
+          "case_sensitive_paths": {"type": "boolean"}}},
         "ProductPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "Meter": {"type": "object", "required": ["id", "name", "source", "aggregation"], "properties": {
-          "id": {"type": "string"}, "name": {"type": "string"}, "source": {"type": "string", "description": "api_calls or event:<name>"},
-          "filter": {"type": "object", "properties": {"endpoint": {"type": "string"}, "method": {"type": "string"}, "status": {"type": "string", "description": "2xx, 404, <500, >=400"}, "properties": {"type": "object", "additionalProperties": {"type": "string"}}}},
-          "aggregation": {"type": "string", "enum": ["count", "unique_count", "sum", "max", "latest"]}, "property": {"type": "string"},
+        "MeterFilter": {"type": "object", "additionalProperties": false, "properties": {
+          "endpoint": {"$ref": "#/components/schemas/Identifier"}, "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]},
+          "status": {"type": "string", "pattern": "^([1-5]xx|[1-5][0-9][0-9]|(<|<=|>|>=)[1-5][0-9][0-9])$", "description": "2xx, 404, <500, >=400"},
+          "properties": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        "Meter": {"type": "object", "additionalProperties": false, "required": ["id", "name", "source", "aggregation"],
+          "if": {"required": ["aggregation"], "properties": {"aggregation": {"enum": ["unique_count", "sum", "max", "latest"]}}},
+          "then": {"required": ["property"], "properties": {"property": {"$ref": "#/components/schemas/Name"}}},
+          "properties": {
+          "id": {"$ref": "#/components/schemas/Identifier"}, "name": {"$ref": "#/components/schemas/Name"},
+          "source": {"type": "string", "pattern": "^(api_calls|event:.+)$", "description": "api_calls or event:<name>"},
+          "filter": {"$ref": "#/components/schemas/MeterFilter"},
+          "aggregation": {"type": "string", "enum": ["count", "unique_count", "sum", "max", "latest"]}, "property": {"$ref": "#/components/schemas/Name", "description": "a dotted path; required unless the aggregation is count"},
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true}}},
+        "MeterPatch": {"type": "object", "additionalProperties": false, "properties": {
+          "name": {"$ref": "#/components/schemas/Name"},
+          "source": {"type": "string", "pattern": "^(api_calls|event:.+)$"}, "filter": {"$ref": "#/components/schemas/MeterFilter"},
+          "aggregation": {"type": "string", "enum": ["count", "unique_count", "sum", "max", "latest"]}, "property": {"$ref": "#/components/schemas/Name"}}},
         "MeterPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Meter"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "Tier": {"type": "object", "required": ["up_to", "unit"], "properties": {"up_to": {"oneOf": [{"$ref": "#/components/schemas/Decimal"}, {"type": "null"}]}, "unit": {"$ref": "#/components/schemas/Decimal"}, "flat": {"$ref": "#/components/schemas/Decimal"}}},
+        "Tier": {"type": "object", "additionalProperties": false, "required": ["up_to", "unit"], "properties": {"up_to": {"oneOf": [{"$ref": "#/components/schemas/Decimal"}, {"type": "null"}]}, "unit": {"$ref": "#/components/schemas/Decimal"}, "flat": {"$ref": "#/components/schemas/Decimal"}}},
         "Price": {"type": "object", "required": ["kind"], "properties": {
           "kind": {"type": "string", "enum": ["flat", "setup", "prepaid", "usage"]}, "amount": {"$ref": "#/components/schemas/Decimal"},
           "endpoint": {"type": "string"}, "quota": {"type": "integer", "minimum": 1},
           "window": {"type": "string", "enum": ["second", "minute", "hour", "day", "month", "year", "billing_period"]},
           "meter": {"type": "string"}, "model": {"type": "string", "enum": ["per_unit", "graduated", "volume", "package"]},
           "unit": {"$ref": "#/components/schemas/Decimal"}, "tiers": {"type": "array", "items": {"$ref": "#/components/schemas/Tier"}},
-          "package_size": {"type": "integer", "minimum": 1}, "free_units": {"type": "integer", "minimum": 0}}},
-        "Plan": {"type": "object", "required": ["id", "product", "name", "currency", "period", "prices"], "properties": {
-          "id": {"type": "string"}, "product": {"type": "string"}, "name": {"type": "string"}, "currency": {"type": "string", "description": "ISO 4217"},
-          "period": {"type": "string", "enum": ["day", "week", "month", "year"]}, "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}},
+          "package_size": {"type": "integer", "minimum": 1}, "free_units": {"type": "integer", "minimum": 0}},
+          "description": "the keys allowed depend on kind (and model): flat/setup {amount}, prepaid {endpoint?, quota, window, amount?}, usage {meter, model, unit | tiers | package_size, amount, free_units?}"},
+        "Plan": {"type": "object", "additionalProperties": false, "required": ["id", "product", "name", "currency", "period", "prices"], "properties": {
+          "id": {"$ref": "#/components/schemas/Identifier"}, "product": {"$ref": "#/components/schemas/ProductID"}, "name": {"$ref": "#/components/schemas/Name"},
+          "currency": {"$ref": "#/components/schemas/Currency"},
+          "period": {"type": "string", "enum": ["day", "week", "month", "year"]},
+          "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}},
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true}}},
+        "PlanPatch": {"type": "object", "additionalProperties": false, "properties": {
+          "name": {"$ref": "#/components/schemas/Name"},
+          "currency": {"$ref": "#/components/schemas/Currency"},
+          "period": {"type": "string", "enum": ["day", "week", "month", "year"]},
+          "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
         "PlanPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Plan"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "Customer": {"type": "object", "required": ["name"], "properties": {
-          "id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": ["string", "null"]},
-          "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string"}, "updated_at": {"type": "string", "readOnly": true}}},
+        "Customer": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+          "id": {"$ref": "#/components/schemas/Identifier"}, "name": {"$ref": "#/components/schemas/Name"}, "email": {"type": ["string", "null"], "pattern": "@"},
+          "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "readOnly": true}}},
+        "CustomerPatch": {"type": "object", "additionalProperties": false, "properties": {
+          "name": {"$ref": "#/components/schemas/Name"},
+          "email": {"type": ["string", "null"], "pattern": "@"}, "created_at": {"type": "string", "format": "date-time"}}},
         "CustomerPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "SubscriptionRequest": {"type": "object", "required": ["customer", "plan"], "properties": {"id": {"type": "string"}, "customer": {"type": "string"}, "plan": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"}}},
-        "ChangePlanRequest": {"type": "object", "required": ["plan"], "properties": {"plan": {"type": "string"}}},
+        "SubscriptionRequest": {"type": "object", "additionalProperties": false, "required": ["customer", "plan"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "customer": {"type": "string"}, "plan": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"}}},
+        "ChangePlanRequest": {"type": "object", "additionalProperties": false, "required": ["plan"], "properties": {"plan": {"type": "string"}}},
         "Subscription": {"type": "object", "properties": {
           "id": {"type": "string"}, "customer": {"type": "string"}, "plan": {"type": "string"}, "product": {"type": "string"},
-          "status": {"type": "string", "enum": ["active", "terminated"]}, "started_at": {"type": "string", "format": "date-time"},
+          "status": {"type": "string", "enum": ["active", "past_due", "suspended", "terminated"]}, "started_at": {"type": "string", "format": "date-time"},
           "terminated_at": {"type": ["string", "null"], "format": "date-time"}, "current_period_start": {"type": "string", "format": "date-time"},
           "current_period_end": {"type": "string", "format": "date-time"}, "created_at": {"type": "string", "format": "date-time"}}},
         "SubscriptionWithToken": {"allOf": [{"$ref": "#/components/schemas/Subscription"}, {"type": "object", "required": ["token"], "properties": {"token": {"type": "string", "description": "shown only in this answer"}}}]},
@@ -153,7 +220,7 @@ enum OpenAPIDocument {
           "last_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
           "next_attempt_at": {"type": ["string", "null"]}, "created_at": {"type": "string"}, "delivered_at": {"type": ["string", "null"]}}},
         "DeliveryPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "CloseRequest": {"type": "object", "properties": {"at": {"type": "string", "format": "date-time", "description": "default now; never in the future"}}},
+        "CloseRequest": {"type": "object", "additionalProperties": false, "properties": {"at": {"type": ["string", "null"], "format": "date-time", "description": "default (also null) now; never in the future"}}},
         "CloseResult": {"type": "object", "properties": {"invoices": {"type": "array", "items": {"type": "string"}, "description": "ids of the invoices created by this call"}}},
         "InvoiceLine": {"type": "object", "properties": {
           "description": {"type": "string"}, "plan": {"type": "string"}, "price": {"type": "integer", "description": "index of the price in the plan"},

@@ -53,7 +53,7 @@ extension ObjectReader {
 
     func nonEmptyString(_ key: String, required: Bool = true) -> String? {
         guard let text = string(key, required: required) else { return nil }
-        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             report(key, "must not be empty")
             return nil
         }
@@ -203,7 +203,10 @@ extension Meter {
         }
         var filter = MeterFilter()
         if let filterObject = object.object("filter", required: false) {
-            filter.endpoint = filterObject.node["endpoint"] == nil ? nil : filterObject.identifier("endpoint")
+            // Like every optional key, `null` is the key left out.
+            if let text = filterObject.string("endpoint", required: false) {
+                if Identifier.isValid(text) { filter.endpoint = text } else { filterObject.report("endpoint", Identifier.rule) }
+            }
             filter.method = filterObject.string("method", required: false)?.uppercased()
             if let method = filter.method, !httpMethods.contains(method) {
                 filterObject.report("method", "must be one of \(httpMethods.joined(separator: ", "))")

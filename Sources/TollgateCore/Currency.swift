@@ -16,6 +16,9 @@ public enum Currency {
         "YER", "ZAR", "ZMW", "ZWL",
     ]
 
+    /// Every code Tollgate knows, sorted.
+    public static var codes: [String] { (zeroDigits.union(twoDigits).union(threeDigits)).sorted() }
+
     /// The digits of the currency's minor unit (0 for JPY, 2 for EUR, 3 for KWD); nil when unknown.
     public static func minorUnits(_ code: String) -> Int? {
         if twoDigits.contains(code) { return 2 }

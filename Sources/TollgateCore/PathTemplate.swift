@@ -33,29 +33,20 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// most upstream frameworks route `/INVOICE` to the handler of `/invoice`, so a billed
     /// endpoint must not have a free spelling.
     public func matches(_ path: Substring, caseSensitive: Bool = false) -> Bool {
-        // Segment by segment, without splitting the path into an array. In an ASCII path each
-        // byte is a character, so slashes are found byte by byte; otherwise by character (a
-        // slash with a combining mark is not a separator).
-        let ascii = path.utf8.allSatisfy { $0 < 0x80 }
-        func slash(in text: Substring) -> Substring.Index? {
-            ascii ? text.utf8.firstIndex(of: UInt8(ascii: "/")) : text.firstIndex(of: "/")
-        }
-        func after(_ index: Substring.Index, in text: Substring) -> Substring.Index {
-            ascii ? text.utf8.index(after: index) : text.index(after: index)
-        }
-        func lastIndex(of text: Substring) -> Substring.Index {
-            ascii ? text.utf8.index(before: text.endIndex) : text.index(before: text.endIndex)
-        }
+        // Segment by segment, without splitting the path into an array. Slashes are found byte
+        // by byte, as upstream servers and `RequestPath` find them: a slash followed by a
+        // combining mark still separates segments.
+        let slash = UInt8(ascii: "/")
         // The leading slash, and a trailing one, are dropped.
-        var remaining = path.isEmpty ? path : path[after(path.startIndex, in: path)...]
-        if !remaining.isEmpty, ascii ? remaining.utf8.last == UInt8(ascii: "/") : remaining.hasSuffix("/") {
-            remaining = remaining[..<lastIndex(of: remaining)]
+        var remaining = path.isEmpty ? path : path[path.utf8.index(after: path.startIndex)...]
+        if remaining.utf8.last == slash {
+            remaining = remaining[..<remaining.utf8.index(before: remaining.endIndex)]
         }
         if remaining.isEmpty { return segments == [.literal("")] }
         var index = 0
         while true {
             guard index < segments.count else { return false }
-            let end = slash(in: remaining)
+            let end = remaining.utf8.firstIndex(of: slash)
             let part = end.map { remaining[..<$0] } ?? remaining
             switch segments[index] {
             case .literal(let literal):
@@ -64,7 +55,7 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
             }
             index += 1
             guard let end else { return index == segments.count }
-            remaining = remaining[after(end, in: remaining)...]
+            remaining = remaining[remaining.utf8.index(after: end)...]
         }
     }
 

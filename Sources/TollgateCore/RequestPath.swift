@@ -15,9 +15,10 @@ public enum RequestPath {
     public static func split(target: String) throws(Failure) -> (path: String, query: String?) {
         let pathPart: Substring
         var query: String?
-        if let mark = target.firstIndex(of: "?") {
+        // Found as a byte: a `?` followed by a combining mark is not a `Character` of its own.
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             pathPart = target[..<mark]
-            query = String(target[target.index(after: mark)...])
+            query = String(target[target.utf8.index(after: mark)...])
         } else {
             pathPart = target[...]
         }
@@ -25,24 +26,35 @@ public enum RequestPath {
     }
 
     /// Normalizes a path (see the type's description).
+    ///
+    /// Segments are cut and compared as UTF-8 bytes, never as `Character`s: a `/` followed by a
+    /// combining mark is one extended grapheme cluster, and cutting by characters would leave
+    /// such a `/` (and a `..` before it) in the path unresolved, for the upstream to resolve.
     public static func normalize(_ raw: Substring) throws(Failure) -> String {
-        guard raw.first == "/" else { throw .notAbsolute }
+        guard raw.utf8.first == UInt8(ascii: "/") else { throw .notAbsolute }
         let decoded = try decodeUnreserved(raw.utf8)
-        var output: [Substring] = []
-        let parts = decoded.split(separator: "/", omittingEmptySubsequences: true)
-        for part in parts {
-            switch part {
-            case ".": continue
-            case "..":
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var output: [ArraySlice<UInt8>] = []
+        for part in decoded.split(separator: slash, omittingEmptySubsequences: true) {
+            if part.count == 1, part.first == dot { continue }
+            if part.count == 2, part.allSatisfy({ $0 == dot }) {
                 guard !output.isEmpty else { throw .escapesRoot }
                 output.removeLast()
-            default: output.append(part)
+                continue
             }
+            output.append(part)
         }
-        let trailingSlash = decoded.hasSuffix("/") || decoded.hasSuffix("/.") || decoded.hasSuffix("/..")
-        var result = "/" + output.joined(separator: "/")
-        if trailingSlash, !output.isEmpty { result += "/" }
-        return result
+        // A path that ended in `/`, `/.` or `/..` names a directory: it keeps a trailing slash.
+        let trailingSlash = decoded.last == slash || decoded.suffix(2).elementsEqual([slash, dot])
+            || decoded.suffix(3).elementsEqual([slash, dot, dot])
+        var bytes: [UInt8] = [slash]
+        bytes.reserveCapacity(decoded.count)
+        for (index, part) in output.enumerated() {
+            if index > 0 { bytes.append(slash) }
+            bytes.append(contentsOf: part)
+        }
+        if trailingSlash, !output.isEmpty { bytes.append(slash) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The path with the `;` parameters of every segment removed (`/invoice;v=1/7;x` becomes
@@ -86,9 +98,9 @@ public enum RequestPath {
         }
     }
 
-    private static func decodeUnreserved(_ bytes: Substring.UTF8View) throws(Failure) -> String {
+    private static func decodeUnreserved(_ bytes: Substring.UTF8View) throws(Failure) -> [UInt8] {
         // Fast path: nothing escaped.
-        if !bytes.contains(UInt8(ascii: "%")) { return String(Substring(bytes)) }
+        if !bytes.contains(UInt8(ascii: "%")) { return Array(bytes) }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var iterator = bytes.makeIterator()
@@ -109,7 +121,7 @@ public enum RequestPath {
                 output.append(contentsOf: String(value, radix: 16, uppercase: true).leftPadded(to: 2).utf8)
             }
         }
-        return String(decoding: output, as: UTF8.self)
+        return output
     }
 }
 

@@ -102,13 +102,60 @@ struct RatingPropertyTests {
         .package(size: 25, amount: amount("1.99"), freeUnits: 10),
     ]
 
-    @Test func splittingUsageAcrossEventsNeverChangesATotal() async {
-        // The meter sums events; rating sees only the sum, however the events were cut.
-        await propertyCheck(input: Gen.int(in: 0...5000).array(of: 1...30), Gen.int(in: 0...3)) { parts, index in
-            let model = Self.models[index]
-            let whole = Rating.charge(model, quantity: Decimal(parts.reduce(0, +)))
-            let summed = parts.reduce(Decimal.zero) { $0 + Decimal($1) }
-            #expect(Rating.charge(model, quantity: summed) == whole)
+    /// Tiers from random numbers: increasing bounds (the last open), unit prices of 0 to 4 decimals, some flat fees.
+    static func tiers(_ numbers: [Int]) -> [Tier] {
+        var bound = 0
+        return numbers.enumerated().map { index, number in
+            bound += 1 + number % 700
+            let unit = Decimal(number % 997) / Decimal(sign: .plus, exponent: number % 5, significand: 1)
+            let flat: Amount? = number % 3 == 0 ? Amount(Decimal(number % 11)) : nil
+            return Tier(upTo: index == numbers.count - 1 ? nil : Amount(bound), unit: Amount(unit), flat: flat)
+        }
+    }
+
+    /// The tier that unit number `unit` (1-based) falls in: the first whose inclusive bound holds it.
+    static func tierIndex(_ tiers: [Tier], holding unit: Int) -> Int {
+        tiers.firstIndex { $0.upTo.map { Decimal(unit) <= $0.value } ?? true } ?? tiers.count - 1
+    }
+
+    @Test func graduatedChargesEachUnitAtItsTiersRateAndTheFlatFeeOfEveryTierEntered() async {
+        // A reference written from DESIGN §3.7 that prices unit by unit.
+        await propertyCheck(count: 200, input: Gen.int(in: 0...100_000).array(of: 1...4), Gen.int(in: 0...2500)) { numbers, units in
+            let tiers = Self.tiers(numbers)
+            var expected = Decimal.zero
+            var entered: Set<Int> = [0]
+            if units > 0 {
+                for unit in 1...units {
+                    let index = Self.tierIndex(tiers, holding: unit)
+                    expected += tiers[index].unit.value
+                    entered.insert(index)
+                }
+            }
+            for index in entered { expected += tiers[index].flat?.value ?? 0 }
+            #expect(Rating.charge(.graduated(tiers: tiers), quantity: Decimal(units)) == expected, "\(numbers) \(units)")
+        }
+    }
+
+    @Test func volumeChargesEveryUnitAtTheRateOfTheTierTheTotalFallsIn() async {
+        await propertyCheck(count: 200, input: Gen.int(in: 0...100_000).array(of: 1...4), Gen.int(in: 0...2500)) { numbers, units in
+            let tiers = Self.tiers(numbers)
+            let tier = tiers[Self.tierIndex(tiers, holding: units)]
+            var expected = tier.flat?.value ?? 0
+            for _ in 0..<units { expected += tier.unit.value }
+            #expect(Rating.charge(.volume(tiers: tiers), quantity: Decimal(units)) == expected, "\(numbers) \(units)")
+        }
+    }
+
+    @Test func packageChargesWholePackagesOfTheUnitsBeyondTheFreeOnes() async {
+        await propertyCheck(count: 200, input: Gen.int(in: 0...5000), Gen.int(in: 1...300), Gen.int(in: 0...400), Gen.int(in: 0...9999)) {
+            units, size, free, cents in
+            let price = Decimal(cents) / 100
+            // Integer arithmetic: the packages started, each paid in full.
+            let billable = max(0, units - free)
+            let packages = (billable + size - 1) / size
+            var expected = Decimal.zero
+            for _ in 0..<packages { expected += price }
+            #expect(Rating.charge(.package(size: size, amount: Amount(price), freeUnits: free), quantity: Decimal(units)) == expected)
         }
     }
 

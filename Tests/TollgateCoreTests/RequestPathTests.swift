@@ -106,4 +106,27 @@ struct RequestPathTests {
         // A malformed escape in the query is the upstream's business, not the path's.
         #expect(throws: Never.self) { try RequestPath.split(target: "/a?x=%zz") }
     }
+
+    // Found by RequestPathPropertyTests: a combining mark after `/` or `?` makes one `Character`
+    // of the two, and cutting by characters left `..` segments and `?` in the path unresolved.
+    @Test("separators are bytes, also before a combining mark", arguments: [
+        ("/shop/../\u{301}x", "/\u{301}x", nil),
+        ("/a/\u{301}/../b", "/a/b", nil),
+        ("/a/b/../\u{301}", "/a/\u{301}", nil),
+        ("/a/..\u{301}", "/a/..\u{301}", nil),
+        ("/a/.\u{301}/", "/a/.\u{301}/", nil),
+        ("/a?\u{301}b", "/a", "\u{301}b"),
+        ("/a/.?\u{301}", "/a/", "\u{301}"),
+    ] as [(String, String, String?)])
+    func combiningMarks(target: String, path: String, query: String?) throws {
+        let result = try RequestPath.split(target: target)
+        #expect(Array(result.path.utf8) == Array(path.utf8))
+        #expect(result.query.map { Array($0.utf8) } == query.map { Array($0.utf8) })
+    }
+
+    @Test("a `..` before a combining mark still may not leave the root")
+    func combiningMarkAboveRoot() {
+        #expect(throws: RequestPath.Failure.escapesRoot) { try RequestPath.normalize("/../\u{301}"[...]) }
+        #expect(throws: RequestPath.Failure.escapesRoot) { try RequestPath.split(target: "/a/../../\u{301}x") }
+    }
 }

@@ -185,7 +185,6 @@ struct BillingTests {
                     group.addTask {
                         let process = try TollgateProcess.start(arguments)
                         let code = try await process.waitForExit(timeout: .seconds(60))
-                        try await Task.sleep(for: .milliseconds(50))
                         let output = process.output
                         #expect(code == 0, "\(output)")
                         let json = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") })
@@ -216,15 +215,17 @@ struct BillingTests {
             let (waiting, _) = try await server.subscribe(plan: "shop-metered", startedAt: Self.text(start))
             // This one's first week ended three days ago.
             let (due, _) = try await server.subscribe(plan: "shop-metered", startedAt: Self.text(start, -2 * 86_400))
-            var counts: [Int] = []
-            for _ in 0..<100 {
-                counts = [try await Self.invoices(server, waiting).count, try await Self.invoices(server, due).count]
-                if counts == [1, 2] { break }
-                try await Task.sleep(for: .milliseconds(100))
+            try await waitUntil("the scheduled closes of both subscriptions") {
+                [try await Self.invoices(server, waiting).count, try await Self.invoices(server, due).count] == [1, 2]
             }
-            #expect(counts == [1, 2])
-            try await Task.sleep(for: .milliseconds(300))
+            // A later pass of the schedule (it invoices a subscription that is due only now) still
+            // leaves the waiting period alone: one pass closes everything due, so it saw that one too.
+            let (later, _) = try await server.subscribe(plan: "shop-metered", startedAt: Self.text(start, -2 * 86_400))
+            try await waitUntil("the scheduled close of a subscription added later") {
+                try await Self.invoices(server, later).count == 2
+            }
             #expect(try await Self.invoices(server, waiting).count == 1)
+            #expect(try await Self.invoices(server, due).count == 2)
             // On demand, no grace: the ended week is closed now.
             #expect(try await Self.close(server).count == 1)
         }
@@ -258,10 +259,19 @@ struct BillingTests {
             #expect(data["id"] as? String == created[0])
             #expect(data["total"] as? String == "1.235" && data["subscription"] as? String == id)
             #expect(events.allSatisfy(WebhookTests.verify))
-            // Finalizing again changes nothing and sends nothing more.
+            // Finalizing again changes nothing and sends nothing more: finalizing the other invoice
+            // afterwards sends its event after anything the first call could have queued (one
+            // subscription's deliveries keep their order).
             #expect(try await server.admin("POST", "/v1/invoices/\(created[0])/finalize").status == 200)
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(receiver.received.filter { $0.body.contains("invoice.finalized") }.count == 1)
+            #expect(try await server.admin("POST", "/v1/invoices/\(created[1])/finalize").status == 200)
+            let all = try await receiver.waitFor("the second invoice's invoice.finalized") {
+                let event = try $0.json()
+                return event["type"] as? String == "invoice.finalized" && (event["data"] as? [String: Any])?["id"] as? String == created[1]
+            }
+            let finalizedFirst = try all.map { try $0.json() }.filter {
+                $0["type"] as? String == "invoice.finalized" && ($0["data"] as? [String: Any])?["id"] as? String == created[0]
+            }
+            #expect(finalizedFirst.count == 1)
         }
     }
 }

@@ -179,7 +179,7 @@ struct EdgeTests {
             let (_, token) = try await server.subscribe(plan: "edge-basic")
             let switched = try await server.proxy("/edge/switch", headers: [("apikey", token)])
             #expect(switched.status == 502)
-            #expect(await waitUntil { upstream.closedConnectionCount >= 1 })
+            try await waitUntil("the upstream connection to close") { upstream.closedConnectionCount >= 1 }
             let next = try await server.proxy("/edge/report", headers: [("apikey", token)])
             #expect(next.status == 200)
             #expect(Set(upstream.requests.map(\.connection)).count == 2)
@@ -332,7 +332,7 @@ struct EdgeTests {
                 Self.head("POST /edge/invoice HTTP/1.1", port: server.proxyPort, token: token, ["Content-Length: 100"]) + "0123456789")
             #expect(await connection.waitForClose())
             #expect(connection.statuses == [408])
-            #expect(await waitUntil { upstream.closedConnectionCount >= 1 })
+            try await waitUntil("the upstream connection to close") { upstream.closedConnectionCount >= 1 }
             #expect(upstream.requests.isEmpty)
             #expect(try await Self.billed(server, id).isEmpty)
         }
@@ -351,7 +351,7 @@ struct EdgeTests {
             #expect(await third.waitForClose())
             #expect(third.statuses.isEmpty)
             await first.close()
-            #expect(try await waitUntil {
+            try await waitUntil("a new connection to be served") {
                 // Until the server has seen the first one close, a new connection is closed at once.
                 let fourth = try await RawConnection.open(port: server.proxyPort)
                 guard (try? await fourth.send(Self.head("GET /edge/report HTTP/1.1", port: server.proxyPort, token: token))) != nil
@@ -359,7 +359,7 @@ struct EdgeTests {
                 let answered = await fourth.waitForResponses(1, limit: .seconds(2))
                 await fourth.close()
                 return answered
-            })
+            }
             await second.close()
         }
     }
@@ -369,13 +369,13 @@ struct EdgeTests {
             let (id, token) = try await server.subscribe(plan: "edge-basic")
             let holding = try await RawConnection.open(port: server.proxyPort)
             try await holding.send(Self.head("GET /edge/hold HTTP/1.1", port: server.proxyPort, token: token))
-            #expect(await waitUntil { upstream.requests.count == 1 })
+            try await waitUntil("the upstream to receive the call") { upstream.requests.count == 1 }
             let refused = try await server.proxy("/edge/report", headers: [("apikey", token)])
             #expect(refused.status == 503)
             #expect(refused.header("Retry-After") == "1")
             #expect(try await Self.billed(server, id).isEmpty)
             await holding.close()
-            #expect(await waitUntil { (try? await server.proxy("/edge/report", headers: [("apikey", token)]).status) == 200 })
+            try await waitUntil("a call once the connection is free") { (try? await server.proxy("/edge/report", headers: [("apikey", token)]).status) == 200 }
         }
     }
 
@@ -389,7 +389,7 @@ struct EdgeTests {
             let (_, token) = try await server.subscribe(plan: "edge-basic")
             let connection = try await RawConnection.open(port: server.proxyPort)
             try await connection.send(Self.head("GET /edge/hold HTTP/1.1", port: server.proxyPort, token: token))
-            #expect(await waitUntil { upstream.requests.count == 1 })
+            try await waitUntil("the upstream to receive the call") { upstream.requests.count == 1 }
             holding.withLockedValue { $0 = connection }
         }
         // withTollgate returned: the shutdown finished although the call never ended.

@@ -79,7 +79,7 @@ struct ProcessTests {
                 }
             }
             group.addTask {
-                while answered.value < 300 { try await Task.sleep(for: .milliseconds(5)) }
+                try await waitUntil("300 answered calls", timeout: .seconds(120), every: .milliseconds(5)) { answered.value >= 300 }
                 process.signal(SIGKILL)
             }
             try await group.waitForAll()
@@ -106,10 +106,18 @@ struct ProcessTests {
         for _ in 0..<5 {
             #expect(try await TestHTTP.request("GET", proxy + "/shop/hello", headers: [("apikey", token)]).status == 200)
         }
-        async let slow = TestHTTP.request("GET", proxy + "/shop/slow/1500", headers: [("apikey", token)])
-        try await Task.sleep(for: .milliseconds(400))
+        let finished = Shared(false)
+        let slow = Task {
+            defer { finished.update { $0 = true } }
+            return try await TestHTTP.request("GET", proxy + "/shop/slow/3000", headers: [("apikey", token)])
+        }
+        // The slow call is in flight once the upstream has it (5 calls before it).
+        try await waitUntil("the slow call to reach the upstream") { upstream.requestCount >= 6 }
         process.signal(SIGTERM)
-        let response = try await slow
+        // Only a machine too slow to send a signal within 3 s could make this fail; then the
+        // test would not have shown draining at all.
+        #expect(!finished.value, "the slow call ended before SIGTERM was sent")
+        let response = try await slow.value
         #expect(response.status == 200)
         #expect(try await process.waitForExit() == 0)
 

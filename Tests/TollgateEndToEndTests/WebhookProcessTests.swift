@@ -36,7 +36,13 @@ struct WebhookProcessTests {
             "POST", base + "/v1/subscriptions", headers: auth, body: #"{"customer":"k","plan":"hooked-plan"}"#).json()
         let id = try #require(subscription["id"] as? String)
         // Nothing listens: the first attempts fail while the event waits in the outbox.
-        try await Task.sleep(for: .milliseconds(300))
+        let attempted = try await waitForValue("a failed first attempt") {
+            let deliveries = try await TestHTTP.request("GET", base + "/v1/webhooks/deliveries", headers: auth).json()
+            let rows = deliveries["data"] as? [[String: Any]] ?? []
+            return rows.first { ($0["attempts"] as? Int ?? 0) >= 1 }
+        }
+        #expect(attempted["status"] as? String == "pending")
+        #expect((attempted["last_error"] as? String)?.isEmpty == false)
         first.signal(SIGKILL)
         _ = try await first.waitForExit()
 

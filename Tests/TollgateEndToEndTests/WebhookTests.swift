@@ -135,11 +135,9 @@ struct WebhookTests {
                 {"id":"lost-plan","product":"lost","name":"L","currency":"EUR","period":"month","prices":[]}
                 """).status == 201)
             _ = try await server.subscribe(plan: "lost-plan")
-            var failed: [[String: Any]] = []
-            for _ in 0..<100 {
-                failed = try await server.admin("GET", "/v1/webhooks/deliveries?status=failed").json()["data"] as? [[String: Any]] ?? []
-                if !failed.isEmpty { break }
-                try await Task.sleep(for: .milliseconds(50))
+            let failed = try await waitForValue("a failed delivery") {
+                let rows = try await server.admin("GET", "/v1/webhooks/deliveries?status=failed").json()["data"] as? [[String: Any]] ?? []
+                return rows.isEmpty ? nil : rows
             }
             let delivery = try #require(failed.first)
             #expect(delivery["type"] as? String == "subscription.created")
@@ -181,9 +179,19 @@ struct QuotaWebhookTests {
             var statuses: [Int] = []
             for _ in 0..<5 { statuses.append(try await server.proxy("/hooked/hello", headers: [("apikey", token)]).status) }
             #expect(statuses == [200, 200, 200, 429, 429])
-            let requests = try await receiver.waitFor(2)
-            try await Task.sleep(for: .milliseconds(500))
-            let events = try receiver.received.map { try $0.json() }
+            // Proof that everything the five calls queued reached the outbox and was sent: a billed
+            // call after them (answered once its batch, and every earlier one, is durable), then an
+            // event that this subscription's deliveries, kept in order, send after all of those.
+            #expect(try await server.admin("POST", "/v1/products/hooked/endpoints", body: """
+                {"identifier":"item","name":"Item","method":"GET","path":"/items/{id}"}
+                """).status == 201)
+            #expect(try await server.proxy("/hooked/items/1", headers: [("apikey", token)]).status == 200)
+            #expect(try await server.billedCalls(id)["item"] == 1)
+            #expect(try await server.admin("POST", "/v1/subscriptions/\(id)/terminate").status == 200)
+            let requests = try await receiver.waitFor("type subscription.terminated") {
+                try $0.json()["type"] as? String == "subscription.terminated"
+            }
+            let events = try requests.map { try $0.json() }
             let exhausted = events.filter { $0["type"] as? String == "quota.exhausted" }
             #expect(exhausted.count == 1)
             let data = try #require(exhausted.first?["data"] as? [String: Any])
@@ -214,10 +222,8 @@ struct QuotaWebhookTests {
 /// The delivered rows, once there are any: the receiver has answered when a test sees the
 /// request, and the dispatcher records the delivery just after.
 private func deliveredRows(_ server: RunningTollgate) async throws -> [[String: Any]] {
-    var rows: [[String: Any]] = []
-    for _ in 0..<50 where rows.isEmpty {
-        rows = try await server.admin("GET", "/v1/webhooks/deliveries?status=delivered").json()["data"] as? [[String: Any]] ?? []
-        if rows.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+    try await waitForValue("a delivered webhook") {
+        let rows = try await server.admin("GET", "/v1/webhooks/deliveries?status=delivered").json()["data"] as? [[String: Any]] ?? []
+        return rows.isEmpty ? nil : rows
     }
-    return rows
 }

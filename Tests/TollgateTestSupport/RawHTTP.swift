@@ -87,29 +87,19 @@ public final class RawConnection: Sendable {
     /// Waits until the server has closed the connection; false if it is still open after
     /// `limit` (a bound on a hung test, not a measurement).
     public func waitForClose(limit: Duration = .seconds(20)) async -> Bool {
-        await waitUntil(limit: limit) { !self.channel.isActive }
+        (try? await waitUntil("the server to close the connection", timeout: limit) { !self.channel.isActive }) != nil
     }
 
     /// Waits until `count` responses have arrived; false if fewer came within `limit`.
     public func waitForResponses(_ count: Int, limit: Duration = .seconds(20)) async -> Bool {
-        await waitUntil(limit: limit) {
+        _ = try? await waitUntil("\(count) responses", timeout: limit) {
             let text = self.text
             return self.statuses.count >= count && (text.hasSuffix("}") || text.hasSuffix("\r\n\r\n")) || !self.channel.isActive
-        } && statuses.count >= count
+        }
+        return statuses.count >= count
     }
 
     public func close() async {
         try? await channel.close()
     }
-}
-
-/// Polls `condition` until it holds; false if it still does not after `limit`. The limit only
-/// stops a hung test: what is asserted is the condition, never how long it took.
-public func waitUntil(limit: Duration = .seconds(20), _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
 }

@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 public final class TollgateProcess: Sendable {
     private let process: Process
     private let printed: NIOLockedValueBox<String>
+    private let pipe: Pipe
 
     /// The `tollgate` binary next to the test bundle in the build folder.
     public static var executable: URL {
@@ -20,17 +21,36 @@ public final class TollgateProcess: Sendable {
         }
     }
 
-    private init(process: Process, printed: NIOLockedValueBox<String>) {
+    private init(process: Process, printed: NIOLockedValueBox<String>, pipe: Pipe) {
         self.process = process
         self.printed = printed
+        self.pipe = pipe
     }
 
-    /// Runs `tollgate ARGUMENTS` to completion; returns its exit code and what it printed.
+    /// Runs `tollgate ARGUMENTS` to completion; returns its exit code and everything it printed.
     public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (code: Int32, output: String) {
         let started = try start(arguments, environment: environment)
         started.process.waitUntilExit()
-        Thread.sleep(forTimeInterval: 0.05)
+        started.collectRest()
         return (started.process.terminationStatus, started.output)
+    }
+
+    /// Reads what the exited process left in the pipe. Once it exited, everything it wrote is in
+    /// the pipe's buffer, so a non-blocking read gets all of it; waiting for the pipe's end could
+    /// wait for another child that inherited the pipe (two processes started at once).
+    private func collectRest() {
+        let handle = pipe.fileHandleForReading
+        handle.readabilityHandler = nil
+        // A handler call that was running has appended its bytes once it releases the lock.
+        printed.withLockedValue { _ in }
+        let descriptor = handle.fileDescriptor
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            guard count > 0 else { break }
+            printed.withLockedValue { $0 += String(decoding: buffer[..<count], as: UTF8.self) }
+        }
     }
 
     /// Starts `tollgate ARGUMENTS` in the background; stdout and stderr are collected.
@@ -47,10 +67,14 @@ public final class TollgateProcess: Sendable {
         let output = NIOLockedValueBox("")
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            if !data.isEmpty { output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
+            if data.isEmpty {
+                handle.readabilityHandler = nil  // End of file.
+            } else {
+                output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) }
+            }
         }
         try process.run()
-        return TollgateProcess(process: process, printed: output)
+        return TollgateProcess(process: process, printed: output, pipe: pipe)
     }
 
     /// Everything printed so far.
@@ -60,17 +84,15 @@ public final class TollgateProcess: Sendable {
 
     /// Waits until the server logs both listening ports; returns them.
     public func waitUntilListening(timeout: Duration = .seconds(60)) async throws -> (proxy: Int, admin: Int) {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        try await waitForValue("tollgate to listen on both ports; it printed:\n\(output)", timeout: timeout) {
             let text = output
             if let proxy = Self.port(in: text, after: "address=127.0.0.1:", line: "proxy listening"),
                let admin = Self.port(in: text, after: "listening on 127.0.0.1:", line: "Server started") {
                 return (proxy, admin)
             }
             guard process.isRunning else { throw TestFailure("tollgate exited early:\n\(text)") }
-            try await Task.sleep(for: .milliseconds(50))
+            return nil
         }
-        throw TestFailure("tollgate did not start listening:\n\(output)")
     }
 
     private static func port(in text: String, after marker: String, line needle: String) -> Int? {
@@ -86,16 +108,15 @@ public final class TollgateProcess: Sendable {
         kill(process.processIdentifier, signal)
     }
 
-    /// Waits for the process to end; returns its exit status.
+    /// Waits for the process to end and for everything it printed to be read; returns its exit status.
     public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                kill(process.processIdentifier, SIGKILL)
-                throw TestFailure("tollgate did not exit in time:\n\(output)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        do {
+            try await waitUntil("tollgate to exit", timeout: timeout) { !process.isRunning }
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestFailure("tollgate did not exit in time:\n\(output)")
         }
+        collectRest()
         return process.terminationStatus
     }
 }

@@ -57,13 +57,20 @@ public final class WebhookReceiver: Sendable {
 
     /// Waits until at least `count` requests arrived.
     public func waitFor(_ count: Int, timeout: Duration = .seconds(20)) async throws -> [Received] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        try await waitForValue("\(count) webhook requests (\(received.count) arrived)", timeout: timeout) {
             let all = received
-            if all.count >= count { return all }
-            try await Task.sleep(for: .milliseconds(20))
+            return all.count >= count ? all : nil
         }
-        throw TestFailure("only \(received.count) of \(count) webhook requests arrived")
+    }
+
+    /// Waits until a request that `matches` arrived; returns every request received by then.
+    public func waitFor(
+        _ what: String, timeout: Duration = .seconds(20), where matches: (Received) throws -> Bool
+    ) async throws -> [Received] {
+        try await waitForValue("a webhook request with \(what) (\(received.count) others arrived)", timeout: timeout) {
+            let all = received
+            return try all.contains(where: matches) ? all : nil
+        }
     }
 
     private final class Handler: ChannelInboundHandler {
