@@ -41,6 +41,8 @@ final class ProxiedCall {
     /// True from the upstream's answer until its usage event is durable (billable calls only).
     var awaitingDurability = false
     var heldParts: [HTTPServerResponsePart] = []
+    /// The upstream closed before the end of an answer that was held for durability.
+    var endedEarly = false
     var upstreamReusable = true
     /// Set while the call went out on a reused connection and has no body: it may be sent once more.
     var retryHead: HTTPRequestHead?
@@ -419,7 +421,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         recordRefusal(refusal, call: call)
         if !call.requestDone { closeAfterResponse = true }
         state = call.requestDone ? .idle : .discarding
-        answer(refusal, version: call.clientVersion, context: context, extra: call.responseStatus == nil ? [] : call.quotaHeaders)
+        // No rate-limit headers: the call was given back, so they would count it.
+        answer(refusal, version: call.clientVersion, context: context)
     }
 
     private func answer(
@@ -550,15 +553,19 @@ extension ProxyHandler: UpstreamOwner {
             let parts = call.heldParts
             call.heldParts = []
             var ended = false
+            var lastWrite: EventLoopFuture<Void>?
             for part in parts {
                 if case .end = part {
                     ended = true
                 } else {
-                    context.write(wrapOutboundOut(part), promise: nil)
+                    lastWrite = context.write(wrapOutboundOut(part))
                 }
             }
             if ended {
                 completeCall(call, context: context)
+            } else if call.endedEarly {
+                context.flush()
+                lastWrite?.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             } else {
                 context.flush()
                 if context.channel.isWritable { call.upstream?.resumeReads() }
@@ -592,6 +599,13 @@ extension ProxyHandler: UpstreamOwner {
     func upstreamClosed() {
         guard case .forwarding(let call) = state else { return }
         call.upstream = nil
+        if call.awaitingDurability {
+            // The answer ended early while it waited for its usage to be durable: what came of
+            // it is sent then, as it came, and the client connection is cut after it.
+            call.timeout?.cancel()
+            call.endedEarly = true
+            return
+        }
         if let head = call.retryHead, call.responseStatus == nil, let context {
             call.retryHead = nil
             call.timeout?.cancel()

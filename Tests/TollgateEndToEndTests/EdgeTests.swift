@@ -29,6 +29,7 @@ struct EdgeTests {
               - { identifier: reuse-post, name: Reuse post, method: POST, path: /drop-on-reuse }
               - { identifier: switch, name: Switch, method: GET, path: /switch }
               - { identifier: hold, name: Hold, method: GET, path: /hold }
+              - { identifier: short, name: Short, method: GET, path: /short }
           - id: exact
             name: Exact API
             upstream: http://127.0.0.1:\(upstreamPort)
@@ -183,6 +184,31 @@ struct EdgeTests {
             let next = try await server.proxy("/edge/report", headers: [("apikey", token)])
             #expect(next.status == 200)
             #expect(Set(upstream.requests.map(\.connection)).count == 2)
+        }
+    }
+
+    @Test func anAnswerThatEndsEarlyCutsTheClientAndInformationalAnswersAreDropped() async throws {
+        try await Self.withEdge { server, upstream in
+            let (_, token) = try await server.subscribe(plan: "edge-basic")
+            let short = try await RawConnection.open(port: server.proxyPort)
+            try await short.send(Self.head("GET /edge/short HTTP/1.1", port: server.proxyPort, token: token))
+            #expect(await short.waitForClose())
+            // The head promised 100 bytes: the client sees 10 and a closed connection, never a
+            // complete answer it could mistake for the whole.
+            #expect(short.statuses == [200])
+            #expect(short.text.hasSuffix("0123456789"))
+
+            let early = try await RawConnection.open(port: server.proxyPort)
+            try await early.send(Self.head("GET /edge/early HTTP/1.1", port: server.proxyPort, token: token))
+            #expect(await early.waitForResponses(1))
+            #expect(early.statuses == [200])
+            #expect(!early.text.contains("103"))
+            // The connection is still good for the next call.
+            try await early.send(Self.head("GET /edge/report HTTP/1.1", port: server.proxyPort, token: token))
+            #expect(await early.waitForResponses(2))
+            #expect(early.statuses == [200, 200])
+            await early.close()
+            #expect(upstream.requests.map(\.uri) == ["/short", "/early", "/report"])
         }
     }
 

@@ -10,7 +10,9 @@ import NIOPosix
 /// - `/hold`: never answers;
 /// - `/switch`: answers `101 Switching Protocols` without being asked;
 /// - `/drop-on-reuse`: closes the connection without answering unless it is the connection's
-///   first request.
+///   first request;
+/// - `/short`: announces a 100-byte body, sends 10 bytes and closes;
+/// - `/early`: sends `103 Early Hints` before its answer.
 public final class RecordingUpstream: Sendable {
     /// One request as the upstream parsed it.
     public struct Request: Sendable {
@@ -113,6 +115,19 @@ public final class RecordingUpstream: Sendable {
                         wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))),
                         promise: nil)
                     return
+                }
+                if path.hasSuffix("/short") {
+                    var headers = HTTPHeaders()
+                    headers.add(name: "Content-Length", value: "100")
+                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "0123456789")))), promise: nil)
+                    context.close(promise: nil)
+                    return
+                }
+                if path.hasSuffix("/early") {
+                    var hints = HTTPHeaders()
+                    hints.add(name: "Link", value: "</style.css>; rel=preload")
+                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: 103), headers: hints))), promise: nil)
                 }
                 let body = #"{"method":"\#(request.method)","parsed":\#(recorded.withLockedValue { $0.count })}"#
                 var headers = HTTPHeaders()
