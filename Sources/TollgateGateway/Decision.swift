@@ -105,7 +105,7 @@ enum Decision {
         let path = uri.prefix { $0 != "?" }
         let segment = path.dropFirst().prefix { $0 != "/" }
         // The usual case, nothing escaped and no dot segment, needs no second normalization.
-        if !segment.contains("%") && segment != "." && segment != ".." { return segment.isEmpty ? nil : segment }
+        if !segment.utf8.contains(UInt8(ascii: "%")) && segment != "." && segment != ".." { return segment.isEmpty ? nil : segment }
         guard let decoded = try? RequestPath.normalize("/" + segment) else { return nil }
         let first = decoded.dropFirst().prefix { $0 != "/" }
         if first.isEmpty || segment.isEmpty { return nil }

@@ -112,7 +112,7 @@ enum UpstreamRequest {
 
     /// RFC 7239's `for=...;proto=http[;host=...]`, with IPv6 addresses and hosts quoted.
     static func forwardedElement(client: String, host: String?) -> String {
-        var element = "for=" + (client.contains(":") ? "\"[\(client)]\"" : client) + ";proto=http"
+        var element = "for=" + (client.utf8.contains(UInt8(ascii: ":")) ? "\"[\(client)]\"" : client) + ";proto=http"
         if let host, !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
             element += ";host=\"\(host)\""
         }
