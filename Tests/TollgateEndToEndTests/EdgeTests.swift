@@ -429,15 +429,22 @@ struct EdgeTests {
     @Test func aNonIdempotentCallIsNeverSentTwice() async throws {
         try await Self.withEdge { server, upstream in
             let (_, token) = try await server.subscribe(plan: "edge-basic")
-            #expect(try await server.proxy("/edge/drop-on-reuse", headers: [("apikey", token)]).status == 200)
+            // One client connection: its calls share one event loop, so one pool of upstream connections.
+            let client = try await RawConnection.open(port: server.proxyPort)
+            func call(_ method: String, _ path: String, answers: Int) async throws {
+                try await client.send(Self.head("\(method) /edge\(path) HTTP/1.1", port: server.proxyPort, token: token))
+                #expect(await client.waitForResponses(answers), "\(method) \(path)")
+            }
+            try await call("GET", "/drop-on-reuse", answers: 1)
             // The pooled connection is reused and dropped: a POST must not be sent again.
-            let post = try await server.proxy("/edge/drop-on-reuse", method: "POST", headers: [("apikey", token)])
-            #expect(post.status == 502)
+            try await call("POST", "/drop-on-reuse", answers: 2)
             #expect(upstream.requests.filter { $0.method == "POST" }.count == 1)
-            // A GET is: it is idempotent (first on a pooled connection, then on a fresh one).
-            #expect(try await server.proxy("/edge/report", headers: [("apikey", token)]).status == 200)
-            let get = try await server.proxy("/edge/drop-on-reuse", headers: [("apikey", token)])
-            #expect(get.status == 200)
+            // A GET is: it is idempotent (first on a new pooled connection, then on a fresh one).
+            try await call("GET", "/report", answers: 3)
+            try await call("GET", "/drop-on-reuse", answers: 4)
+            #expect(client.statuses == [200, 502, 200, 200])
+            #expect(upstream.requests.map(\.method) == ["GET", "POST", "GET", "GET", "GET"])
+            await client.close()
         }
     }
 
