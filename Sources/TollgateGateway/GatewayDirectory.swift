@@ -51,24 +51,8 @@ public struct ProductRoute: Sendable {
 public final class GatewayDirectory: Sendable {
     private let routes = NIOLockedValueBox<[String: ProductRoute]>([:])
     private let plans = NIOLockedValueBox<[String: Plan]>([:])
-    private let credentials = NIOLockedValueBox(Credentials())
-
-    /// Consumers by token hash, and each subscription's token hash so that it can be replaced
-    /// without a scan.
-    private struct Credentials {
-        var byHash: [TokenHash: Consumer] = [:]
-        var hashBySubscription: [String: TokenHash] = [:]
-
-        mutating func set(_ hash: TokenHash, _ consumer: Consumer) {
-            remove(subscription: consumer.subscription)
-            byHash[hash] = consumer
-            hashBySubscription[consumer.subscription] = hash
-        }
-
-        mutating func remove(subscription: String) {
-            if let hash = hashBySubscription.removeValue(forKey: subscription) { byHash[hash] = nil }
-        }
-    }
+    /// Consumers by token hash, and each subscription's entry by its id (see `CredentialTable`).
+    private let credentials = NIOLockedValueBox(CredentialTable())
 
     public init() {}
 
@@ -79,11 +63,9 @@ public final class GatewayDirectory: Sendable {
 
     public func consumer(token: Substring) -> Consumer? {
         let hash = APIToken.hash(token)
-        return credentials.withLockedValue { table in
-            // The dictionary finds the entry by its hash; `==` on TokenHash then compares all of it
-            // in constant time.
-            table.byHash[hash]
-        }
+        // The table finds the entry by 32 bits of the hash; `==` on TokenHash then compares all of
+        // it in constant time. The subscription id's String is built after the lock is released.
+        return credentials.withLockedValue { $0.match(hash) }?.consumer
     }
 
     public func plan(_ id: String) -> Plan? {
@@ -107,11 +89,16 @@ public final class GatewayDirectory: Sendable {
 
     /// Replaces every credential at once (at start).
     public func replaceCredentials(_ entries: [(TokenHash, Consumer)]) {
-        var table = Credentials()
-        table.byHash.reserveCapacity(entries.count)
-        table.hashBySubscription.reserveCapacity(entries.count)
+        var table = CredentialTable(minimumCapacity: entries.count)
         for (hash, consumer) in entries { table.set(hash, consumer) }
-        credentials.withLockedValue { $0 = table }
+        replaceCredentials(table)
+    }
+
+    /// Replaces every credential at once with a table built beforehand (at start, page by page).
+    public func replaceCredentials(_ table: CredentialTable) {
+        var table = table
+        credentials.withLockedValue { swap(&$0, &table) }
+        // The previous table is freed here, after the lock is released.
     }
 
     /// Sets the one credential of a subscription, replacing its previous token.
@@ -121,15 +108,13 @@ public final class GatewayDirectory: Sendable {
 
     /// Removes a subscription's credential (terminate); its token stops working.
     public func removeCredentials(subscription: String) {
-        credentials.withLockedValue { $0.remove(subscription: subscription) }
+        credentials.withLockedValue { _ = $0.remove(subscription: subscription) }
     }
 
     /// Updates the plan of a subscription's credential (change-plan).
     public func updatePlan(subscription: String, plan: String) {
-        credentials.withLockedValue { table in
-            if let hash = table.hashBySubscription[subscription] { table.byHash[hash]?.plan = plan }
-        }
+        credentials.withLockedValue { _ = $0.updatePlan(subscription: subscription, plan: plan) }
     }
 
-    public var credentialCount: Int { credentials.withLockedValue { $0.byHash.count } }
+    public var credentialCount: Int { credentials.withLockedValue { $0.count } }
 }
