@@ -52,7 +52,22 @@ public final class GatewayDirectory: Sendable {
     private let routes = NIOLockedValueBox<[String: ProductRoute]>([:])
     private let plans = NIOLockedValueBox<[String: Plan]>([:])
     /// Consumers by token hash, and each subscription's entry by its id (see `CredentialTable`).
-    private let credentials = NIOLockedValueBox(CredentialTable())
+    private let credentials = NIOLockedValueBox(Credentials())
+
+    /// The table, and the consumers of recently used tokens: the table keeps a subscription id as
+    /// bytes, so a lookup there builds its `String` (an allocation); a token that calls again finds
+    /// its consumer here. Every change of the table empties it.
+    private struct Credentials {
+        static let recentCount = 256
+        var table = CredentialTable()
+        var recent = [(hash: TokenHash, consumer: Consumer)?](repeating: nil, count: recentCount)
+
+        static func recentIndex(_ hash: TokenHash) -> Int { Int(truncatingIfNeeded: hash.words.1) & (recentCount - 1) }
+
+        mutating func changed() {
+            for index in recent.indices { recent[index] = nil }
+        }
+    }
 
     public init() {}
 
@@ -63,9 +78,14 @@ public final class GatewayDirectory: Sendable {
 
     public func consumer(token: Substring) -> Consumer? {
         let hash = APIToken.hash(token)
-        // The table finds the entry by 32 bits of the hash; `==` on TokenHash then compares all of
-        // it in constant time. The subscription id's String is built after the lock is released.
-        return credentials.withLockedValue { $0.match(hash) }?.consumer
+        // `==` on TokenHash compares all of a hash in constant time, here and in the table.
+        let index = Credentials.recentIndex(hash)
+        return credentials.withLockedValue { credentials in
+            if let recent = credentials.recent[index], recent.hash == hash { return recent.consumer }
+            guard let consumer = credentials.table.match(hash)?.consumer else { return nil }
+            credentials.recent[index] = (hash, consumer)
+            return consumer
+        }
     }
 
     public func plan(_ id: String) -> Plan? {
@@ -97,24 +117,34 @@ public final class GatewayDirectory: Sendable {
     /// Replaces every credential at once with a table built beforehand (at start, page by page).
     public func replaceCredentials(_ table: CredentialTable) {
         var table = table
-        credentials.withLockedValue { swap(&$0, &table) }
+        credentials.withLockedValue { credentials in
+            swap(&credentials.table, &table)
+            credentials.changed()
+        }
         // The previous table is freed here, after the lock is released.
     }
 
     /// Sets the one credential of a subscription, replacing its previous token.
     public func setCredential(_ hash: TokenHash, _ consumer: Consumer) {
-        credentials.withLockedValue { $0.set(hash, consumer) }
+        credentials.withLockedValue { credentials in
+            credentials.table.set(hash, consumer)
+            credentials.changed()
+        }
     }
 
     /// Removes a subscription's credential (terminate); its token stops working.
     public func removeCredentials(subscription: String) {
-        credentials.withLockedValue { _ = $0.remove(subscription: subscription) }
+        credentials.withLockedValue { credentials in
+            if credentials.table.remove(subscription: subscription) { credentials.changed() }
+        }
     }
 
     /// Updates the plan of a subscription's credential (change-plan).
     public func updatePlan(subscription: String, plan: String) {
-        credentials.withLockedValue { _ = $0.updatePlan(subscription: subscription, plan: plan) }
+        credentials.withLockedValue { credentials in
+            if credentials.table.updatePlan(subscription: subscription, plan: plan) { credentials.changed() }
+        }
     }
 
-    public var credentialCount: Int { credentials.withLockedValue { $0.count } }
+    public var credentialCount: Int { credentials.withLockedValue { $0.table.count } }
 }

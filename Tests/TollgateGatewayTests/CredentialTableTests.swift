@@ -339,6 +339,8 @@ struct CredentialTableTests {
         #expect(directory.consumer(token: Substring(first)) == nil)
         #expect(directory.consumer(token: Substring(rotated))?.subscription == "sub_1")
 
+        // Looked up first, so that the directory remembers it: the change must still show.
+        #expect(directory.consumer(token: Substring(second))?.plan == "starter")
         directory.updatePlan(subscription: "sub_2", plan: "pro")
         #expect(directory.consumer(token: Substring(second))?.plan == "pro")
 
@@ -352,5 +354,22 @@ struct CredentialTableTests {
         #expect(directory.consumer(token: Substring(rotated)) == nil)
         #expect(directory.consumer(token: Substring(second))?.subscription == "sub_3")
         #expect(directory.credentialCount == 1)
+    }
+
+    @Test func theDirectoryTellsApartTokensThatShareARememberedPlace() {
+        // 600 tokens for 256 remembered places: many share one, and each must still find its own.
+        let directory = GatewayDirectory()
+        let tokens = (0..<600).map { _ in APIToken.generate() }
+        directory.replaceCredentials(tokens.enumerated().map { (APIToken.hash($1), Self.consumer("sub_\($0)")) })
+        var wrong = 0
+        for _ in 0..<2 {
+            for (index, token) in tokens.enumerated() where directory.consumer(token: Substring(token))?.subscription != "sub_\(index)" {
+                wrong += 1
+            }
+        }
+        #expect(wrong == 0)
+        directory.removeCredentials(subscription: "sub_599")
+        #expect(directory.consumer(token: Substring(tokens[599])) == nil)
+        #expect(directory.consumer(token: Substring(tokens[598]))?.subscription == "sub_598")
     }
 }
