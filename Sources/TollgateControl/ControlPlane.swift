@@ -49,16 +49,18 @@ public final class ControlPlane: Sendable {
     /// twice; the pages' memory is then handed back to the system.
     public func loadGateway() async throws {
         try await reloadRoutes()
-        var credentials: [(TokenHash, Consumer)] = []
+        // Page by page straight into a table sized for them all: no array of every row, no regrowth.
+        // A subscription activated between the count and the pages only makes the table grow.
+        var table = CredentialTable(minimumCapacity: try await store.activeCredentialCount())
         var cursor = ""
         while true {
             let page = try await store.activeCredentials(after: cursor, limit: 20_000)
             guard let last = page.last else { break }
-            credentials += page.map { ($0.tokenHash, Consumer($0.subscription)) }
+            for (subscription, hash) in page { table.set(hash, Consumer(subscription)) }
             cursor = last.subscription.id
         }
-        directory.replaceCredentials(credentials)
-        credentials = []
+        directory.replaceCredentials(table)
+        table = CredentialTable()
         SystemMemory.returnFreedMemory()
     }
 

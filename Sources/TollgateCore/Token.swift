@@ -38,6 +38,11 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
         self.words = (words[0], words[1], words[2], words[3])
     }
 
+    /// A hash from its four words, most significant first (as `description` prints them).
+    public init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        self.words = words
+    }
+
     /// Parses the 64 hex digits of `description`.
     public init?(hex: String) {
         // Only ASCII hex digits: `UInt64(_:radix:)` alone would accept a sign, and a 64-byte text of

@@ -51,22 +51,21 @@ public struct ProductRoute: Sendable {
 public final class GatewayDirectory: Sendable {
     private let routes = NIOLockedValueBox<[String: ProductRoute]>([:])
     private let plans = NIOLockedValueBox<[String: Plan]>([:])
+    /// Consumers by token hash, and each subscription's entry by its id (see `CredentialTable`).
     private let credentials = NIOLockedValueBox(Credentials())
 
-    /// Consumers by token hash, and each subscription's token hash so that it can be replaced
-    /// without a scan.
+    /// The table, and the consumers of recently used tokens: the table keeps a subscription id as
+    /// bytes, so a lookup there builds its `String` (an allocation); a token that calls again finds
+    /// its consumer here. Every change of the table empties it.
     private struct Credentials {
-        var byHash: [TokenHash: Consumer] = [:]
-        var hashBySubscription: [String: TokenHash] = [:]
+        static let recentCount = 256
+        var table = CredentialTable()
+        var recent = [(hash: TokenHash, consumer: Consumer)?](repeating: nil, count: recentCount)
 
-        mutating func set(_ hash: TokenHash, _ consumer: Consumer) {
-            remove(subscription: consumer.subscription)
-            byHash[hash] = consumer
-            hashBySubscription[consumer.subscription] = hash
-        }
+        static func recentIndex(_ hash: TokenHash) -> Int { Int(truncatingIfNeeded: hash.words.1) & (recentCount - 1) }
 
-        mutating func remove(subscription: String) {
-            if let hash = hashBySubscription.removeValue(forKey: subscription) { byHash[hash] = nil }
+        mutating func changed() {
+            for index in recent.indices { recent[index] = nil }
         }
     }
 
@@ -79,10 +78,13 @@ public final class GatewayDirectory: Sendable {
 
     public func consumer(token: Substring) -> Consumer? {
         let hash = APIToken.hash(token)
-        return credentials.withLockedValue { table in
-            // The dictionary finds the entry by its hash; `==` on TokenHash then compares all of it
-            // in constant time.
-            table.byHash[hash]
+        // `==` on TokenHash compares all of a hash in constant time, here and in the table.
+        let index = Credentials.recentIndex(hash)
+        return credentials.withLockedValue { credentials in
+            if let recent = credentials.recent[index], recent.hash == hash { return recent.consumer }
+            guard let consumer = credentials.table.match(hash)?.consumer else { return nil }
+            credentials.recent[index] = (hash, consumer)
+            return consumer
         }
     }
 
@@ -107,29 +109,42 @@ public final class GatewayDirectory: Sendable {
 
     /// Replaces every credential at once (at start).
     public func replaceCredentials(_ entries: [(TokenHash, Consumer)]) {
-        var table = Credentials()
-        table.byHash.reserveCapacity(entries.count)
-        table.hashBySubscription.reserveCapacity(entries.count)
+        var table = CredentialTable(minimumCapacity: entries.count)
         for (hash, consumer) in entries { table.set(hash, consumer) }
-        credentials.withLockedValue { $0 = table }
+        replaceCredentials(table)
+    }
+
+    /// Replaces every credential at once with a table built beforehand (at start, page by page).
+    public func replaceCredentials(_ table: CredentialTable) {
+        var table = table
+        credentials.withLockedValue { credentials in
+            swap(&credentials.table, &table)
+            credentials.changed()
+        }
+        // The previous table is freed here, after the lock is released.
     }
 
     /// Sets the one credential of a subscription, replacing its previous token.
     public func setCredential(_ hash: TokenHash, _ consumer: Consumer) {
-        credentials.withLockedValue { $0.set(hash, consumer) }
+        credentials.withLockedValue { credentials in
+            credentials.table.set(hash, consumer)
+            credentials.changed()
+        }
     }
 
     /// Removes a subscription's credential (terminate); its token stops working.
     public func removeCredentials(subscription: String) {
-        credentials.withLockedValue { $0.remove(subscription: subscription) }
+        credentials.withLockedValue { credentials in
+            if credentials.table.remove(subscription: subscription) { credentials.changed() }
+        }
     }
 
     /// Updates the plan of a subscription's credential (change-plan).
     public func updatePlan(subscription: String, plan: String) {
-        credentials.withLockedValue { table in
-            if let hash = table.hashBySubscription[subscription] { table.byHash[hash]?.plan = plan }
+        credentials.withLockedValue { credentials in
+            if credentials.table.updatePlan(subscription: subscription, plan: plan) { credentials.changed() }
         }
     }
 
-    public var credentialCount: Int { credentials.withLockedValue { $0.byHash.count } }
+    public var credentialCount: Int { credentials.withLockedValue { $0.table.count } }
 }

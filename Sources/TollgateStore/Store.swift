@@ -403,6 +403,14 @@ public final class TollgateStore: Sendable {
         }
     }
 
+    /// How many subscriptions are active: the gateway sizes its credential table before loading it.
+    public func activeCredentialCount() async throws -> Int {
+        try await backend.read { database in
+            try await database.raw("SELECT COUNT(*) AS count FROM subscriptions WHERE status = 'active'")
+                .first()?.decode(column: "count", as: Int.self) ?? 0
+        }
+    }
+
     /// Every active subscription with the hash of its token, for the gateway's in-memory table.
     /// Pages through `limit` at a time, in id order, after `cursor`.
     public func activeCredentials(after cursor: String = "", limit: Int = Int.max) async throws
