@@ -37,8 +37,6 @@ final class UpstreamConnectionCount: Sendable {
             counts[product] = open > 0 ? open : nil
         }
     }
-
-    func count(_ product: String) -> Int { counts.withLockedValue { $0[product, default: 0] } }
 }
 
 /// The product is at its limit of upstream connections.
