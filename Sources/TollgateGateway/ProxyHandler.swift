@@ -213,18 +213,25 @@ final class ProxyHandler: ChannelDuplexHandler {
         closeAfterResponse = !head.isKeepAlive || head.method == .CONNECT || Decision.isUpgrade(head)
         switch Decision.make(head: head, directory: shared.directory) {
         case .refuse(let refusal, let recordAs):
-            // A body that would follow is not read: the connection ends with the answer.
-            if Self.hasBody(head) { closeAfterResponse = true }
             if let recordAs {
                 recordRefusal(refusal, method: head.method.rawValue, path: recordAs.path, consumer: recordAs.consumer)
             } else {
                 shared.recorder.countRefusal(status: Int(refusal.status.code))
             }
-            state = .discarding
-            answer(refusal, version: head.version, context: context)
+            refuseBeforeForwarding(refusal, head: head, context: context)
         case .forward(let forward):
             forwardCall(forward, head: head, context: context)
         }
+    }
+
+    /// Answers a request Tollgate refuses before forwarding it. Its body, if one follows, is not
+    /// read: the connection ends with the answer.
+    private func refuseBeforeForwarding(
+        _ refusal: ProxyRefusal, head: HTTPRequestHead, context: ChannelHandlerContext, extra: [(name: String, value: String)] = []
+    ) {
+        if Self.hasBody(head) { closeAfterResponse = true }
+        state = .discarding
+        answer(refusal, version: head.version, context: context, extra: extra)
     }
 
     /// Whether a request head announces a body.
@@ -235,10 +242,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func forwardCall(_ forward: Forward, head: HTTPRequestHead, context: ChannelHandlerContext) {
         // A billable call whose usage could not be queued is refused before it reaches anything.
         if forward.endpoint != nil, !shared.recorder.acceptsBillable {
-            if Self.hasBody(head) { closeAfterResponse = true }
             shared.recorder.countRefusal(status: Int(ProxyRefusal.overloaded.status.code))
-            state = .discarding
-            answer(.overloaded, version: head.version, context: context)
+            refuseBeforeForwarding(.overloaded, head: head, context: context)
             return
         }
         let product = forward.route.product
@@ -260,9 +265,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .refused(let retryAfter, let states):
                 let refusal = ProxyRefusal.rateLimited(retryAfter: retryAfter)
                 recordRefusal(refusal, call: call)
-                if Self.hasBody(head) { closeAfterResponse = true }
-                state = .discarding
-                answer(refusal, version: head.version, context: context, extra: QuotaHeaders.fields(states, at: now))
+                refuseBeforeForwarding(refusal, head: head, context: context, extra: QuotaHeaders.fields(states, at: now))
                 return
             case .admitted(let states, let wait, let exhausted, let counted):
                 call.quotaHeaders = QuotaHeaders.fields(states, at: now)
@@ -279,8 +282,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        call.bodyless = head.headers.first(name: "Content-Length").map { $0 == "0" } ?? true
-            && !head.headers.contains(name: "Transfer-Encoding")
+        call.bodyless = !Self.hasBody(head)
         call.waitingParts.append(.head(UpstreamRequest.head(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
             edge: shared.configuration.edge)))
