@@ -61,8 +61,11 @@ public enum TollgateServer {
                 gateway.connectTimeout = options.connectTimeout
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
+                // The proxy port's own paths under `/_` (LocalRoutes).
+                let localRoutes = LocalRoutes()
                 services.append(ProxyServer(
-                    configuration: gateway, directory: directory, recorder: recorder, quotas: quotas, logger: logger,
+                    configuration: gateway, directory: directory, recorder: recorder, quotas: quotas,
+                    localRoutes: localRoutes, logger: logger,
                     onListening: { readiness.proxyListening($0) }))
             }
             if options.role != .gateway {

@@ -10,6 +10,7 @@ struct ProxyContext: Sendable {
     let recorder: UsageRecorder
     let quotas: QuotaLedger
     let configuration: GatewayConfiguration
+    let localRoutes: LocalRoutes
     let logger: Logger
 }
 
@@ -97,6 +98,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// Tollgate answered itself; the rest of the request body is dropped.
         case discarding
         case forwarding(ProxiedCall)
+        /// A request to one of the port's own paths (`LocalRoutes`), its body being read.
+        case local(LocalCall)
+        /// A local request read in full, its answer being made.
+        case answeringLocally
     }
 
     private let shared: ProxyContext
@@ -131,15 +136,27 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             receivedHead(head, context: context)
-        case .body(let buffer):
+        case .body(var buffer):
+            if case .local(let call) = state {
+                guard call.body.readableBytes + buffer.readableBytes <= shared.localRoutes.maxBodyBytes else {
+                    closeAfterResponse = true
+                    state = .discarding
+                    answer(.payloadTooLarge, version: call.head.version, context: context)
+                    return
+                }
+                call.body.writeBuffer(&buffer)
+                return
+            }
             guard case .forwarding(let call) = state else { return }
             call.requestBytes += buffer.readableBytes
             sendUpstream(.body(.byteBuffer(buffer)), call: call)
             armBodyTimeout(call)
         case .end:
             switch state {
-            case .idle:
+            case .idle, .answeringLocally:
                 break
+            case .local(let call):
+                answerLocally(call, context: context)
             case .discarding:
                 state = .idle
                 if !closeAfterResponse { connectionGuard?.requestFinished() }
@@ -211,6 +228,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         connectionGuard?.requestStarted()
         // After an upgrade request the decoder reads no further: its answer is the last.
         closeAfterResponse = !head.isKeepAlive || head.method == .CONNECT || Decision.isUpgrade(head)
+        if !shared.localRoutes.isEmpty, Decision.unacceptable(head) == nil,
+           let responder = shared.localRoutes.responder(forTarget: head.uri)
+        {
+            state = .local(LocalCall(head: head, responder: responder, allocator: context.channel.allocator))
+            return
+        }
         switch Decision.make(head: head, directory: shared.directory) {
         case .refuse(let refusal, let recordAs):
             if let recordAs {
@@ -458,6 +481,48 @@ final class ProxyHandler: ChannelDuplexHandler {
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
+    }
+
+    // MARK: Local paths
+
+    /// Hands a local request, read in full, to its responder and writes the answer. Reads stop
+    /// meanwhile, so a pipelined request waits for it.
+    private func answerLocally(_ call: LocalCall, context: ChannelHandlerContext) {
+        state = .answeringLocally
+        pauseClientReads()
+        let request = LocalRequest(
+            head: call.head, body: call.body,
+            clientAddress: UpstreamRequest.ClientAddresses(
+                peer: clientAddress, forwardedFor: call.head.headers["X-Forwarded-For"],
+                trusted: shared.configuration.edge.trustedProxies).client)
+        let responder = call.responder
+        let loop = context.eventLoop
+        let promise = loop.makePromise(of: LocalResponse.self)
+        promise.completeWithTask { await responder.respond(to: request) }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] response in
+            guard case .answeringLocally = state, let context = self.context else { return }
+            state = .idle
+            writeLocal(response, version: call.head.version, context: context)
+            resumeClientReads()
+        }
+    }
+
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, context: ChannelHandlerContext) {
+        var headers = response.headers
+        headers.remove(name: "Content-Length")
+        headers.remove(name: "Transfer-Encoding")
+        headers.remove(name: "Connection")
+        headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+        if closeAfterResponse {
+            headers.add(name: "Connection", value: "close")
+        } else if version == .http1_0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        if response.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
+        finishResponse(context: context)
     }
 
     // MARK: Recording

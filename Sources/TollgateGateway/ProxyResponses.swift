@@ -22,6 +22,8 @@ enum ProxyRefusal: Sendable {
     case upstreamBusy
     /// The usage queue is full: a billable call cannot be recorded now.
     case overloaded
+    /// A request body larger than a local path accepts.
+    case payloadTooLarge
     /// A prepaid quota is used up: retry after this many seconds.
     case rateLimited(retryAfter: Int)
 
@@ -38,6 +40,7 @@ enum ProxyRefusal: Sendable {
         case .upgradeNotSupported: .badRequest
         case .requestTimeout: .requestTimeout
         case .rateLimited: .tooManyRequests
+        case .payloadTooLarge: .payloadTooLarge
         }
     }
 
@@ -57,6 +60,7 @@ enum ProxyRefusal: Sendable {
         case .upstreamBusy: "The upstream server is busy; try again"
         case .overloaded: "The gateway is overloaded; try again"
         case .rateLimited: "API rate limit exceeded"
+        case .payloadTooLarge: "Request body too large"
         }
     }
 

@@ -20,12 +20,13 @@ public final class ProxyServer: Service, Sendable {
 
     public init(
         configuration: GatewayConfiguration, directory: GatewayDirectory, recorder: UsageRecorder, quotas: QuotaLedger,
-        logger: Logger,
+        localRoutes: LocalRoutes = LocalRoutes(), logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         self.shared = ProxyContext(
-            directory: directory, recorder: recorder, quotas: quotas, configuration: configuration, logger: logger)
+            directory: directory, recorder: recorder, quotas: quotas, configuration: configuration, localRoutes: localRoutes,
+            logger: logger)
         self.group = group
         self.onListening = onListening
     }
