@@ -55,10 +55,11 @@ final class ProxiedCall {
     var counted: QuotaLedger.Counted?
     var requestBytes = 0
     var responseBytes = 0
-    var timeout: Scheduled<Void>?
-    /// Runs while the request body is read: a body that pauses too long ends the call.
-    var bodyTimeout: Scheduled<Void>?
-    /// When the body timeout ends the call, moved on by every body part.
+    /// When the upstream's silence ends the call (504): set while an answer is awaited,
+    /// moved on by every part of it.
+    var readDeadline: NIODeadline?
+    /// When a pause in the request body ends the call (408): set while the body is read,
+    /// moved on by every body part.
     var bodyDeadline = NIODeadline.distantFuture
 
     init(
@@ -88,7 +89,7 @@ final class ProxiedCall {
 /// The proxy port's decision and forwarding handler: route, authenticate and forward each
 /// request to a pooled upstream connection, streaming parts both ways with back-pressure, and
 /// record its usage. Everything it decides from is in memory; it runs on its channel's event loop.
-final class ProxyHandler: ChannelDuplexHandler {
+final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -106,6 +107,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private let shared: ProxyContext
     private let pool: UpstreamPool
+    private let ticker: DeadlineTicker
     private var context: ChannelHandlerContext?
     /// The connection's head limits, told when a request starts and when its answer ends.
     private var connectionGuard: ConnectionGuard?
@@ -115,18 +117,21 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var readsPaused = false
     private var pendingRead = false
 
-    init(shared: ProxyContext, pool: UpstreamPool) {
+    init(shared: ProxyContext, pool: UpstreamPool, ticker: DeadlineTicker) {
         self.shared = shared
         self.pool = pool
+        self.ticker = ticker
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        ticker.add(self)
         clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
         connectionGuard = try? context.pipeline.syncOperations.handler(type: ConnectionGuard.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        ticker.remove(self)
         self.context = nil
     }
 
@@ -208,8 +213,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        ticker.remove(self)
         if case .forwarding(let call) = state {
-            call.timeout?.cancel()
+            call.readDeadline = nil
             stopBodyTimeout(call)
             call.upstream?.close()
             call.upstream = nil
@@ -384,40 +390,29 @@ final class ProxyHandler: ChannelDuplexHandler {
         if !upstream.isWritable { pauseClientReads() }
     }
 
-    /// Moves the body deadline of a call whose request is still being read, and schedules its
-    /// timer if none runs (a timer that fires early waits on for the deadline then in force,
-    /// so a streamed body costs no timer operation per part).
+    /// Moves the body deadline of a call whose request is still being read (not while reads
+    /// are paused: the call is then waiting for Tollgate, not for the client).
     private func armBodyTimeout(_ call: ProxiedCall) {
         guard !call.requestDone, !readsPaused else { return }
         call.bodyDeadline = .now() + shared.configuration.edge.bodyTimeout
-        if call.bodyTimeout == nil { scheduleBodyTimeout(call) }
-    }
-
-    private func scheduleBodyTimeout(_ call: ProxiedCall) {
-        guard let context else { return }
-        call.bodyTimeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.bodyDeadline) { [self] in
-            call.bodyTimeout = nil
-            guard case .forwarding(let current) = state, current === call, !call.requestDone, !readsPaused else { return }
-            if call.bodyDeadline > .now() {
-                scheduleBodyTimeout(call)
-                return
-            }
-            // The rest of the request will not come: whatever happens, the connection ends.
-            closeAfterResponse = true
-            failCall(call, with: .requestTimeout)
-        }
     }
 
     private func stopBodyTimeout(_ call: ProxiedCall) {
-        call.bodyTimeout?.cancel()
-        call.bodyTimeout = nil
+        call.bodyDeadline = .distantFuture
     }
 
     private func armTimeout(_ call: ProxiedCall) {
-        call.timeout?.cancel()
-        guard let context else { return }
-        call.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.readTimeout) { [self] in
-            guard case .forwarding(let current) = state, current === call else { return }
+        call.readDeadline = .now() + shared.configuration.readTimeout
+    }
+
+    /// The ticker's look at the call in flight: a body paused too long (408, and the connection
+    /// ends, as the rest of the request will not come), an upstream silent too long (504).
+    func deadlinesDue(at now: NIODeadline) {
+        guard case .forwarding(let call) = state else { return }
+        if call.bodyDeadline <= now, !call.requestDone, !readsPaused {
+            closeAfterResponse = true
+            failCall(call, with: .requestTimeout)
+        } else if let deadline = call.readDeadline, deadline <= now {
             failCall(call, with: .gatewayTimeout)
         }
     }
@@ -426,7 +421,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// otherwise cuts the client connection (a half-sent answer cannot be repaired). A call the
     /// upstream never answered gives its quota back: Tollgate's own failures cost nothing.
     private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal) {
-        call.timeout?.cancel()
+        call.readDeadline = nil
         stopBodyTimeout(call)
         call.upstream?.close()
         call.upstream = nil
@@ -599,7 +594,7 @@ extension ProxyHandler: UpstreamOwner {
                 if !context.channel.isWritable { call.upstream?.pauseReads() }
             }
         case .end:
-            call.timeout?.cancel()
+            call.readDeadline = nil
             if call.awaitingDurability {
                 call.heldParts.append(.end(nil))
             } else {
@@ -669,13 +664,13 @@ extension ProxyHandler: UpstreamOwner {
         if call.awaitingDurability {
             // The answer ended early while it waited for its usage to be durable: what came of
             // it is sent then, as it came, and the client connection is cut after it.
-            call.timeout?.cancel()
+            call.readDeadline = nil
             call.endedEarly = true
             return
         }
         if let head = call.retryHead, call.responseStatus == nil, let context {
             call.retryHead = nil
-            call.timeout?.cancel()
+            call.readDeadline = nil
             call.waitingParts = call.requestDone ? [.head(head), .end(nil)] : [.head(head)]
             openConnection(for: call, context: context)
             return
