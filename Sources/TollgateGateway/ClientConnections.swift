@@ -82,7 +82,7 @@ final class ConnectionGuard: ChannelInboundHandler, DeadlineWatcher {
 
     private func enter(_ next: Phase, for limit: TimeAmount) {
         phase = next
-        deadline = .now() + limit
+        deadline = (context?.eventLoop.now ?? .now()) + limit
     }
 
     func deadlinesDue(at now: NIODeadline) {

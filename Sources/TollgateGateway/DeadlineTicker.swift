@@ -44,8 +44,11 @@ final class DeadlineTicker {
         }
     }
 
+    /// How many watchers are registered.
+    var watcherCount: Int { watchers.count }
+
     private func tick() {
-        let now = NIODeadline.now()
+        let now = eventLoop.now
         // A watcher may close its connection, and so leave, while it is told.
         for watcher in Array(watchers.values) { watcher.deadlinesDue(at: now) }
     }

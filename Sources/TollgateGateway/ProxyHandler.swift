@@ -394,7 +394,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// are paused: the call is then waiting for Tollgate, not for the client).
     private func armBodyTimeout(_ call: ProxiedCall) {
         guard !call.requestDone, !readsPaused else { return }
-        call.bodyDeadline = .now() + shared.configuration.edge.bodyTimeout
+        call.bodyDeadline = (context?.eventLoop.now ?? .now()) + shared.configuration.edge.bodyTimeout
     }
 
     private func stopBodyTimeout(_ call: ProxiedCall) {
@@ -402,7 +402,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     }
 
     private func armTimeout(_ call: ProxiedCall) {
-        call.readDeadline = .now() + shared.configuration.readTimeout
+        call.readDeadline = (context?.eventLoop.now ?? .now()) + shared.configuration.readTimeout
     }
 
     /// The ticker's look at the call in flight: a body paused too long (408, and the connection
