@@ -42,6 +42,10 @@ final class ProxiedCall {
     /// True from the upstream's answer until its usage event is durable (billable calls only).
     var awaitingDurability = false
     var heldParts: [HTTPServerResponsePart] = []
+    /// Body bytes held for durability; past `maxHeldBytes` the upstream is not read further.
+    var heldBytes = 0
+    /// The upstream's answer has ended: anything more it sends is not part of this call.
+    var responseEnded = false
     /// The upstream closed before the end of an answer that was held for durability.
     var endedEarly = false
     var upstreamReusable = true
@@ -81,6 +85,10 @@ final class ProxiedCall {
 
     var billable: Bool { endpoint != nil }
 
+    /// How much of an answer is held in memory while its usage is made durable before the
+    /// upstream is no longer read (back-pressure). Most answers arrive whole long before.
+    static let maxHeldBytes = 64 * 1024
+
     /// Methods that may be sent a second time when a pooled connection turns out closed
     /// (RFC 9110 §9.2.2); any other is sent once at most.
     static let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
@@ -116,6 +124,11 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private var closeAfterResponse = false
     private var readsPaused = false
     private var pendingRead = false
+    /// Parts of requests that came while an earlier answer was still being made (HTTP/1.1
+    /// pipelining), handled in order once it ends. Reading stops while any wait.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// A graceful shutdown asked the connection to end after its current request.
+    private var quiescing = false
 
     init(shared: ProxyContext, pool: UpstreamPool, ticker: DeadlineTicker) {
         self.shared = shared
@@ -138,7 +151,37 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A pipelined request waits until the answer before it has ended; reading stops meanwhile.
+        if !pipelined.isEmpty || awaitsAnswerEnd {
+            pipelined.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    /// Whether the current request was read whole and its answer has not ended yet.
+    private var awaitsAnswerEnd: Bool {
+        switch state {
+        case .forwarding(let call): call.requestDone
+        case .answeringLocally: true
+        case .idle, .discarding, .local: false
+        }
+    }
+
+    /// Handles the parts of pipelined requests that waited, until one of them waits for its answer.
+    private func handlePipelined(context: ChannelHandlerContext) {
+        while !pipelined.isEmpty, !awaitsAnswerEnd, !closeAfterResponse, self.context != nil {
+            handle(pipelined.removeFirst(), context: context)
+        }
+        if pipelined.isEmpty, pendingRead, !readsPaused {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             receivedHead(head, context: context)
         case .body(var buffer):
@@ -164,7 +207,12 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
                 answerLocally(call, context: context)
             case .discarding:
                 state = .idle
-                if !closeAfterResponse { connectionGuard?.requestFinished() }
+                if quiescing {
+                    // The answer went out before the shutdown asked for the connection to end.
+                    context.close(promise: nil)
+                } else if !closeAfterResponse {
+                    connectionGuard?.requestFinished()
+                }
             case .forwarding(let call):
                 call.requestDone = true
                 stopBodyTimeout(call)
@@ -181,7 +229,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused {
+        if readsPaused || !pipelined.isEmpty {
             pendingRead = true
         } else {
             context.read()
@@ -199,7 +247,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         guard readsPaused else { return }
         readsPaused = false
         if case .forwarding(let call) = state { armBodyTimeout(call) }
-        if pendingRead, let context {
+        if pendingRead, pipelined.isEmpty, let context {
             pendingRead = false
             context.read()
         }
@@ -467,14 +515,29 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     }
 
     private func finishResponse(context: ChannelHandlerContext) {
-        // Told before the end is written: a pipelined request may start within that write.
         if !closeAfterResponse, case .idle = state { connectionGuard?.requestFinished() }
         if closeAfterResponse {
+            pipelined.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if !pipelined.isEmpty { handlePipelined(context: context) }
+        }
+    }
+
+    /// A graceful shutdown: an idle connection closes now, a busy one after its answer.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiescing = true
+        if case .idle = state, pipelined.isEmpty {
+            context.close(promise: nil)
+        } else {
+            closeAfterResponse = true
         }
     }
 
@@ -551,6 +614,11 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
 extension ProxyHandler: UpstreamOwner {
     func upstreamRead(_ part: HTTPClientResponsePart) {
         guard case .forwarding(let call) = state, let context else { return }
+        if call.responseEnded {
+            // An upstream that talks after its answer ended is not reused.
+            call.upstreamReusable = false
+            return
+        }
         switch part {
         case .head(let head):
             if head.status == .switchingProtocols {
@@ -574,7 +642,6 @@ extension ProxyHandler: UpstreamOwner {
             if call.billable {
                 call.awaitingDurability = true
                 call.heldParts.append(.head(clientHead))
-                call.upstream?.pauseReads()
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 shared.recorder.record(makeEvent(call, status: Int(head.status.code), billable: true), durable: promise)
                 promise.futureResult.assumeIsolated().whenComplete { [self] result in
@@ -589,12 +656,15 @@ extension ProxyHandler: UpstreamOwner {
             armTimeout(call)
             if call.awaitingDurability {
                 call.heldParts.append(.body(.byteBuffer(buffer)))
+                call.heldBytes += buffer.readableBytes
+                if call.heldBytes > ProxiedCall.maxHeldBytes { call.upstream?.pauseReads() }
             } else {
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 if !context.channel.isWritable { call.upstream?.pauseReads() }
             }
         case .end:
             call.readDeadline = nil
+            call.responseEnded = true
             if call.awaitingDurability {
                 call.heldParts.append(.end(nil))
             } else {

@@ -73,7 +73,10 @@ public final class ProxyServer: Service, Sendable {
                     // Over the limit, the connection is closed as soon as it is accepted.
                     guard clients.admit(channel) else { throw ClientConnectionLimitReached() }
                     try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge, ticker: resources.ticker))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    // The proxy handler keeps pipelined requests in order itself: NIO's pipelining
+                    // assistance would stop and restart reading for every request.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyHandler(shared: shared, pool: resources.pool, ticker: resources.ticker))
                 }
