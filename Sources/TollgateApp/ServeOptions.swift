@@ -45,6 +45,12 @@ public struct ServeOptions: Sendable {
     public var analyticsRetention = AnalyticsRetention.Configuration()
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
+    /// The proxy port's certificate chain and key (PEM files): HTTPS when both are set.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// The admin port's certificate chain and key (PEM files): HTTPS when both are set.
+    public var adminTLSCertificate: String?
+    public var adminTLSKey: String?
 
     public init() {}
 

@@ -31,6 +31,8 @@ public enum TollgateServer {
         if PrivateFiles.isOpenToOthers(options.dataDirectory) {
             logger.warning("the data dir lets other users in; chmod 700 it", metadata: ["path": "\(options.dataDirectory)"])
         }
+        let proxyTLS = try options.tlsFiles(certificate: options.tlsCertificate, key: options.tlsKey, flag: "--tls")
+        let adminTLS = try options.tlsFiles(certificate: options.adminTLSCertificate, key: options.adminTLSKey, flag: "--admin-tls")
         let database = options.resolvedDatabase
         logger.info("opening database", metadata: ["database": "\(database)"])
         try await TollgateStore.withStore(url: database, logger: logger) { store in
@@ -61,6 +63,7 @@ public enum TollgateServer {
                 gateway.connectTimeout = options.connectTimeout
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
+                gateway.tls = proxyTLS
                 // The proxy port's own paths under `/_` (LocalRoutes).
                 let localRoutes = LocalRoutes()
                 services.append(ProxyServer(
@@ -74,15 +77,55 @@ public enum TollgateServer {
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
-                services.append(AdminServer.application(
-                    configuration: .init(host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
-                    control: control, logger: logger, onListening: { readiness.adminListening($0) }))
+                var admin = AdminServer.Configuration(
+                    host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey,
+                    collectorKey: keys.collectorKey)
+                admin.tls = adminTLS?.configuration()
+                services.append(try AdminServer.application(
+                    configuration: admin, control: control, logger: logger, onListening: { readiness.adminListening($0) }))
             }
+            let certificates = [proxyTLS, adminTLS].compactMap { $0 }
+            if !certificates.isEmpty { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
             let group = ServiceGroup(configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
             handle.attach(group)
             try await group.run()
             logger.info("stopped")
+        }
+    }
+}
+
+/// Reads the ports' certificates and keys again on every `SIGHUP`; new connections get the
+/// new ones, open connections keep theirs. A file that cannot be used is logged and the
+/// certificate in use stays.
+struct CertificateReloader: Service {
+    let certificates: [ServerTLS]
+    let logger: Logger
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in hangups {
+                for certificate in certificates {
+                    do {
+                        try certificate.reload()
+                        logger.notice("certificate reloaded", metadata: ["certificate": "\(certificate.certificatePath)"])
+                    } catch {
+                        logger.error("certificate not reloaded; the one in use stays", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension ServeOptions {
+    /// A port's certificate files: both or neither.
+    func tlsFiles(certificate: String?, key: String?, flag: String) throws -> ServerTLS? {
+        switch (certificate, key) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return try ServerTLS(certificate: certificate, key: key)
+        default: throw ServerTLSError(reason: "\(flag)-cert and \(flag)-key go together")
         }
     }
 }

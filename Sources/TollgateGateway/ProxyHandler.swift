@@ -327,7 +327,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         let call = ProxiedCall(
             consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
             path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
-            upstreamKey: UpstreamKey(product: product.id, host: product.upstream.host, port: product.upstream.port),
+            upstreamKey: UpstreamKey(
+                product: product.id, host: product.upstream.host, port: product.upstream.port, tls: product.upstream.isTLS),
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?
@@ -362,7 +363,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         call.bodyless = !Self.hasBody(head)
         call.waitingParts.append(.head(UpstreamRequest.head(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
-            edge: shared.configuration.edge)))
+            edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil)))
         if Self.hasBody(head) { armBodyTimeout(call) }
         if let leaseWait {
             // The quota lease covering this call is being written: wait for it before forwarding.
@@ -398,7 +399,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// Connects to the call's upstream and sends what waited for the connection.
     private func openConnection(for call: ProxiedCall, context: ChannelHandlerContext) {
         pauseClientReads()
-        pool.connect(call.upstreamKey).assumeIsolated().whenComplete { [self] result in
+        pool.connect(call.upstreamKey, tls: call.route.tls).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let channel):
                 guard case .forwarding(let current) = state, current === call,
@@ -410,7 +411,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             case .failure(let error):
                 guard case .forwarding(let current) = state, current === call else { return }
                 resumeClientReads()
-                failCall(call, with: error is UpstreamConnectionLimitReached ? .upstreamBusy : .badGateway)
+                failCall(call, with: error is UpstreamConnectionLimitReached ? .upstreamBusy : .badGateway, because: error)
             }
         }
     }
@@ -468,7 +469,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// Ends a call that went wrong: answers 502/503/504/408 when nothing was sent yet,
     /// otherwise cuts the client connection (a half-sent answer cannot be repaired). A call the
     /// upstream never answered gives its quota back: Tollgate's own failures cost nothing.
-    private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal) {
+    private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal, because reason: (any Error)? = nil) {
         call.readDeadline = nil
         stopBodyTimeout(call)
         call.upstream?.close()
@@ -477,10 +478,14 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             call.counted = nil
             shared.quotas.giveBack(counted)
         }
-        shared.logger.info("call failed", metadata: [
+        var metadata: Logger.Metadata = [
             "request_id": "\(call.requestID)", "product": "\(call.consumer.product)", "status": "\(refusal.status.code)",
             "answered": "\(call.responseHeadSent || call.awaitingDurability)",
-        ])
+        ]
+        // Connection and TLS errors name the failure (a refused connection, a certificate that
+        // does not verify), never a header or the upstream's secret.
+        if let reason { metadata["reason"] = "\(reason)" }
+        shared.logger.info("call failed", metadata: metadata)
         guard let context else { return }
         if call.responseHeadSent || call.awaitingDurability {
             context.close(promise: nil)
@@ -552,7 +557,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             head: call.head, body: call.body,
             clientAddress: UpstreamRequest.ClientAddresses(
                 peer: clientAddress, forwardedFor: call.head.headers["X-Forwarded-For"],
-                trusted: shared.configuration.edge.trustedProxies).client)
+                trusted: shared.configuration.edge.trustedProxies).client,
+            isTLS: shared.configuration.tls != nil)
         let responder = call.responder
         let loop = context.eventLoop
         let promise = loop.makePromise(of: LocalResponse.self)
@@ -728,7 +734,7 @@ extension ProxyHandler: UpstreamOwner {
         context?.flush()
     }
 
-    func upstreamClosed() {
+    func upstreamClosed(after error: (any Error)?) {
         guard case .forwarding(let call) = state else { return }
         call.upstream = nil
         if call.awaitingDurability {
@@ -745,7 +751,7 @@ extension ProxyHandler: UpstreamOwner {
             openConnection(for: call, context: context)
             return
         }
-        failCall(call, with: .badGateway)
+        failCall(call, with: .badGateway, because: error)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// What the connections of one event loop share.
@@ -72,6 +73,10 @@ public final class ProxyServer: Service, Sendable {
                     }
                     // Over the limit, the connection is closed as soon as it is accepted.
                     guard clients.admit(channel) else { throw ClientConnectionLimitReached() }
+                    if let tls = shared.configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(PlainHTTPOnTLSPort())
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge, ticker: resources.ticker))
                     // The proxy handler keeps pipelined requests in order itself: NIO's pipelining
                     // assistance would stop and restart reading for every request.

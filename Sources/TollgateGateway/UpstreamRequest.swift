@@ -83,7 +83,8 @@ enum UpstreamRequest {
     }
 
     static func head(
-        for request: HTTPRequestHead, forward: Forward, requestID: String, clientAddress: String, edge: EdgePolicy
+        for request: HTTPRequestHead, forward: Forward, requestID: String, clientAddress: String, edge: EdgePolicy,
+        overTLS: Bool = false
     ) -> HTTPRequestHead {
         let product = forward.route.product
         let secretName = product.upstreamHeader.map { comparableName($0.name) }
@@ -125,11 +126,11 @@ enum UpstreamRequest {
         headers.add(name: "X-Consumer-Username", value: forward.consumer.subscription)
         if let secret = product.upstreamHeader { headers.add(name: secret.name, value: secret.value) }
         headers.add(name: "X-Forwarded-For", value: addresses.chain)
-        headers.add(name: "X-Forwarded-Proto", value: "http")
+        headers.add(name: "X-Forwarded-Proto", value: overTLS ? "https" : "http")
         if let originalHost { headers.add(name: "X-Forwarded-Host", value: originalHost) }
         headers.add(name: "X-Forwarded-Prefix", value: "/" + product.id)
         headers.add(name: "X-Real-IP", value: addresses.client)
-        headers.add(name: "Forwarded", value: forwardedElement(client: addresses.client, host: originalHost))
+        headers.add(name: "Forwarded", value: forwardedElement(client: addresses.client, host: originalHost, overTLS: overTLS))
         headers.add(name: "X-Request-ID", value: requestID)
 
         var uri = product.upstream.basePath + forward.remainder
@@ -137,9 +138,10 @@ enum UpstreamRequest {
         return HTTPRequestHead(version: .http1_1, method: request.method, uri: uri, headers: headers)
     }
 
-    /// RFC 7239's `for=...;proto=http[;host=...]`, with IPv6 addresses and hosts quoted.
-    static func forwardedElement(client: String, host: String?) -> String {
-        var element = "for=" + (client.utf8.contains(UInt8(ascii: ":")) ? "\"[\(client)]\"" : client) + ";proto=http"
+    /// RFC 7239's `for=...;proto=http[s][;host=...]`, with IPv6 addresses and hosts quoted.
+    static func forwardedElement(client: String, host: String?, overTLS: Bool = false) -> String {
+        var element = "for=" + (client.utf8.contains(UInt8(ascii: ":")) ? "\"[\(client)]\"" : client)
+            + (overTLS ? ";proto=https" : ";proto=http")
         if let host, !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
             element += ";host=\"\(host)\""
         }
