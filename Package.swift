@@ -79,6 +79,7 @@ let package = Package(
         .target(
             name: "TollgateBilling",
             dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "TollgateCore",
                 "TollgateStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

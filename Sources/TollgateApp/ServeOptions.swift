@@ -48,6 +48,9 @@ public struct ServeOptions: Sendable {
     /// The proxy port's certificate chain and key (PEM files): HTTPS when both are set.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// A PEM file of CAs trusted besides the system's store by Tollgate's own HTTPS requests
+    /// (webhooks, the billing provider).
+    public var extraCA: String?
     /// The admin port's certificate chain and key (PEM files): HTTPS when both are set.
     public var adminTLSCertificate: String?
     public var adminTLSKey: String?

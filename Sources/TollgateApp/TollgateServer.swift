@@ -74,6 +74,7 @@ public enum TollgateServer {
             if options.role != .gateway {
                 var webhooks = WebhookDispatcher.Configuration()
                 webhooks.schedule = options.webhookSchedule
+                webhooks.extraCA = options.extraCA
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))

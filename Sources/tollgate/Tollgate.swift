@@ -122,6 +122,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("admin-tls-key"), help: "PEM private key of --admin-tls-cert.")
     var adminTLSKey: String?
 
+    @Option(name: .customLong("extra-ca"), help: "PEM CAs trusted besides the system's for webhooks and the billing provider.")
+    var extraCA: String?
+
     @Option(name: .customLong("usage-queue-capacity"), help: "Usage events that may wait to be written; past it billable calls get 503.")
     var usageQueueCapacity = 100_000
 
@@ -147,6 +150,7 @@ struct Serve: AsyncParsableCommand {
         guard (adminTLSCertificate == nil) == (adminTLSKey == nil) else {
             throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
         }
+        options.extraCA = extraCA
         options.tlsCertificate = tlsCertificate
         options.tlsKey = tlsKey
         options.adminTLSCertificate = adminTLSCertificate

@@ -20,6 +20,10 @@ struct TLSTests {
             certificateChain: NIOSSLCertificate.fromPEMFile(upstreamFiles.certificate).map { .certificate($0) },
             privateKey: .privateKey(NIOSSLPrivateKey(file: upstreamFiles.key, format: .pem)))))
         defer { Task { await upstream.stop() } }
+        // Webhooks over HTTPS: one receiver with a certificate of the CA given as --extra-ca, one of a CA nobody trusts.
+        let receiver = try await WebhookReceiver.start(tls: certificates.serverContext("hooks"))
+        let strangerReceiver = try await WebhookReceiver.start(tls: TestCertificates.make().serverContext("stranger"))
+        defer { Task { await receiver.stop(); await strangerReceiver.stop() } }
 
         let directory = TemporaryDirectory.make()
         let catalog = directory.appendingPathComponent("catalog.yaml")
@@ -30,11 +34,13 @@ struct TLSTests {
                 upstream: https://127.0.0.1:\(upstream.port)/v2
                 upstream_ca: \(certificates.caPath)
                 upstream_header: { name: X-Upstream-Secret, value: tls-secret }
+                webhook: { url: "https://127.0.0.1:\(receiver.port)/hooks", secret: whsec_tls }
                 endpoints:
                   - { identifier: hello, name: Hello, method: GET, path: /hello }
               - id: untrusted
                 name: Untrusted
                 upstream: https://127.0.0.1:\(upstream.port)
+                webhook: { url: "https://127.0.0.1:\(strangerReceiver.port)/hooks", secret: whsec_stranger }
                 endpoints:
                   - { identifier: hello, name: Hello, method: GET, path: /hello }
             plans:
@@ -44,7 +50,7 @@ struct TLSTests {
         let process = try TollgateProcess.start(
             ["serve", "--config", catalog.path, "--data-dir", directory.path, "--proxy-port", "0", "--admin-port", "0",
              "--tls-cert", proxyFiles.certificate, "--tls-key", proxyFiles.key,
-             "--admin-tls-cert", proxyFiles.certificate, "--admin-tls-key", proxyFiles.key],
+             "--admin-tls-cert", proxyFiles.certificate, "--admin-tls-key", proxyFiles.key, "--extra-ca", certificates.caPath],
             environment: ["TOLLGATE_ADMIN_KEY": "tls-admin-key"])
         defer { process.signal(SIGKILL) }
         let (proxy, admin) = try await process.waitUntilListening()
@@ -61,6 +67,12 @@ struct TLSTests {
             request.body = .bytes(ByteBuffer(string: body))
             let response = try await client.execute(request, timeout: .seconds(30))
             return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+        func get(_ url: String) async throws -> String {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Authorization", value: "Bearer tls-admin-key")
+            let response = try await client.execute(request, timeout: .seconds(30))
+            return String(buffer: try await response.body.collect(upTo: 1 << 20))
         }
         func call(_ path: String, token: String) async throws -> (status: Int, body: String) {
             var request = HTTPClientRequest(url: "https://127.0.0.1:\(proxy)\(path)")
@@ -98,6 +110,20 @@ struct TLSTests {
         }
         #expect(logged.lowercased().contains("certificate"))
         #expect(!process.output.contains("tls-secret"))
+
+        // The trusted receiver gets its webhook; the other one's certificate is refused, so its
+        // delivery waits in the outbox with the reason.
+        let hooks = try await receiver.waitFor(1)
+        #expect(try hooks[0].json()["type"] as? String == "subscription.created")
+        let refused = try await waitForValue("a failed delivery to the untrusted receiver") {
+            let deliveries = try await get(adminBase + "/v1/webhooks/deliveries")
+            let object = try JSONSerialization.jsonObject(with: Data(deliveries.utf8)) as? [String: Any]
+            let rows = object?["data"] as? [[String: Any]] ?? []
+            return rows.first { $0["product"] as? String == "untrusted" && ($0["attempts"] as? Int ?? 0) >= 1 }
+        }
+        #expect(refused["status"] as? String == "pending")
+        #expect((refused["last_error"] as? String)?.isEmpty == false)
+        #expect(strangerReceiver.received.isEmpty)
 
         // Plain HTTP on the HTTPS port: a clear refusal, not a hang.
         let plain = try await TestHTTP.request("GET", "http://127.0.0.1:\(proxy)/secure/hello", headers: [("apikey", secureToken)])

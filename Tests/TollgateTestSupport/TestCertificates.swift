@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 
 /// Certificates a test makes for itself with `openssl`: a private CA, and server certificates
 /// for 127.0.0.1 (an IP address subject alternative name) signed by it.
@@ -34,6 +35,14 @@ public struct TestCertificates: Sendable {
             "-extfile", extensions, "-out", certificate,
         ])
         return (certificate, key)
+    }
+
+    /// A server context with the certificate `name` (made by `server(_:)`).
+    public func serverContext(_ name: String) throws -> NIOSSLContext {
+        let (certificate, key) = try server(name)
+        return try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(NIOSSLPrivateKey(file: key, format: .pem))))
     }
 
     private func openssl(_ arguments: [String]) throws {
