@@ -43,6 +43,8 @@ public struct ServeOptions: Sendable {
     public var usageQueueCapacity = 100_000
     /// How long analytics (non-billable) events are kept; `days == nil` keeps them forever.
     public var analyticsRetention = AnalyticsRetention.Configuration()
+    /// How often a gateway looks for changes other nodes made, besides PostgreSQL's notifications.
+    public var syncInterval: Duration = .seconds(1)
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
     /// The proxy port's certificate chain and key (PEM files): HTTPS when both are set.

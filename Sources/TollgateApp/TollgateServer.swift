@@ -56,7 +56,7 @@ public enum TollgateServer {
 
             var services: [any Service] = [recorder]
             if options.role != .control {
-                services.append(GatewaySync(control: control))
+                services.append(GatewaySync(control: control, interval: options.syncInterval))
                 var gateway = GatewayConfiguration()
                 gateway.host = options.host
                 gateway.port = options.proxyPort

@@ -352,6 +352,17 @@ final class PostgresBackend: SQLBackend {
         self.logger = logger
     }
 
+    /// Holds one connection of the pool to `LISTEN` on `channel`, calling `notified` for each
+    /// notification, until cancelled.
+    func listen(on channel: String, _ notified: @escaping @Sendable () -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: channel) { notifications in
+                notified()  // listening now: whatever came before is caught up once
+                for try await _ in notifications { notified() }
+            }
+        }
+    }
+
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withConnection { connection in
             try await body(connection.sql(queryLogLevel: nil))

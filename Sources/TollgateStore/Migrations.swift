@@ -195,6 +195,23 @@ enum Migrations {
                 ]
             }
         },
+        // (9 and 10 are the portal's and the billing provider's.)
+        Step(version: 11) { kind in
+            // PostgreSQL tells every node at once when the catalog or a subscription changes
+            // (GatewaySync listens; its poll is the fallback). One notice per statement.
+            guard kind == .postgres else { return [] }
+            return [
+                """
+                CREATE OR REPLACE FUNCTION tollgate_notify_change() RETURNS trigger AS $$
+                BEGIN PERFORM pg_notify('\(TollgateStore.changeChannel)', TG_TABLE_NAME); RETURN NULL; END $$ LANGUAGE plpgsql
+                """,
+            ] + ["subscriptions", "products", "plans", "meters"].map { table in
+                """
+                CREATE TRIGGER \(table)_changed AFTER INSERT OR UPDATE OR DELETE ON \(table)
+                FOR EACH STATEMENT EXECUTE FUNCTION tollgate_notify_change()
+                """
+            }
+        },
     ]
 
     /// Applies every step not yet applied (up to `version`), each in its own transaction.

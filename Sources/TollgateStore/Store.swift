@@ -442,6 +442,17 @@ public final class TollgateStore: Sendable {
         }
     }
 
+    /// The channel PostgreSQL notifies on when the catalog or a subscription changes.
+    static let changeChannel = "tollgate_changes"
+
+    /// PostgreSQL: calls `changed` whenever a change to the catalog or to a subscription is
+    /// committed (by any node), until cancelled or the connection fails (then it throws).
+    /// SQLite: returns at once; one process writes it, and it sees its own changes.
+    public func followChanges(_ changed: @escaping @Sendable () -> Void) async throws {
+        guard let postgres = backend as? PostgresBackend else { return }
+        try await postgres.listen(on: Self.changeChannel, changed)
+    }
+
     /// The latest change of any product or plan, to notice catalog changes made by other nodes.
     public func catalogChangedAt() async throws -> Date? {
         try await backend.read { database in

@@ -122,6 +122,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("admin-tls-key"), help: "PEM private key of --admin-tls-cert.")
     var adminTLSKey: String?
 
+    @Option(name: .customLong("sync-interval"), help: "Seconds between a gateway's looks for other nodes' changes (PostgreSQL also notifies at once).")
+    var syncInterval = 1
+
     @Option(name: .customLong("extra-ca"), help: "PEM CAs trusted besides the system's for webhooks and the billing provider.")
     var extraCA: String?
 
@@ -151,6 +154,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
         }
         options.extraCA = extraCA
+        guard syncInterval >= 1 else { throw ValidationError("--sync-interval must be 1 or more seconds") }
+        options.syncInterval = .seconds(syncInterval)
         options.tlsCertificate = tlsCertificate
         options.tlsKey = tlsKey
         options.adminTLSCertificate = adminTLSCertificate
