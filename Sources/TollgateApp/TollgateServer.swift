@@ -10,6 +10,7 @@ import TollgateControl
 import TollgateCore
 import TollgateGateway
 import TollgateStore
+import TollgateWeb
 
 /// `tollgate serve`: opens the store, migrates it, applies the catalog, loads the gateway's
 /// memory, and runs the proxy, the admin port and the usage recorder in one service group.
@@ -41,6 +42,7 @@ public enum TollgateServer {
             let control = ControlPlane(
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
                 invoiceDrafts: options.billing.drafts, logger: logger)
+            if let portalURL = options.portalURL { control.portalAddress.set(portalURL) }
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
@@ -61,12 +63,20 @@ public enum TollgateServer {
                 gateway.connectTimeout = options.connectTimeout
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
-                // The proxy port's own paths under `/_` (LocalRoutes).
-                let localRoutes = LocalRoutes()
+                // The proxy port's own paths under `/_` (LocalRoutes): the consumer portal.
+                var localRoutes = LocalRoutes()
+                var portal = options.portal
+                portal.secureCookies = portal.secureCookies || (options.portalURL?.hasPrefix("https://") ?? false)
+                localRoutes.add(prefix: PortalApp.prefix, PortalResponder(app: PortalApp(control: control, configuration: portal, logger: logger)))
+                let portalHost = urlHostName(options.host == "0.0.0.0" || options.host == "::" ? "127.0.0.1" : options.host)
+                let portalURLGiven = options.portalURL != nil
                 services.append(ProxyServer(
                     configuration: gateway, directory: directory, recorder: recorder, quotas: quotas,
                     localRoutes: localRoutes, logger: logger,
-                    onListening: { readiness.proxyListening($0) }))
+                    onListening: { port in
+                        if !portalURLGiven { control.portalAddress.set("http://\(portalHost):\(port)") }
+                        readiness.proxyListening(port)
+                    }))
             }
             if options.role != .gateway {
                 var webhooks = WebhookDispatcher.Configuration()
@@ -74,9 +84,14 @@ public enum TollgateServer {
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
+                if options.portalURL == nil && options.role == .control {
+                    control.portalAddress.set("http://\(urlHostName(options.host)):\(options.proxyPort)")
+                }
+                let dashboard = DashboardPages(app: DashboardApp(
+                    control: control, configuration: DashboardConfiguration(adminKey: keys.adminKey), logger: logger))
                 services.append(AdminServer.application(
                     configuration: .init(host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
-                    control: control, logger: logger, onListening: { readiness.adminListening($0) }))
+                    control: control, pages: [dashboard], logger: logger, onListening: { readiness.adminListening($0) }))
             }
             let group = ServiceGroup(configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
@@ -85,6 +100,11 @@ public enum TollgateServer {
             logger.info("stopped")
         }
     }
+}
+
+/// An address as a URL's host (IPv6 in brackets).
+func urlHostName(_ address: String) -> String {
+    address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address
 }
 
 /// Lets whoever started the server stop it gracefully.
