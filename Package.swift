@@ -159,6 +159,7 @@ let package = Package(
                 "TollgateCore",
                 "TollgateGateway",
                 "TollgateStore",
+                "TollgateWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -211,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "TollgateEndToEndTests",
             dependencies: [
-                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway",
+                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway", "TollgateWeb",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,6 +7,7 @@ import TollgateApp
 import TollgateBilling
 import TollgateCore
 import TollgateStore
+import TollgateWeb
 
 /// The `tollgate` command line: `serve`, `demo`, `config validate`.
 @main

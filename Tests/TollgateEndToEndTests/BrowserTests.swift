@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TollgateApp
+import TollgateBilling
 import TollgateTestSupport
 
 /// Real headless Chromium, driven by Selenium (PyPI) through Debian's chromedriver, walks through

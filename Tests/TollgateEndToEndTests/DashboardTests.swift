@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TollgateApp
+import TollgateBilling
 import TollgateCore
 import TollgateTestSupport
 

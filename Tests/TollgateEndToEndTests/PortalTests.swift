@@ -3,6 +3,7 @@ import Testing
 import TollgateApp
 import TollgateCore
 import TollgateTestSupport
+import TollgateWeb
 
 /// Plans `shop-basic` and `shop-pro` offered for signup.
 @Sendable func publicShopPlans(_ options: inout ServeOptions) {
