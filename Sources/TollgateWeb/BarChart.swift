@@ -44,13 +44,15 @@ public struct BarChart: Sendable {
     public func svg() -> String {
         let plotWidth = Self.width - Self.left - Self.right
         let plotHeight = Self.height - Self.top - Self.bottom
+        // Series without a value above zero take no room in the legend.
+        let series = self.series.filter { $0.values.contains { $0 > 0 } }
         let totals = labels.indices.map { index in series.reduce(Decimal.zero) { $0 + max(0, value($1, index)) } }
-        let scale = Self.niceMaximum(totals.max() ?? 0)
+        let scale = Self.scale(for: totals.max() ?? 0)
         var out = ""
         let titleID = "chart-" + Self.slug(title)
         out += "<svg class=\"chart\" viewBox=\"0 0 \(Self.width) \(Self.height)\" role=\"img\" aria-labelledby=\"\(titleID)-t \(titleID)-d\" xmlns=\"http://www.w3.org/2000/svg\">"
         out += "<title id=\"\(titleID)-t\">\(Self.escape(title))</title>"
-        out += "<desc id=\"\(titleID)-d\">\(Self.escape(description(totals: totals)))</desc>"
+        out += "<desc id=\"\(titleID)-d\">\(Self.escape(description(totals: totals, series: series)))</desc>"
         // Grid lines and value labels: 0, ¼, ½, ¾ and the whole scale.
         for step in 0...4 {
             let value = scale * Decimal(step) / 4
@@ -61,7 +63,7 @@ public struct BarChart: Sendable {
         out += "<text class=\"axis unit\" x=\"4\" y=\"\(Self.top - 4)\">\(Self.escape(unit))</text>"
         guard !labels.isEmpty else { return out + "</svg>" }
         let slot = plotWidth / labels.count
-        let barWidth = max(2, slot * 7 / 10)
+        let barWidth = min(48, max(2, slot * 7 / 10))
         // At most about twelve labels under the axis.
         let every = max(1, (labels.count + 11) / 12)
         for (index, label) in labels.enumerated() {
@@ -95,19 +97,21 @@ public struct BarChart: Sendable {
     }
 
     /// What the chart shows, in words (read by screen readers).
-    private func description(totals: [Decimal]) -> String {
+    private func description(totals: [Decimal], series: [Series]) -> String {
         let sum = totals.reduce(Decimal.zero, +)
         guard let first = labels.first, let last = labels.last else { return "No data." }
+        guard !series.isEmpty else { return "Nothing from \(first) to \(last)." }
         let peak = totals.max() ?? 0
         return "\(sum) \(unit) in total from \(first) to \(last); the highest bar is \(peak) \(unit)."
     }
 
-    /// The smallest 1, 2 or 5 × 10ⁿ at least `value` (at least 1).
-    static func niceMaximum(_ value: Decimal) -> Decimal {
-        guard value > 1 else { return 1 }
+    /// The top of the value axis: four round steps (1, 2 or 5 × 10ⁿ, at least 1) that reach `value`.
+    static func scale(for value: Decimal) -> Decimal {
+        let quarter = value / 4
+        guard quarter > 1 else { return 4 }
         var power: Decimal = 1
         while true {
-            for step in [1, 2, 5] as [Decimal] where step * power >= value { return step * power }
+            for step in [1, 2, 5] as [Decimal] where step * power >= quarter { return 4 * step * power }
             power *= 10
         }
     }

@@ -15,7 +15,6 @@ struct Chrome: Sendable {
     var area: String
     var stylesheet: String
     var nav: [Link] = []
-    var hasNav: Bool { !nav.isEmpty }
     /// The sign-out form's action, when signed in.
     var signOut: String?
     var csrf: String = ""

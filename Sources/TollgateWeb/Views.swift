@@ -68,7 +68,8 @@ struct SubscriptionCard: Sendable {
     var periodStart: String
     var periodEnd: String
     var quotas: [QuotaRow]
-    var hasQuotas: Bool { !quotas.isEmpty }
+    /// Stored, not computed: templates read stored properties only (through `Mirror`).
+    var hasQuotas: Bool
 
     init(_ account: SubscriptionAccount, href: String) {
         id = account.subscription.id
@@ -82,6 +83,7 @@ struct SubscriptionCard: Sendable {
         periodStart = Format.time(account.period.start)
         periodEnd = Format.time(account.period.end)
         quotas = account.quotas.map(QuotaRow.init)
+        hasQuotas = !quotas.isEmpty
     }
 }
 
@@ -96,8 +98,8 @@ struct UsageView: Sendable {
     var chart: String
     var endpoints: [Row]
     var meters: [Row]
-    var hasEndpoints: Bool { !endpoints.isEmpty }
-    var hasMeters: Bool { !meters.isEmpty }
+    var hasEndpoints: Bool
+    var hasMeters: Bool
     var from: String
     var to: String
 
@@ -110,6 +112,8 @@ struct UsageView: Sendable {
         ).svg()
         endpoints = names.map { Row(name: $0, value: String(report.total.endpoints[$0] ?? 0)) }
         meters = report.total.meters.keys.sorted().map { Row(name: $0, value: report.total.meters[$0]?.description ?? "0") }
+        hasEndpoints = !endpoints.isEmpty
+        hasMeters = !meters.isEmpty
         from = Format.time(report.total.span.start)
         to = Format.time(report.total.span.end)
     }
@@ -155,11 +159,12 @@ struct InvoiceView: Sendable {
 struct EstimateView: Sendable {
     var lines: [InvoiceView.Line]
     var total: String
-    var hasLines: Bool { !lines.isEmpty }
+    var hasLines: Bool
 
     init(_ lines: [InvoiceLine], currency: String) {
         self.lines = lines.map { InvoiceView.Line(description: $0.description, quantity: Format.quantity($0.quantity), amount: Format.money($0.amount, currency)) }
         total = Format.money(Rating.total(lines), currency)
+        hasLines = !lines.isEmpty
     }
 }
 

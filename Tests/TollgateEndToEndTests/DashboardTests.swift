@@ -19,7 +19,6 @@ struct DashboardTests {
     func signIn() async throws {
         try await withTollgate { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             let anonymous = try await browser.get(server.adminURL + "/dashboard")
             #expect(anonymous.status == 303)
             #expect(anonymous.header("Location") == "/dashboard/sign-in")
@@ -57,7 +56,6 @@ struct DashboardTests {
             #expect(try await server.proxy("/shop/hello", headers: [("apikey", token)]).status == 200)
             let customer = try #require(try await server.admin("GET", "/v1/subscriptions/\(subscription)").json()["customer"] as? String)
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             _ = try await Self.signIn(server, browser)
             let customers = try await browser.get(server.adminURL + "/dashboard/customers")
             #expect(customers.status == 200)
@@ -98,7 +96,6 @@ struct DashboardTests {
             let list = try await server.admin("GET", "/v1/invoices?subscription=\(subscription)").json()["data"] as? [[String: Any]]
             let invoice = try #require(list?.first?["id"] as? String)
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             _ = try await Self.signIn(server, browser)
             let drafts = try await browser.get(server.adminURL + "/dashboard/invoices?status=draft")
             #expect(drafts.status == 200)
@@ -123,7 +120,6 @@ struct DashboardTests {
     func catalog() async throws {
         try await withTollgate { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             _ = try await Self.signIn(server, browser)
             let page = try await browser.get(server.adminURL + "/dashboard/catalog")
             #expect(page.status == 200)

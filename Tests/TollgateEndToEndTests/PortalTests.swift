@@ -38,7 +38,6 @@ struct PortalTests {
     func signup() async throws {
         try await withTollgate(configure: publicShopPlans) { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             let form = try await browser.get(server.proxyURL + "/_portal/signup")
             #expect(form.status == 200)
             #expect(isSafePage(form))
@@ -70,7 +69,6 @@ struct PortalTests {
     func usageAndRotation() async throws {
         try await withTollgate(configure: publicShopPlans) { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             let (_, token) = try await Self.signUp(server, browser, plan: "shop-metered")
             for _ in 0..<3 { #expect(try await server.proxy("/shop/items/7", headers: [("apikey", token)]).status == 200) }
             let home = try await browser.get(server.proxyURL + "/_portal")
@@ -104,7 +102,6 @@ struct PortalTests {
     func changeAndCancel() async throws {
         try await withTollgate(configure: publicShopPlans) { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             let (page, token) = try await Self.signUp(server, browser, plan: "shop-basic")
             let link = try #require(Self.subscriptionLink(in: page.body))
             let before = try await browser.get(server.proxyURL + link)
@@ -141,7 +138,6 @@ struct PortalTests {
             #expect(try await server.admin("POST", "/v1/customers/\(customer)/portal-sessions", key: "").status == 401)
 
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             let first = try await browser.get(url)
             #expect(first.status == 303)
             #expect(first.header("Location") == "/_portal")
@@ -167,7 +163,6 @@ struct PortalTests {
             let otherInvoice = try #require(otherInvoices.first?["id"] as? String)
 
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             _ = try await Self.signUp(server, browser, plan: "shop-basic", name: "Mallory")
             let csrf = try #require(WebClient.csrf(in: try await browser.get(server.proxyURL + "/_portal").body))
 
@@ -190,7 +185,6 @@ struct PortalTests {
             options.portal.signupEnabled = false
         }) { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             #expect(try await browser.get(server.proxyURL + "/_portal/signup").status == 404)
             let refused = try await browser.post(
                 server.proxyURL + "/_portal/signup", form: [("name", "Eve"), ("email", "eve@example.com"), ("plan", "shop-basic")])
@@ -203,7 +197,6 @@ struct PortalTests {
             options.portal.signupLimit = .init(limit: 1, window: 3600)
         }) { server in
             let browser = WebClient()
-            defer { Task { try? await browser.shutdown() } }
             _ = try await Self.signUp(server, browser, plan: "shop-basic")
             let second = try await browser.post(
                 server.proxyURL + "/_portal/signup", form: [("name", "Eve"), ("email", "eve@example.com"), ("plan", "shop-basic")])

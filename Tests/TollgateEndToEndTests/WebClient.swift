@@ -7,7 +7,9 @@ import TollgateTestSupport
 /// A browser as the page tests need one: keeps cookies, never follows redirects (so tests see
 /// each `Set-Cookie` and `Location`), posts forms.
 final class WebClient: @unchecked Sendable {
-    private let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+    /// One client for every test, never shut down (like `HTTPClient.shared`), that follows no redirect.
+    private static let sharedClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+    private var client: HTTPClient { Self.sharedClient }
     /// Cookies by name (one site: these tests use one server).
     private(set) var cookies: [String: String] = [:]
     /// Every `Set-Cookie` header seen, as sent.
@@ -47,9 +49,6 @@ final class WebClient: @unchecked Sendable {
         return TestResponse(status: Int(response.status.code), headers: response.headers, body: String(buffer: buffer))
     }
 
-    func shutdown() async throws {
-        try await client.shutdown()
-    }
 
     static func encode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text

@@ -22,12 +22,19 @@ struct BarChartTests {
         #expect(!svg.contains("style="))
     }
 
-    @Test("the value axis ends on a round number", arguments: [
-        (Decimal(0), Decimal(1)), (Decimal(1), Decimal(1)), (Decimal(3), Decimal(5)), (Decimal(7), Decimal(10)),
-        (Decimal(12), Decimal(20)), (Decimal(150), Decimal(200)), (Decimal(5000), Decimal(5000)),
+    @Test("the value axis has four round steps", arguments: [
+        (Decimal(0), Decimal(4)), (Decimal(3), Decimal(4)), (Decimal(7), Decimal(8)), (Decimal(12), Decimal(20)),
+        (Decimal(150), Decimal(200)), (Decimal(5000), Decimal(8000)), (Decimal(401), Decimal(800)),
     ])
-    func niceMaximum(value: Decimal, expected: Decimal) {
-        #expect(BarChart.niceMaximum(value) == expected)
+    func scale(value: Decimal, expected: Decimal) {
+        #expect(BarChart.scale(for: value) == expected)
+    }
+
+    @Test("series with nothing above zero are left out of the legend")
+    func emptySeries() {
+        let svg = BarChart(title: "T", labels: ["a"], series: [.init(name: "idle", values: [0]), .init(name: "busy", values: [2])], unit: "calls").svg()
+        #expect(!svg.contains("idle"))
+        #expect(svg.contains("busy"))
     }
 
     @Test("pixels are whole and never exceed the plot")

@@ -9,7 +9,7 @@ extension DashboardApp {
         var number: Int
         var text: String
         var problems: [String]
-        var hasProblems: Bool { !problems.isEmpty }
+        var hasProblems: Bool
     }
 
     struct CatalogView: Sendable {
@@ -19,7 +19,7 @@ extension DashboardApp {
         /// Problems without a line (references checked against the stored catalog).
         var general: [String]
         var problemCount: Int
-        var hasProblems: Bool { problemCount > 0 }
+        var hasProblems: Bool
     }
 
     func catalogPage(_ current: WebSessions.Current, yaml: String?, problems: [DocumentProblem], notice: String? = nil) async throws
@@ -28,15 +28,17 @@ extension DashboardApp {
         let text: String
         if let yaml { text = yaml } else { text = try await control.currentCatalog().document().yamlText() }
         let byLine = Dictionary(grouping: problems.filter { $0.line != nil }, by: { $0.line ?? 0 })
-        let lines = problems.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().map { index, line in
-            YAMLLine(number: index + 1, text: String(line), problems: (byLine[index + 1] ?? []).map(Self.problemText))
+        let lines = problems.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().map { index, line -> YAMLLine in
+            let found = (byLine[index + 1] ?? []).map(Self.problemText)
+            return YAMLLine(number: index + 1, text: String(line), problems: found, hasProblems: !found.isEmpty)
         }
         // A problem on a line past the end (or with no line) is listed above the file.
         let general = problems.filter { $0.line == nil || ($0.line ?? 0) > lines.count }.map(Self.problemText)
         var chrome = chrome("Catalog", current, section: "catalog")
         chrome.notice = notice
         return renderer.page("dash-catalog", chrome: chrome, CatalogView(
-            yaml: text, csrf: current.csrf, lines: lines, general: general, problemCount: problems.count),
+            yaml: text, csrf: current.csrf, lines: lines, general: general, problemCount: problems.count,
+            hasProblems: !problems.isEmpty),
             status: problems.isEmpty ? 200 : 422)
     }
 

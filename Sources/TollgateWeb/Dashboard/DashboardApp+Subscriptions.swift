@@ -19,7 +19,7 @@ extension DashboardApp {
         var base: String
         var csrf: String
         var choices: [PlanChoice]
-        var hasChoices: Bool { !choices.isEmpty }
+        var hasChoices: Bool
     }
 
     /// The usage explorer's ranges: the current period, or the last 7, 30 or 90 days.
@@ -51,7 +51,8 @@ extension DashboardApp {
             card: SubscriptionCard(account, href: base), usage: UsageView(report, title: "Calls per day by endpoint"),
             estimate: EstimateView(charges, currency: account.plan.currency),
             ranges: Self.ranges.map { RangeLink(label: $0.label, href: base + "?range=" + $0.key, current: $0.key == range.key) },
-            active: subscription.status == .active, base: base, csrf: current.csrf, choices: choices)
+            active: subscription.status == .active, base: base, csrf: current.csrf, choices: choices,
+            hasChoices: !choices.isEmpty)
         var chrome = chrome(account.plan.name, current, section: "customers")
         chrome.notice = Self.notices[request.query["done"] ?? ""]
         return renderer.page("dash-subscription", chrome: chrome, view)

@@ -182,7 +182,7 @@ public struct PortalApp: Sendable {
         var base: String
         var csrf: String
         var choices: [PlanOption]
-        var hasChoices: Bool { !choices.isEmpty }
+        var hasChoices: Bool
     }
 
     func subscriptionPage(_ subscription: Subscription, _ current: WebSessions.Current, request: WebRequest, error: String?) async throws
@@ -193,10 +193,11 @@ public struct PortalApp: Sendable {
         let report = try await control.usageReport(subscription, span: TimeSpan(start: account.period.start, end: max(account.period.start, min(now, account.period.end)).addingTimeInterval(1)))
         let charges = try await control.runningCharges(account, now: now)
         let base = Self.prefix + "/subscriptions/" + WebForm.encode(subscription.id)
+        let choices = try await planChoices(for: account)
         let view = SubscriptionPageView(
             card: SubscriptionCard(account, href: base), usage: UsageView(report, title: "Calls per day"),
             estimate: EstimateView(charges, currency: account.plan.currency), active: subscription.status == .active,
-            base: base, csrf: current.csrf, choices: try await planChoices(for: account))
+            base: base, csrf: current.csrf, choices: choices, hasChoices: !choices.isEmpty)
         var chrome = chrome(account.plan.name, current, section: "home")
         chrome.error = error
         chrome.notice = Self.notices[request.query["done"] ?? ""]

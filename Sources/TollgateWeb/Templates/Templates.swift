@@ -1,6 +1,7 @@
 /// Every mustache template of the portal and the dashboard, by name. Pages extend `layout`
 /// (`{{<layout}}{{$main}}...{{/main}}{{/layout}}`) and read their own view inside `{{#page}}`.
-/// `{{ }}` escapes HTML; `{{{ }}}` is used only for SVG charts, which `BarChart` escapes itself.
+/// Views are read through `Mirror`: only stored properties are seen (flags such as `hasLines`
+/// are stored, not computed). `{{ }}` escapes HTML; `{{{ }}}` is used only for SVG charts, which `BarChart` escapes itself.
 enum Templates {
     static var all: [(String, String)] {
         [("layout", layout), ("message", message), ("token", token)] + PortalTemplates.all + DashboardTemplates.all
@@ -20,7 +21,7 @@ enum Templates {
 {{#chrome}}
 <header class="top"><div class="wrap">
 <span class="brand">Tollgate<small>{{area}}</small></span>
-{{#hasNav}}<nav class="main" aria-label="Main"><ul>{{#nav}}<li><a href="{{href}}"{{#current}} aria-current="page"{{/current}}>{{label}}</a></li>{{/nav}}</ul></nav>{{/hasNav}}
+{{#signOut}}<nav class="main" aria-label="Main"><ul>{{#nav}}<li><a href="{{href}}"{{#current}} aria-current="page"{{/current}}>{{label}}</a></li>{{/nav}}</ul></nav>{{/signOut}}
 {{#signOut}}<form class="signout" method="post" action="{{signOut}}"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit">Sign out</button></form>{{/signOut}}
 </div></header>
 {{/chrome}}
