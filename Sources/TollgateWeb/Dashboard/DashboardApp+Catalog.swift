@@ -12,6 +12,12 @@ extension DashboardApp {
         var hasProblems: Bool
     }
 
+    /// A problem in the summary above the file, linking to its line.
+    struct ListedProblem: Sendable {
+        var line: Int
+        var text: String
+    }
+
     struct CatalogView: Sendable {
         var yaml: String
         var csrf: String
@@ -19,6 +25,8 @@ extension DashboardApp {
         /// Problems without a line (references checked against the stored catalog).
         var general: [String]
         var problemCount: Int
+        /// The problems that have a line, in line order.
+        var listed: [ListedProblem]
         var hasProblems: Bool
     }
 
@@ -38,6 +46,9 @@ extension DashboardApp {
         chrome.notice = notice
         return renderer.page("dash-catalog", chrome: chrome, CatalogView(
             yaml: text, csrf: current.csrf, lines: lines, general: general, problemCount: problems.count,
+            listed: problems.compactMap { problem in
+                problem.line.flatMap { $0 <= lines.count ? ListedProblem(line: $0, text: Self.problemText(problem)) : nil }
+            }.sorted { $0.line < $1.line },
             hasProblems: !problems.isEmpty),
             status: problems.isEmpty ? 200 : 422)
     }

@@ -190,8 +190,9 @@ enum DashboardTemplates {
 <section class="card" aria-labelledby="problems-h">
 <h2 id="problems-h">The catalog was not applied: {{problemCount}} problem(s)</h2>
 {{#general}}<p class="error">{{.}}</p>{{/general}}
+<ul>{{#listed}}<li><a href="#line-{{line}}">line {{line}}</a>: {{text}}</li>{{/listed}}</ul>
 <table class="yaml" aria-label="The YAML sent, with each problem next to its line">
-<tbody>{{#lines}}<tr{{#hasProblems}} class="problem"{{/hasProblems}}><td class="line">{{number}}</td><td>{{text}}</td><td class="message">{{#problems}}<span id="problem-{{number}}">{{.}}</span> {{/problems}}</td></tr>{{/lines}}</tbody>
+<tbody>{{#lines}}<tr id="line-{{number}}"{{#hasProblems}} class="problem"{{/hasProblems}}><td class="line">{{number}}</td><td>{{text}}</td><td class="message">{{#problems}}<span id="problem-{{number}}">{{.}}</span> {{/problems}}</td></tr>{{/lines}}</tbody>
 </table>
 </section>
 {{/hasProblems}}

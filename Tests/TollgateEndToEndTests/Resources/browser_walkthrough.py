@@ -15,6 +15,8 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 PROXY, ADMIN, ADMIN_KEY = sys.argv[1], sys.argv[2], sys.argv[3]
 SHOTS = sys.argv[4] if len(sys.argv) > 4 else None
@@ -97,7 +99,15 @@ def look(name=None):
 
 
 def text_of(element_id):
-    return driver.find_element(By.ID, element_id).text.strip()
+    """The text of an element, once the page that has it has loaded (a form post may still be on its way)."""
+    element = WebDriverWait(driver, 20).until(expected_conditions.presence_of_element_located((By.ID, element_id)))
+    return element.text.strip()
+
+
+def click_and_wait(element):
+    """Clicks a link or a button and waits until the next page has replaced this one."""
+    element.click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(element))
 
 
 try:
@@ -109,7 +119,7 @@ try:
     driver.find_element(By.ID, "plan-shop-metered").click()
     driver.find_element(By.ID, "name").send_keys("Ada Browser")
     driver.find_element(By.ID, "email").send_keys("ada@example.com")
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    click_and_wait(driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     token = text_of("token")
     check(token.startswith("tg_"), "no token on the signup page")
     check(token in text_of("curl"), "the curl line lacks the token")
@@ -122,7 +132,7 @@ try:
         check(call(token, "/shop/items/1") == 200, "an item read was refused")
 
     step("the usage on the portal's subscription page")
-    driver.find_element(By.LINK_TEXT, "Go to your subscription").click()
+    click_and_wait(driver.find_element(By.LINK_TEXT, "Go to your subscription"))
     subscription_url = driver.current_url
 
     def usage_shown():
@@ -134,7 +144,7 @@ try:
     look("portal-subscription")
 
     step("rotate: the old token dies, the new one works")
-    driver.find_element(By.ID, "rotate").click()
+    click_and_wait(driver.find_element(By.ID, "rotate"))
     new_token = text_of("token")
     token_pages.add(driver.current_url)
     check(new_token.startswith("tg_") and new_token != token, "no new token")
@@ -175,17 +185,17 @@ try:
     check(driver.current_url.endswith("/dashboard/sign-in"), "not sent to sign in")
     look("dashboard-sign-in")
     driver.find_element(By.ID, "key").send_keys(ADMIN_KEY)
-    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    click_and_wait(driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
     check(driver.find_element(By.TAG_NAME, "h1").text == "Overview", "no overview after sign-in")
     check(driver.find_elements(By.CSS_SELECTOR, "svg.chart"), "no chart on the overview")
     look("dashboard-overview")
 
     step("the customer listed, its subscription with a chart")
-    driver.find_element(By.LINK_TEXT, "Customers").click()
+    click_and_wait(driver.find_element(By.LINK_TEXT, "Customers"))
     look("dashboard-customers")
-    driver.find_element(By.LINK_TEXT, "Grace Linked").click()
+    click_and_wait(driver.find_element(By.LINK_TEXT, "Grace Linked"))
     look("dashboard-customer")
-    driver.find_element(By.LINK_TEXT, subscription["id"]).click()
+    click_and_wait(driver.find_element(By.LINK_TEXT, subscription["id"]))
     check(driver.find_elements(By.CSS_SELECTOR, "svg.chart"), "no chart on the subscription page")
     check(linked_token not in driver.page_source, "the dashboard shows a token")
     look("dashboard-subscription")
@@ -194,9 +204,9 @@ try:
     driver.get(ADMIN + "/dashboard/invoices?status=draft")
     look("dashboard-invoices")
     invoice_id = closed["invoices"][0]
-    driver.find_element(By.LINK_TEXT, invoice_id).click()
+    click_and_wait(driver.find_element(By.LINK_TEXT, invoice_id))
     look("dashboard-invoice")
-    driver.find_element(By.ID, "void").click()
+    click_and_wait(driver.find_element(By.ID, "void"))
     check(text_of("invoice-status") == "void", "the invoice page does not say void")
     status, invoice = admin("GET", "/v1/invoices/" + invoice_id)
     check(invoice["status"] == "void", "the API does not say void")
@@ -210,7 +220,7 @@ try:
     check("shop-basic" in original, "the catalog YAML is not shown")
     broken = original.replace('amount: "10.00"', 'amount: "ten"', 1)
     driver.execute_script("arguments[0].value = arguments[1]", driver.find_element(By.ID, "yaml"), broken)
-    driver.find_element(By.ID, "apply").click()
+    click_and_wait(driver.find_element(By.ID, "apply"))
     problems = driver.find_elements(By.CSS_SELECTOR, "tr.problem")
     check(problems and "amount" in problems[0].text, "no problem shown by its line")
     look("dashboard-catalog-error")
@@ -218,7 +228,7 @@ try:
     index = lines.index('  - id: "shop-basic"')
     lines[index + 2] = lines[index + 2].replace('"Basic"', '"Basic (browser)"')
     driver.execute_script("arguments[0].value = arguments[1]", driver.find_element(By.ID, "yaml"), "\n".join(lines))
-    driver.find_element(By.ID, "apply").click()
+    click_and_wait(driver.find_element(By.ID, "apply"))
     check("The catalog was applied." in driver.page_source, "the valid catalog was not applied")
     status, plan = admin("GET", "/v1/plans/shop-basic")
     check(plan["name"] == "Basic (browser)", "the plan was not renamed")
