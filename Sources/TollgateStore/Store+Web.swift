@@ -92,7 +92,7 @@ extension TollgateStore {
         let day = Int64(86_400_000_000)
         let rows = try await backend.read { database in
             try await database.raw("""
-                SELECT keyed_at / \(unsafeRaw: String(day)) AS day, SUM(weight) AS calls FROM usage_events
+                SELECT keyed_at / \(unsafeRaw: String(day)) AS day, CAST(SUM(weight) AS BIGINT) AS calls FROM usage_events
                 WHERE keyed_at >= \(bind: Timestamp.micros(from)) AND keyed_at < \(bind: Timestamp.micros(to))
                 AND source = 'gateway' GROUP BY keyed_at / \(unsafeRaw: String(day))
                 """).all()

@@ -15,9 +15,9 @@ struct DashboardTests {
         return try await browser.get(server.adminURL + "/dashboard")
     }
 
-    @Test("sign-in with the admin key, a session cookie, CSRF on forms; the API still wants its key")
-    func signIn() async throws {
-        try await withTollgate { server in
+    @Test("sign-in with the admin key, a session cookie, CSRF on forms; the API still wants its key", arguments: TestDatabase.allCases)
+    func signIn(database: TestDatabase) async throws {
+        try await withTollgate(database: database) { server in
             let browser = WebClient()
             let anonymous = try await browser.get(server.adminURL + "/dashboard")
             #expect(anonymous.status == 303)
@@ -110,9 +110,20 @@ struct DashboardTests {
             #expect(WebClient.element("invoice-status", in: voided.body) == "void")
             #expect(try await server.admin("GET", "/v1/invoices/\(invoice)").json()["status"] as? String == "void")
 
+            // A delivery to a webhook that does not answer, listed and sent again from the dashboard.
+            let patched = try await server.admin(
+                "PATCH", "/v1/products/shop", body: #"{"webhook":{"url":"http://127.0.0.1:1/hooks","secret":"whsec_test"}}"#)
+            #expect(patched.status == 200)
+            _ = try await server.subscribe(plan: "shop-pro")
             let webhooks = try await browser.get(server.adminURL + "/dashboard/webhooks")
             #expect(webhooks.status == 200)
             #expect(isSafePage(webhooks))
+            #expect(webhooks.body.contains("subscription.created"))
+            let deliveries = try await server.admin("GET", "/v1/webhooks/deliveries").json()["data"] as? [[String: Any]]
+            let delivery = try #require(deliveries?.first?["id"] as? String)
+            let retried = try await browser.post(server.adminURL + "/dashboard/webhooks/\(delivery)/retry", form: [("csrf", csrf)])
+            #expect(retried.status == 303)
+            #expect(retried.header("Location") == "/dashboard/webhooks?done=retried")
         }
     }
 

@@ -122,9 +122,9 @@ struct PortalTests {
         }
     }
 
-    @Test("a one-time link from the admin API signs in once, within the hour")
-    func oneTimeLink() async throws {
-        try await withTollgate { server in
+    @Test("a one-time link from the admin API signs in once, within the hour", arguments: TestDatabase.allCases)
+    func oneTimeLink(database: TestDatabase) async throws {
+        try await withTollgate(database: database) { server in
             let (subscription, token) = try await server.subscribe(plan: "shop-basic")
             let customer = try #require(try await server.admin("GET", "/v1/subscriptions/\(subscription)").json()["customer"] as? String)
             let created = try await server.admin("POST", "/v1/customers/\(customer)/portal-sessions")
