@@ -46,6 +46,9 @@ tfoot td { font-weight: 700; border-bottom: none; }
 .status.terminated, .status.void, .status.failed { background: #fbe3e0; color: var(--bad); }
 form.inline { display: inline; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; align-items: flex-end; }
+.actions form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: flex-end; }
+.actions label { width: 100%; margin: 0; }
+.actions select { width: auto; max-width: 360px; }
 label { display: block; font-weight: 600; font-size: .9rem; margin: .5rem 0 .25rem; }
 input[type=text], input[type=email], input[type=password], select, textarea {
   width: 100%; max-width: 420px; padding: .5rem .6rem; border: 1px solid #b9c0cf; border-radius: 6px; font: inherit; background: #fff; }
