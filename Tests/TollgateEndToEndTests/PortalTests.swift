@@ -178,6 +178,34 @@ struct PortalTests {
         }
     }
 
+    @Test("tollgate serve --portal-signup off|on, --portal-url; bad values exit 2")
+    func commandLine() async throws {
+        #expect(try TollgateProcess.run(["serve", "--portal-signup", "maybe"]).code == 2)
+        #expect(try TollgateProcess.run(["serve", "--portal-url", "ftp://x"]).code == 2)
+        #expect(try TollgateProcess.run(["serve", "--portal-signup-limit", "-1"]).code == 2)
+        let directory = TemporaryDirectory.make()
+        let catalog = directory.appendingPathComponent("catalog.yaml")
+        try TestCatalog.yaml(upstreamPort: 9).replacingOccurrences(of: "    name: Pro\n", with: "    name: Pro\n    public: true\n")
+            .write(to: catalog, atomically: true, encoding: .utf8)
+        let process = try TollgateProcess.start(
+            ["serve", "--config", catalog.path, "--data-dir", directory.appendingPathComponent("data").path, "--proxy-port", "0",
+             "--admin-port", "0", "--portal-signup", "off", "--portal-url", "https://api.example.com/"],
+            environment: ["TOLLGATE_ADMIN_KEY": "process-admin-key"])
+        let (proxy, admin) = try await process.waitUntilListening()
+        let signup = try await TestHTTP.request("GET", "http://127.0.0.1:\(proxy)/_portal/signup")
+        #expect(signup.status == 404)
+        #expect(signup.body.contains("turned off"))
+        let auth = [("Authorization", "Bearer process-admin-key")]
+        let plan = try await TestHTTP.request("GET", "http://127.0.0.1:\(admin)/v1/plans/shop-pro", headers: auth).json()
+        #expect(plan["public"] as? Bool == true)
+        let customer = try await TestHTTP.request("POST", "http://127.0.0.1:\(admin)/v1/customers", headers: auth, body: #"{"name":"Cli"}"#).json()
+        let id = try #require(customer["id"] as? String)
+        let link = try await TestHTTP.request("POST", "http://127.0.0.1:\(admin)/v1/customers/\(id)/portal-sessions", headers: auth).json()
+        #expect((link["url"] as? String)?.hasPrefix("https://api.example.com/_portal/sign-in/") == true)
+        process.signal(SIGTERM)
+        #expect(try await process.waitForExit() == 0)
+    }
+
     @Test("signup can be turned off, and is rate-limited per address")
     func signupControls() async throws {
         try await withTollgate(configure: { options in
