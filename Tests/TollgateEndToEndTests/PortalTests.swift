@@ -21,12 +21,19 @@ struct PortalTests {
     static func signUp(_ server: RunningTollgate, _ browser: WebClient, plan: String, name: String = "Ada") async throws
         -> (page: TestResponse, token: String)
     {
+        let form = try await browser.get(server.proxyURL + "/_portal/signup")
         let page = try await browser.post(
-            server.proxyURL + "/_portal/signup", form: [("name", name), ("email", "\(name.lowercased())@example.com"), ("plan", plan)])
+            server.proxyURL + "/_portal/signup",
+            form: [("name", name), ("email", "\(name.lowercased())@example.com"), ("plan", plan), ("form_token", formToken(form.body))])
         guard page.status == 201, let token = WebClient.element("token", in: page.body) else {
             throw TestFailure("signup failed: \(page.status) \(page.body)")
         }
         return (page, token)
+    }
+
+    /// The signup form's token in `html`.
+    static func formToken(_ html: String) -> String {
+        html.range(of: "name=\"form_token\" value=\"").map { String(html[$0.upperBound...].prefix { $0 != "\"" }) } ?? ""
     }
 
     /// The first link to a subscription page in `html`.
@@ -226,12 +233,18 @@ struct PortalTests {
         }) { server in
             let browser = WebClient()
             _ = try await Self.signUp(server, browser, plan: "shop-basic")
+            let token = Self.formToken(try await browser.get(server.proxyURL + "/_portal/signup").body)
             let second = try await browser.post(
-                server.proxyURL + "/_portal/signup", form: [("name", "Eve"), ("email", "eve@example.com"), ("plan", "shop-basic")])
+                server.proxyURL + "/_portal/signup",
+                form: [("name", "Eve"), ("email", "eve@example.com"), ("plan", "shop-basic"), ("form_token", token)])
             #expect(second.status == 429)
             let invalid = try await browser.post(
-                server.proxyURL + "/_portal/signup", form: [("name", ""), ("email", "nope"), ("plan", "shop-quota")])
+                server.proxyURL + "/_portal/signup", form: [("name", ""), ("email", "nope"), ("plan", "shop-quota"), ("form_token", token)])
             #expect(invalid.status == 422)
+            // A form posted from elsewhere (without the browser's form token) is refused before anything else.
+            let forged = try await WebClient().post(
+                server.proxyURL + "/_portal/signup", form: [("name", "Eve"), ("email", "eve@example.com"), ("plan", "shop-basic")])
+            #expect(forged.status == 403)
         }
     }
 }

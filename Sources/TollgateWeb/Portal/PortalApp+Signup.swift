@@ -9,7 +9,13 @@ extension PortalApp {
         var plans: [PlanOption]
         var name: String
         var email: String
+        var formToken: String
     }
+
+    /// The cookie that pairs the signup form with the browser that loaded it (double submit): a
+    /// form posted from another site cannot carry the same value, so no site can sign a visitor
+    /// up (and in) behind their back.
+    static let signupCookie = "tollgate_signup"
 
     /// The plans offered for signup: `public: true`, not archived, of a product not archived.
     func publicPlans(checked: String?) async throws -> [PlanOption] {
@@ -24,15 +30,24 @@ extension PortalApp {
     func signupPage(error: String?, request: WebRequest, status: Int = 200) async throws -> WebResponse {
         var chrome = chrome("Sign up")
         chrome.error = error
+        // The browser's form token is kept (a form shown again after a mistake still matches it).
+        let token = request.cookies[Self.signupCookie].flatMap { $0.utf8.count == 64 ? $0 : nil } ?? ControlPlane.randomSecret()
         let view = SignupView(
             open: configuration.signupEnabled, plans: try await publicPlans(checked: request.form["plan"] ?? request.query["plan"]),
-            name: request.form["name"] ?? "", email: request.form["email"] ?? "")
+            name: request.form["name"] ?? "", email: request.form["email"] ?? "", formToken: token)
+        let cookie = WebCookies.session(
+            name: Self.signupCookie, value: token, path: Self.prefix + "/signup", maxAge: 3600, secure: configuration.secureCookies)
         return renderer.page("portal-signup", chrome: chrome, view, status: configuration.signupEnabled ? status : 404)
+            .setting(cookie: cookie)
     }
 
     /// Creates the customer and the subscription, signs the customer in and shows the token once.
     func signup(_ request: WebRequest, now: Date) async throws -> WebResponse {
         guard configuration.signupEnabled else { return try await signupPage(error: nil, request: request) }
+        guard let expected = request.cookies[Self.signupCookie], let given = request.form["form_token"],
+              WebSessions.constantTimeEqual(Array(expected.utf8), Array(given.utf8)) else {
+            return try await signupPage(error: "The form expired. Please send it again.", request: request, status: 403)
+        }
         let name = (request.form["name"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let email = (request.form["email"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let planID = request.form["plan"] ?? ""

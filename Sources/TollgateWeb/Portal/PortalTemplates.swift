@@ -10,6 +10,7 @@ enum PortalTemplates {
 <p class="lead">Pick a plan, tell us who you are, and get your API token at once.</p>
 {{#open}}
 <form class="card" method="post" action="/_portal/signup">
+<input type="hidden" name="form_token" value="{{formToken}}">
 <fieldset>
 <legend>Plan</legend>
 {{#plans}}
