@@ -49,8 +49,17 @@ public struct ServeOptions: Sendable {
     /// The consumer portal: signup on or off, its rate limit, session length.
     public var portal = PortalConfiguration()
     /// The portal's public base URL for sign-in links (`--portal-url`); nil: the proxy port's address.
-    /// An `https://` URL also marks the portal's cookies `Secure`.
+    /// An `https://` URL (or TLS on the proxy port) marks the portal's cookies `Secure`.
     public var portalURL: String?
+    /// The proxy port's certificate chain and key (PEM files): HTTPS when both are set.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// A PEM file of CAs trusted besides the system's store by Tollgate's own HTTPS requests
+    /// (webhooks, the billing provider).
+    public var extraCA: String?
+    /// The admin port's certificate chain and key (PEM files): HTTPS when both are set.
+    public var adminTLSCertificate: String?
+    public var adminTLSKey: String?
 
     public init() {}
 

@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import TollgateCore
@@ -57,6 +59,9 @@ public enum AdminServer {
         public var adminKey: String
         /// What the collector's clients send as `X-Moesif-Application-Id`.
         public var collectorKey: String
+        /// HTTPS instead of HTTP (`--admin-tls-cert`, `--admin-tls-key`): each handshake takes
+        /// the certificate read last.
+        public var tls: TLSConfiguration?
 
         public init(host: String = "127.0.0.1", port: Int = 8001, adminKey: String, collectorKey: String) {
             self.host = host
@@ -101,9 +106,10 @@ public enum AdminServer {
     public static func application(
         configuration: Configuration, control: ControlPlane, pages: [any AdminPortPages] = [], logger: Logger,
         onListening: @escaping @Sendable (Int) -> Void
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         Application(
             router: router(control: control, adminKey: configuration.adminKey, collectorKey: configuration.collectorKey, pages: pages),
+            server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger)

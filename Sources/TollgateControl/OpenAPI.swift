@@ -136,7 +136,8 @@ enum OpenAPIDocument {
           "url": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http:// or https:// URL"}, "secret": {"$ref": "#/components/schemas/Name", "writeOnly": true}}},
         "Product": {"type": "object", "additionalProperties": false, "required": ["id", "name", "upstream"], "properties": {
           "id": {"$ref": "#/components/schemas/ProductID"}, "name": {"$ref": "#/components/schemas/Name"},
-          "upstream": {"type": "string", "pattern": "^http://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http://host:port[/base]; never shown to consumers"},
+          "upstream": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http(s)://host:port[/base]; never shown to consumers"},
+          "upstream_ca": {"type": "string", "minLength": 1, "description": "PEM file of the CAs an https:// upstream is verified against (default: the system trust store)"},
           "upstream_header": {"$ref": "#/components/schemas/UpstreamHeader"},
           "webhook": {"$ref": "#/components/schemas/Webhook"},
           "unlisted_endpoints": {"type": "string", "enum": ["allow", "deny"]},
@@ -145,7 +146,8 @@ enum OpenAPIDocument {
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true}}},
         "ProductPatch": {"type": "object", "additionalProperties": false, "properties": {
           "name": {"$ref": "#/components/schemas/Name"},
-          "upstream": {"type": "string", "pattern": "^http://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http://host:port[/base]; never shown to consumers"},
+          "upstream": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http(s)://host:port[/base]; never shown to consumers"},
+          "upstream_ca": {"type": "string", "minLength": 1, "description": "PEM file of the CAs an https:// upstream is verified against (default: the system trust store)"},
           "upstream_header": {"$ref": "#/components/schemas/UpstreamHeader"},
           "webhook": {"$ref": "#/components/schemas/Webhook"},
           "unlisted_endpoints": {"type": "string", "enum": ["allow", "deny"]},

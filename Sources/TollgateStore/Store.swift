@@ -466,18 +466,36 @@ public final class TollgateStore: Sendable {
 
     private func writeLeases(_ leases: [QuotaLease], onlyUpward: Bool) async throws {
         guard !leases.isEmpty else { return }
-        try await backend.transaction { database in
-            for lease in leases {
-                var query: SQLQueryString = """
-                    INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
-                    VALUES (\(bind: lease.subscription), \(bind: lease.plan), \(bind: lease.endpoint ?? ""),
-                    \(bind: lease.window.rawValue), \(bind: Timestamp.micros(lease.windowStart)), \(bind: lease.leased))
-                    ON CONFLICT (subscription_id, plan_id, endpoint, quota_window, window_start) DO UPDATE SET leased = excluded.leased
-                    """
-                if onlyUpward { query += " WHERE excluded.leased > quota_leases.leased" }
-                try await database.raw(query).run()
-            }
+        if try await backend.withUsageLog({ log in try log.transaction { try log.write(leases: leases, onlyUpward: onlyUpward) } }) != nil {
+            return
         }
+        try await backend.transaction { try await Self.writeLeases(leases, onlyUpward: onlyUpward, to: $0) }
+    }
+
+    static func writeLeases(_ leases: [QuotaLease], onlyUpward: Bool, to database: any SQLDatabase) async throws {
+        for lease in leases {
+            let query: SQLQueryString = """
+                INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
+                VALUES (\(bind: lease.subscription), \(bind: lease.plan), \(bind: lease.endpoint ?? ""),
+                \(bind: lease.window.rawValue), \(bind: Timestamp.micros(lease.windowStart)), \(bind: lease.leased))
+                \(unsafeRaw: leaseConflict(onlyUpward: onlyUpward))
+                """
+            try await database.raw(query).run()
+        }
+    }
+
+    /// Raising a lease keeps the larger count; settling sets it.
+    static func leaseConflict(onlyUpward: Bool) -> String {
+        "ON CONFLICT (subscription_id, plan_id, endpoint, quota_window, window_start) DO UPDATE SET leased = excluded.leased"
+            + (onlyUpward ? " WHERE excluded.leased > quota_leases.leased" : "")
+    }
+
+    /// SQLite's lease statement (`SQLiteUsageLog`).
+    static func leaseUpsert(onlyUpward: Bool) -> String {
+        """
+        INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
+        VALUES (?, ?, ?, ?, ?, ?) \(leaseConflict(onlyUpward: onlyUpward))
+        """
     }
 
     /// Every lease of windows that end after `date` could still matter; older ones are left out.

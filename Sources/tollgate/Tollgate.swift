@@ -111,6 +111,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("admin-host"), help: "Address the admin port listens on (default: --host).")
     var adminHost: String?
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: the proxy port serves HTTPS (with --tls-key; re-read on SIGHUP).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(name: .customLong("admin-tls-cert"), help: "PEM certificate chain: the admin port serves HTTPS (with --admin-tls-key).")
+    var adminTLSCertificate: String?
+
+    @Option(name: .customLong("admin-tls-key"), help: "PEM private key of --admin-tls-cert.")
+    var adminTLSKey: String?
+
+    @Option(name: .customLong("extra-ca"), help: "PEM CAs trusted besides the system's for webhooks and the billing provider.")
+    var extraCA: String?
+
     @Option(name: .customLong("usage-queue-capacity"), help: "Usage events that may wait to be written; past it billable calls get 503.")
     var usageQueueCapacity = 100_000
 
@@ -154,6 +169,15 @@ struct Serve: AsyncParsableCommand {
         options.usageQueueCapacity = usageQueueCapacity
         options.analyticsRetention.days = analyticsRetention == 0 ? nil : analyticsRetention
         options.adminHost = adminHost
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard (adminTLSCertificate == nil) == (adminTLSKey == nil) else {
+            throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
+        }
+        options.extraCA = extraCA
+        options.tlsCertificate = tlsCertificate
+        options.tlsKey = tlsKey
+        options.adminTLSCertificate = adminTLSCertificate
+        options.adminTLSKey = adminTLSKey
         options.host = host
         options.proxyPort = proxyPort
         options.adminPort = adminPort

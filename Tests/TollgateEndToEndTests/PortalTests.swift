@@ -1,4 +1,8 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
 import Testing
 import TollgateApp
 import TollgateCore
@@ -211,6 +215,59 @@ struct PortalTests {
         #expect((link["url"] as? String)?.hasPrefix("https://api.example.com/_portal/sign-in/") == true)
         process.signal(SIGTERM)
         #expect(try await process.waitForExit() == 0)
+    }
+
+    @Test("behind TLS the portal's and the dashboard's cookies are Secure, and links are https")
+    func secureCookiesBehindTLS() async throws {
+        let certificates = try TestCertificates.make()
+        let files = try certificates.server("proxy")
+        try await withTollgate(configure: { options in
+            publicShopPlans(&options)
+            options.tlsCertificate = files.certificate
+            options.tlsKey = files.key
+            options.adminTLSCertificate = files.certificate
+            options.adminTLSKey = files.key
+        }) { server in
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(certificates.caPath)
+            let client = HTTPClient(
+                eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls, redirectConfiguration: .disallow))
+            func cookies(_ url: String, method: HTTPMethod = .GET, form: String? = nil) async throws -> [String] {
+                var request = HTTPClientRequest(url: url)
+                request.method = method
+                if let form {
+                    request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+                    request.body = .bytes(ByteBuffer(string: form))
+                }
+                let response = try await client.execute(request, timeout: .seconds(30))
+                _ = try await response.body.collect(upTo: 1 << 20)
+                return response.headers["Set-Cookie"]
+            }
+            do {
+                let proxy = server.proxyURL.replacingOccurrences(of: "http://", with: "https://")
+                let admin = server.adminURL.replacingOccurrences(of: "http://", with: "https://")
+                let signup = try await cookies(proxy + "/_portal/signup")
+                #expect(signup.count == 1 && signup.allSatisfy { $0.hasSuffix("; Secure") })
+                let dashboard = try await cookies(admin + "/dashboard/sign-in", method: .POST, form: "key=\(server.adminKey)")
+                #expect(dashboard.count == 1 && dashboard.allSatisfy { $0.contains("HttpOnly") && $0.hasSuffix("; Secure") })
+                var request = HTTPClientRequest(url: admin + "/v1/customers")
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(server.adminKey)")
+                request.body = .bytes(ByteBuffer(string: #"{"name":"Tls"}"#))
+                let customer = try await client.execute(request, timeout: .seconds(30)).body.collect(upTo: 1 << 20)
+                let id = try #require((try JSONSerialization.jsonObject(with: Data(String(buffer: customer).utf8)) as? [String: Any])?["id"] as? String)
+                var link = HTTPClientRequest(url: admin + "/v1/customers/\(id)/portal-sessions")
+                link.method = .POST
+                link.headers.add(name: "Authorization", value: "Bearer \(server.adminKey)")
+                let body = try await client.execute(link, timeout: .seconds(30)).body.collect(upTo: 1 << 20)
+                let url = (try JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8)) as? [String: Any])?["url"] as? String
+                #expect(url?.hasPrefix(proxy + "/_portal/sign-in/") == true)
+            } catch {
+                try await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+        }
     }
 
     @Test("signup can be turned off, and is rate-limited per address")
