@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Pure domain: catalog, validation, money, paths, tokens. No I/O.
@@ -114,6 +115,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // People in the browser: the consumer portal (proxy port) and the operator dashboard
+        // (admin port), server-rendered from mustache templates with SVG charts.
+        .target(
+            name: "TollgateWeb",
+            dependencies: [
+                "TollgateCore",
+                "TollgateStore",
+                "TollgateGateway",
+                "TollgateControl",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition: configuration, the service group, the demo.
         .target(
             name: "TollgateApp",
@@ -123,6 +143,7 @@ let package = Package(
                 "TollgateGateway",
                 "TollgateControl",
                 "TollgateBilling",
+                "TollgateWeb",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -142,6 +163,7 @@ let package = Package(
                 "TollgateCore",
                 "TollgateGateway",
                 "TollgateStore",
+                "TollgateWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -190,9 +212,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TollgateWebTests",
+            dependencies: ["TollgateWeb", "TollgateCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TollgateEndToEndTests",
             dependencies: [
-                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway",
+                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway", "TollgateWeb",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

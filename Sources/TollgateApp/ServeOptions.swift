@@ -4,6 +4,7 @@ import TollgateBilling
 import TollgateCore
 import TollgateGateway
 import TollgateStore
+import TollgateWeb
 
 /// Which parts a `tollgate serve` process runs.
 public enum Role: String, Sendable, CaseIterable {
@@ -47,6 +48,11 @@ public struct ServeOptions: Sendable {
     public var syncInterval: Duration = .seconds(1)
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
+    /// The consumer portal: signup on or off, its rate limit, session length.
+    public var portal = PortalConfiguration()
+    /// The portal's public base URL for sign-in links (`--portal-url`); nil: the proxy port's address.
+    /// An `https://` URL (or TLS on the proxy port) marks the portal's cookies `Secure`.
+    public var portalURL: String?
     /// The proxy port's certificate chain and key (PEM files): HTTPS when both are set.
     public var tlsCertificate: String?
     public var tlsKey: String?

@@ -10,6 +10,7 @@ import TollgateControl
 import TollgateCore
 import TollgateGateway
 import TollgateStore
+import TollgateWeb
 
 /// `tollgate serve`: opens the store, migrates it, applies the catalog, loads the gateway's
 /// memory, and runs the proxy, the admin port and the usage recorder in one service group.
@@ -43,6 +44,7 @@ public enum TollgateServer {
             let control = ControlPlane(
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
                 invoiceDrafts: options.billing.drafts, logger: logger)
+            if let portalURL = options.portalURL { control.portalAddress.set(portalURL) }
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
@@ -64,12 +66,21 @@ public enum TollgateServer {
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
                 gateway.tls = proxyTLS
-                // The proxy port's own paths under `/_` (LocalRoutes).
-                let localRoutes = LocalRoutes()
+                // The proxy port's own paths under `/_` (LocalRoutes): the consumer portal.
+                var localRoutes = LocalRoutes()
+                var portal = options.portal
+                let proxyScheme = proxyTLS == nil ? "http" : "https"
+                portal.secureCookies = portal.secureCookies || proxyTLS != nil || (options.portalURL?.hasPrefix("https://") ?? false)
+                localRoutes.add(prefix: PortalApp.prefix, PortalResponder(app: PortalApp(control: control, configuration: portal, logger: logger)))
+                let portalHost = urlHostName(options.host == "0.0.0.0" || options.host == "::" ? "127.0.0.1" : options.host)
+                let portalURLGiven = options.portalURL != nil
                 services.append(ProxyServer(
                     configuration: gateway, directory: directory, recorder: recorder, quotas: quotas,
                     localRoutes: localRoutes, logger: logger,
-                    onListening: { readiness.proxyListening($0) }))
+                    onListening: { port in
+                        if !portalURLGiven { control.portalAddress.set("\(proxyScheme)://\(portalHost):\(port)") }
+                        readiness.proxyListening(port)
+                    }))
             }
             if options.role != .gateway {
                 var webhooks = WebhookDispatcher.Configuration()
@@ -78,12 +89,19 @@ public enum TollgateServer {
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
+                if options.portalURL == nil && options.role == .control {
+                    control.portalAddress.set("http://\(urlHostName(options.host)):\(options.proxyPort)")
+                }
+                var dashboardSettings = DashboardConfiguration(adminKey: keys.adminKey)
+                dashboardSettings.secureCookies = adminTLS != nil
+                let dashboard = DashboardPages(app: DashboardApp(control: control, configuration: dashboardSettings, logger: logger))
                 var admin = AdminServer.Configuration(
                     host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey,
                     collectorKey: keys.collectorKey)
                 admin.tls = adminTLS?.configuration()
                 services.append(try AdminServer.application(
-                    configuration: admin, control: control, logger: logger, onListening: { readiness.adminListening($0) }))
+                    configuration: admin, control: control, pages: [dashboard], logger: logger,
+                    onListening: { readiness.adminListening($0) }))
             }
             let certificates = [proxyTLS, adminTLS].compactMap { $0 }
             if !certificates.isEmpty { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
@@ -94,6 +112,11 @@ public enum TollgateServer {
             logger.info("stopped")
         }
     }
+}
+
+/// An address as a URL's host (IPv6 in brackets).
+func urlHostName(_ address: String) -> String {
+    address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address
 }
 
 /// Reads the ports' certificates and keys again on every `SIGHUP`; new connections get the

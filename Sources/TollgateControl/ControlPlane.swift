@@ -34,6 +34,8 @@ public final class ControlPlane: Sendable {
     public let quotas: QuotaLedger?
     /// Closes billing periods on demand (`POST /v1/billing/close`).
     public let periodClose: PeriodClose
+    /// Where the consumer portal is reached: one-time sign-in links are made from it.
+    public let portalAddress = PortalAddress()
     let logger: Logger
 
     public init(store: TollgateStore, directory: GatewayDirectory, quotas: QuotaLedger?, invoiceDrafts: Bool = false, logger: Logger) {

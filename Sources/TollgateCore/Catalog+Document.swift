@@ -286,24 +286,28 @@ extension Plan {
             }
         }
         let period = object.choice("period", of: BillingPeriodUnit.allCases.map(\.rawValue)).flatMap(BillingPeriodUnit.init)
+        let isPublic = object.bool("public", required: false) ?? false
         var prices: [Price] = []
         var complete = true
         for item in object.list("prices") ?? [] {
             if let price = Price.read(item.node, at: item.path, reader) { prices.append(price) } else { complete = false }
         }
         guard let id, let product, let name, let currency, let period, complete else { return nil }
-        return Plan(id: id, product: product, name: name, currency: currency, period: period, prices: prices)
+        return Plan(id: id, product: product, name: name, currency: currency, period: period, prices: prices, isPublic: isPublic)
     }
 
+    /// The plan as the catalog writes it; `public` appears only when true.
     public func document() -> DocumentNode {
-        .object([
+        var entries: [(String, DocumentNode)] = [
             ("id", .init(.string(id))),
             ("product", .init(.string(product))),
             ("name", .init(.string(name))),
             ("currency", .init(.string(currency))),
             ("period", .init(.string(period.rawValue))),
-            ("prices", .init(.list(prices.map { $0.document() }))),
-        ])
+        ]
+        if isPublic { entries.append(("public", .init(.bool(true)))) }
+        entries.append(("prices", .init(.list(prices.map { $0.document() }))))
+        return .object(entries)
     }
 }
 

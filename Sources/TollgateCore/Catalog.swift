@@ -258,14 +258,20 @@ public struct Plan: Sendable, Equatable {
     public var currency: String
     public var period: BillingPeriodUnit
     public var prices: [Price]
+    /// Offered for self-serve signup in the consumer portal (`public: true`; default false).
+    public var isPublic: Bool
 
-    public init(id: String, product: String, name: String, currency: String, period: BillingPeriodUnit, prices: [Price]) {
+    public init(
+        id: String, product: String, name: String, currency: String, period: BillingPeriodUnit, prices: [Price],
+        isPublic: Bool = false
+    ) {
         self.id = id
         self.product = product
         self.name = name
         self.currency = currency
         self.period = period
         self.prices = prices
+        self.isPublic = isPublic
     }
 
     /// The prepaid quotas of this plan.

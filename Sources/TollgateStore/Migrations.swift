@@ -195,7 +195,25 @@ enum Migrations {
                 ]
             }
         },
-        // (9 and 10 are the portal's and the billing provider's.)
+        Step(version: 9) { _ in
+            // The browser's people (issue 18): sign-in sessions of the portal and the dashboard, and
+            // the portal's one-time sign-in links. Only SHA-256 digests of the secrets are stored.
+            [
+                """
+                CREATE TABLE web_sessions (
+                    id_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_id TEXT,
+                    created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX web_sessions_expiry ON web_sessions (expires_at)",
+                """
+                CREATE TABLE portal_links (
+                    token_hash TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers (id),
+                    created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                "CREATE INDEX portal_links_expiry ON portal_links (expires_at)",
+            ]
+        },
+        // (10 is the billing provider's.)
         Step(version: 11) { kind in
             // PostgreSQL tells every node at once when the catalog or a subscription changes
             // (GatewaySync listens; its poll is the fallback). One notice per statement.

@@ -7,6 +7,7 @@ import TollgateApp
 import TollgateBilling
 import TollgateCore
 import TollgateStore
+import TollgateWeb
 
 /// The `tollgate` command line: `serve`, `demo`, `config validate`.
 @main
@@ -136,8 +137,30 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup(title: "Client connections (docs/security.md)") var edge: EdgeOptions
 
+    @Option(name: .customLong("portal-signup"), help: "on or off: self-serve signup in the consumer portal (/_portal/signup).")
+    var portalSignup = "on"
+
+    @Option(name: .customLong("portal-signup-limit"), help: "Portal signups allowed per client address and hour.")
+    var portalSignupLimit = 5
+
+    @Option(name: .customLong("portal-url"), help: "The consumer portal's public base URL, for sign-in links (default: the proxy port's address).")
+    var portalURL: String?
+
     func run() async throws {
         var options = ServeOptions()
+        switch portalSignup {
+        case "on": options.portal.signupEnabled = true
+        case "off": options.portal.signupEnabled = false
+        default: throw ValidationError("--portal-signup must be on or off")
+        }
+        guard portalSignupLimit >= 0 else { throw ValidationError("--portal-signup-limit must be 0 or more") }
+        options.portal.signupLimit.limit = portalSignupLimit
+        if let portalURL {
+            guard portalURL.hasPrefix("http://") || portalURL.hasPrefix("https://") else {
+                throw ValidationError("--portal-url must start with http:// or https://")
+            }
+            options.portalURL = portalURL
+        }
         options.dataDirectory = storage.dataDir
         guard billingGrace >= 0 else { throw ValidationError("--billing-grace must be 0 or more seconds") }
         guard billingInterval >= 0 else { throw ValidationError("--billing-interval must be 0 or more seconds") }
