@@ -11,7 +11,7 @@ final class SQLiteUsageLog: @unchecked Sendable {
 
     init(path: String) throws {
         connection = try SQLiteHandle(path: path, pragmas: [
-            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000",
+            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
             "PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=\(WALCheckpointer.logBound)",
         ])
     }
