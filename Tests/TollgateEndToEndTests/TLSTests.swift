@@ -99,12 +99,15 @@ struct TLSTests {
         #expect(received.values("X-Consumer-ID") == ["tls"])
         #expect(received.values("X-Upstream-Secret") == ["tls-secret"])
         #expect(received.values("X-Forwarded-Proto") == ["https"])
+        // Kept alive and pooled as over HTTP: sequential calls share one upstream connection.
+        for _ in 0..<3 { #expect(try await call("/secure/hello", token: secureToken).status == 200) }
+        #expect(Set(upstream.requests.map(\.connection)).count == 1)
 
         // The same upstream without its CA is not trusted: 502, and the log says why.
         let untrusted = try await call("/untrusted/hello", token: untrustedToken)
         #expect(untrusted.status == 502)
         #expect(untrusted.body == #"{"message":"An invalid response was received from the upstream server"}"#)
-        #expect(upstream.requests.count == 1)
+        #expect(upstream.requests.count == 4)
         let logged = try await waitForValue("the failed call's log line") {
             process.output.split(separator: "\n").first { $0.contains("call failed") && $0.contains("product=untrusted") }
         }
