@@ -174,8 +174,11 @@ public final class UsageRecorder: Service, Sendable {
         var rings = doorbell.makeAsyncIterator()
         while true {
             let (work, counts, stop, depthNow) = state.withLockedValue { pending in
-                let taken = Batch(events: pending.events, leases: pending.leases, settlements: pending.settlements,
-                                  webhooks: pending.webhooks, promises: pending.promises)
+                let taken = Batch(
+                    commit: UsageCommit(
+                        events: pending.events, raisedLeases: pending.leases, settledLeases: pending.settlements,
+                        webhooks: pending.webhooks),
+                    promises: pending.promises)
                 let counts = (dropped: pending.dropped, refusals: pending.refusals)
                 pending.events = []
                 pending.webhooks = []
@@ -184,7 +187,7 @@ public final class UsageRecorder: Service, Sendable {
                 pending.promises = []
                 pending.dropped = 0
                 pending.refusals = [:]
-                pending.inFlight = taken.events.count
+                pending.inFlight = taken.commit.events.count
                 if taken.isEmpty && pending.stopping {
                     // Nothing queued after this would be written: later callers are told so.
                     pending.stopped = true
@@ -210,21 +213,16 @@ public final class UsageRecorder: Service, Sendable {
                 depth.store(pending.depth, ordering: .relaxed)
             }
             Self.complete(work.promises, with: written)
-            Self.measure(work.events)
+            Self.measure(work.commit.events)
         }
     }
 
-    /// What one write takes from the queue.
+    /// What one write takes from the queue: one commit, and who waits for it.
     private struct Batch {
-        var events: [UsageEvent]
-        var leases: [QuotaLease]
-        var settlements: [QuotaLease]
-        var webhooks: [WebhookDelivery]
+        var commit: UsageCommit
         var promises: [EventLoopPromise<Void>]
 
-        var isEmpty: Bool {
-            events.isEmpty && leases.isEmpty && settlements.isEmpty && webhooks.isEmpty && promises.isEmpty
-        }
+        var isEmpty: Bool { commit.isEmpty && promises.isEmpty }
     }
 
     /// Completes the promises of a commit, with one task per event loop: each loop is woken
@@ -244,20 +242,14 @@ public final class UsageRecorder: Service, Sendable {
 
     /// Writes a batch in one transaction, trying three times.
     private func write(_ batch: Batch) async -> Result<Void, any Error> {
-        let events = batch.events
-        var commit = UsageCommit()
-        commit.events = batch.events
-        commit.raisedLeases = batch.leases
-        commit.settledLeases = batch.settlements
-        commit.webhooks = batch.webhooks
         var attempt = 0
         while true {
             do {
                 let started = ContinuousClock.now
-                try await store.commitUsage(commit)
+                try await store.commitUsage(batch.commit)
                 let duration = ContinuousClock.now - started
                 Timer(label: MetricName.commitSeconds).recordNanoseconds(duration.nanoseconds)
-                logger.trace("usage batch written", metadata: ["events": "\(events.count)", "duration": "\(duration)"])
+                logger.trace("usage batch written", metadata: ["events": "\(batch.commit.events.count)", "duration": "\(duration)"])
                 return .success(())
             } catch {
                 attempt += 1

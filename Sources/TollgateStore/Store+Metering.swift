@@ -21,7 +21,15 @@ public struct UsageCommit: Sendable {
     public var settledLeases: [QuotaLease] = []
     public var webhooks: [WebhookDelivery] = []
 
-    public init() {}
+    public init(
+        events: [UsageEvent] = [], raisedLeases: [QuotaLease] = [], settledLeases: [QuotaLease] = [],
+        webhooks: [WebhookDelivery] = []
+    ) {
+        self.events = events
+        self.raisedLeases = raisedLeases
+        self.settledLeases = settledLeases
+        self.webhooks = webhooks
+    }
 
     public var isEmpty: Bool { events.isEmpty && raisedLeases.isEmpty && settledLeases.isEmpty && webhooks.isEmpty }
 }
