@@ -93,16 +93,7 @@ enum DashboardTemplates {
 <h2 id="usage-h">Usage explorer</h2>
 <p class="filters">Range: {{#ranges}}<a href="{{href}}"{{#current}} aria-current="page"{{/current}}>{{label}}</a>{{/ranges}}</p>
 {{#usage}}
-{{{chart}}}
-<div class="grid">
-<div><h3>Calls per endpoint</h3>
-<table><thead><tr><th scope="col">Endpoint</th><th scope="col" class="num">Billable calls</th></tr></thead>
-<tbody>{{#endpoints}}<tr><td>{{name}}</td><td class="num">{{value}}</td></tr>{{/endpoints}}</tbody></table></div>
-{{#hasMeters}}<div><h3>Meters</h3>
-<table><thead><tr><th scope="col">Meter</th><th scope="col" class="num">Value</th></tr></thead>
-<tbody>{{#meters}}<tr><td>{{name}}</td><td class="num">{{value}}</td></tr>{{/meters}}</tbody></table></div>{{/hasMeters}}
-</div>
-<p class="muted">From {{from}} to {{to}}.</p>
+{{> usage}}
 {{/usage}}
 </section>
 <section class="card" aria-labelledby="estimate-h">

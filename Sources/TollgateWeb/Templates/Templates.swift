@@ -4,8 +4,24 @@
 /// are stored, not computed). `{{ }}` escapes HTML; `{{{ }}}` is used only for SVG charts, which `BarChart` escapes itself.
 enum Templates {
     static var all: [(String, String)] {
-        [("layout", layout), ("message", message), ("token", token)] + PortalTemplates.all + DashboardTemplates.all
+        [("layout", layout), ("message", message), ("token", token), ("usage", usage)] + PortalTemplates.all
+            + DashboardTemplates.all
     }
+
+    /// A subscription's usage (inside a `usage` section): its chart, calls per endpoint and
+    /// meter values, shared by the portal's and the dashboard's subscription pages.
+    static let usage = #"""
+{{{chart}}}
+<div class="grid">
+<div><h3>Calls per endpoint</h3>
+<table><thead><tr><th scope="col">Endpoint</th><th scope="col" class="num">Billable calls</th></tr></thead>
+<tbody>{{#endpoints}}<tr><td>{{name}}</td><td class="num">{{value}}</td></tr>{{/endpoints}}</tbody></table></div>
+{{#hasMeters}}<div><h3>Meters</h3>
+<table><thead><tr><th scope="col">Meter</th><th scope="col" class="num">Value</th></tr></thead>
+<tbody>{{#meters}}<tr><td>{{name}}</td><td class="num">{{value}}</td></tr>{{/meters}}</tbody></table></div>{{/hasMeters}}
+</div>
+<p class="muted">From {{from}} to {{to}}.</p>
+"""#
 
     static let layout = #"""
 <!doctype html>
