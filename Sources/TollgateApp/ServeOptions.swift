@@ -45,6 +45,8 @@ public struct ServeOptions: Sendable {
     public var analyticsRetention = AnalyticsRetention.Configuration()
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
+    /// The Stripe billing provider (`TOLLGATE_STRIPE_*`); nil: the built-in provider only.
+    public var stripe: StripeConfiguration?
 
     public init() {}
 

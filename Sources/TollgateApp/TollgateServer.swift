@@ -38,9 +38,15 @@ public enum TollgateServer {
             let directory = GatewayDirectory()
             let recorder = UsageRecorder(store: store, logger: logger, capacity: options.usageQueueCapacity)
             let quotas = QuotaLedger(recorder: recorder)
+            // Stripe (DESIGN §3.8): payments change subscriptions, which the gateway sees at once.
+            let changes = DunningRelay()
+            let stripe = options.stripe.map { configuration in
+                StripeBilling(store: store, configuration: configuration, logger: logger) { changes.forward($0) }
+            }
             let control = ControlPlane(
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
-                invoiceDrafts: options.billing.drafts, logger: logger)
+                invoiceDrafts: options.billing.drafts, billingProvider: stripe?.provider, logger: logger)
+            changes.attach(control)
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
@@ -62,7 +68,11 @@ public enum TollgateServer {
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
                 // The proxy port's own paths under `/_` (LocalRoutes).
-                let localRoutes = LocalRoutes()
+                var localRoutes = LocalRoutes()
+                if let stripe, let secret = stripe.configuration.webhookSecret {
+                    localRoutes.add(prefix: "/_webhooks/stripe", StripeWebhookResponder(
+                        webhook: StripeWebhook(store: store, secret: secret, payments: stripe.payments, logger: logger)))
+                }
                 services.append(ProxyServer(
                     configuration: gateway, directory: directory, recorder: recorder, quotas: quotas,
                     localRoutes: localRoutes, logger: logger,
@@ -73,6 +83,7 @@ public enum TollgateServer {
                 webhooks.schedule = options.webhookSchedule
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
+                if let stripe { services.append(stripe) }
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
                 services.append(AdminServer.application(
                     configuration: .init(host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
@@ -84,6 +95,18 @@ public enum TollgateServer {
             try await group.run()
             logger.info("stopped")
         }
+    }
+}
+
+/// Passes subscriptions whose status a payment changed to the control plane (and so the
+/// gateway), which exists only after the Stripe provider it is handed to.
+final class DunningRelay: Sendable {
+    private let control = NIOLockedValueBox<ControlPlane?>(nil)
+
+    func attach(_ plane: ControlPlane) { control.withLockedValue { $0 = plane } }
+
+    func forward(_ changes: [DunningChange]) {
+        control.withLockedValue { $0 }?.apply(changes)
     }
 }
 

@@ -33,7 +33,7 @@ public struct GatewaySync: Service {
             do {
                 for (subscription, hash) in try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap)) {
                     control.directory.removeCredentials(subscription: subscription.id)
-                    if subscription.status == .active {
+                    if subscription.status.hasCredential {
                         control.directory.setCredential(hash, Consumer(subscription))
                     }
                 }

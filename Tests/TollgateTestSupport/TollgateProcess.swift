@@ -82,6 +82,9 @@ public final class TollgateProcess: Sendable {
 
     public var processIdentifier: Int32 { process.processIdentifier }
 
+    /// Whether the process still runs.
+    public var isRunning: Bool { process.isRunning }
+
     /// Waits until the server logs both listening ports; returns them.
     public func waitUntilListening(timeout: Duration = .seconds(60)) async throws -> (proxy: Int, admin: Int) {
         try await waitForValue("tollgate to listen on both ports; it printed:\n\(output)", timeout: timeout) {
