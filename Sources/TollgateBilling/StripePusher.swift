@@ -129,10 +129,11 @@ public struct StripePusher: Sendable {
         guard let id = stripeInvoice, let view = StripeInvoiceView(try await client.get("/v1/invoices/\(id)")) else {
             throw Failure(description: "the Stripe invoice cannot be read")
         }
-        try await store.finishStripePush(invoice.id, status: view.status, hostedURL: view.hostedURL)
-        // Collection was just attempted: anything but paid (or void) is a failed payment.
+        // Collection was just attempted: anything but paid (or void) is a failed payment. Applied
+        // before the push is marked done, so that no one sees a pushed invoice without its outcome.
         let failed = view.status != "paid" && view.status != "void"
         try await payments.apply(view, to: invoice.id, paymentFailed: failed)
+        try await store.finishStripePush(invoice.id, status: view.status, hostedURL: view.hostedURL)
     }
 }
 

@@ -59,7 +59,7 @@ public final class Localstripe: Sendable {
                 return nil
             }
         } catch {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             throw error
         }
         let server = Localstripe(process: process, port: port)
@@ -73,9 +73,9 @@ public final class Localstripe: Sendable {
         guard response.status == 200 else { throw TestFailure("localstripe reset failed: \(response.status)") }
     }
 
-    /// Stops the server.
+    /// Stops the server (SIGKILL: aiohttp's server does not always end on SIGTERM, and a fake has nothing to save).
     public func stop() {
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
