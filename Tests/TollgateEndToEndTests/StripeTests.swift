@@ -60,12 +60,13 @@ struct StripeTests {
         }
     }
 
-    /// The Stripe invoice's invoice-item lines as (amount, description, tollgate line).
+    /// The Stripe invoice's invoice-item lines as (amount, description, tollgate line), in the order
+    /// of Tollgate's lines (localstripe's own order follows its store).
     static func stripeLines(_ invoice: [String: Any]) -> [(amount: Int, description: String, line: String?)] {
         let lines = (invoice["lines"] as? [String: Any])?["data"] as? [[String: Any]] ?? []
         return lines.filter { $0["type"] as? String == "invoiceitem" }.map {
             ($0["amount"] as? Int ?? -1, $0["description"] as? String ?? "", ($0["metadata"] as? [String: Any])?["tollgate_line"] as? String)
-        }
+        }.sorted { Int($0.line ?? "") ?? -1 < Int($1.line ?? "") ?? -1 }
     }
 
     @Test func linkedCustomersAreUsedAndOthersAreCreatedWithTheirNameEmailAndId() async throws {
