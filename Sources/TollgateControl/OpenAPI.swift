@@ -192,12 +192,12 @@ enum OpenAPIDocument {
         "PlanPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Plan"}}, "next_cursor": {"type": ["string", "null"]}}},
         "Customer": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
           "id": {"$ref": "#/components/schemas/Identifier"}, "name": {"$ref": "#/components/schemas/Name"}, "email": {"type": ["string", "null"], "pattern": "@"},
-          "stripe_customer": {"type": ["string", "null"], "pattern": "^cus_[A-Za-z0-9]+$", "description": "link a customer the vendor already has in Stripe; else Tollgate creates one before the first push"},
+          "stripe_customer": {"type": ["string", "null"], "maxLength": 255, "pattern": "^cus_[A-Za-z0-9]+$", "description": "link a customer the vendor already has in Stripe; else Tollgate creates one before the first push"},
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "readOnly": true}}},
         "CustomerPatch": {"type": "object", "additionalProperties": false, "properties": {
           "name": {"$ref": "#/components/schemas/Name"},
           "email": {"type": ["string", "null"], "pattern": "@"}, "created_at": {"type": "string", "format": "date-time"},
-          "stripe_customer": {"type": ["string", "null"], "pattern": "^cus_[A-Za-z0-9]+$"}}},
+          "stripe_customer": {"type": ["string", "null"], "maxLength": 255, "pattern": "^cus_[A-Za-z0-9]+$"}}},
         "CustomerPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}}, "next_cursor": {"type": ["string", "null"]}}},
         "SubscriptionRequest": {"type": "object", "additionalProperties": false, "required": ["customer", "plan"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "customer": {"type": "string"}, "plan": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"}}},
         "ChangePlanRequest": {"type": "object", "additionalProperties": false, "required": ["plan"], "properties": {"plan": {"type": "string"}}},
