@@ -42,6 +42,7 @@ public struct StripePayments: Sendable {
 
     /// Suspends every subscription past due for `grace` or longer at `now`.
     public func suspendOverdue(grace: TimeInterval, now: Date = Date()) async throws {
+        guard try await store.hasOverdue(grace: grace, now: now) else { return }
         let webhook = try await subscriptionWebhook()
         let changes = try await store.suspendOverdue(grace: grace, now: now, webhook: webhook)
         if !changes.isEmpty { onChange(changes) }

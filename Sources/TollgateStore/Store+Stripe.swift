@@ -193,6 +193,17 @@ extension TollgateStore {
         }
     }
 
+    /// Whether a `past_due` subscription's dunning started `grace` or more before `now` (one cheap
+    /// query, asked every second).
+    public func hasOverdue(grace: TimeInterval, now: Date) async throws -> Bool {
+        try await backend.read { database in
+            try await database.raw("""
+                SELECT id FROM subscriptions WHERE status = 'past_due' AND dunning_since IS NOT NULL
+                AND dunning_since <= \(bind: Timestamp.micros(now.addingTimeInterval(-grace))) LIMIT 1
+                """).first() != nil
+        }
+    }
+
     /// Suspends every `past_due` subscription whose dunning started `grace` or more before `now`.
     public func suspendOverdue(
         grace: TimeInterval, now: Date, webhook: @Sendable (Subscription) -> WebhookDelivery?

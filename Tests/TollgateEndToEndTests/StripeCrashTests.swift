@@ -78,6 +78,8 @@ struct StripeCrashTests {
             #expect((reclosed["invoices"] as? [String]) == [])
             second.signal(SIGTERM)
             #expect(try await second.waitForExit() == 0)
+            // The secret key reaches no log line.
+            #expect(!first.output.contains(Localstripe.secretKey) && !second.output.contains(Localstripe.secretKey))
         }
         // customer, two items, invoice, metadata, finalize, pay: three points each.
         #expect(halts >= 21)

@@ -65,6 +65,8 @@ struct StripeStoreTests {
             let failed = try await store.stripePaymentFailed("inv_1", status: "open", now: failedAt) { _ in nil }
             #expect(failed?.after.status == .pastDue)
             #expect(try await store.stripePaymentFailed("inv_1", status: "open", now: failedAt.addingTimeInterval(60)) { _ in nil } == nil)
+            #expect(try await !store.hasOverdue(grace: 3600, now: failedAt.addingTimeInterval(3599)))
+            #expect(try await store.hasOverdue(grace: 3600, now: failedAt.addingTimeInterval(3601)))
             #expect(try await store.suspendOverdue(grace: 3600, now: failedAt.addingTimeInterval(3599)) { _ in nil }.isEmpty)
             let suspended = try await store.suspendOverdue(grace: 3600, now: failedAt.addingTimeInterval(3601)) { _ in nil }
             #expect(suspended.map(\.after.status) == [.suspended])
