@@ -28,7 +28,7 @@ public final class StripeBilling: Service, Sendable, CustomStringConvertible {
         self.configuration = configuration
         self.client = client
         self.payments = payments
-        self.pusher = StripePusher(store: store, client: client, payments: payments, halt: HaltHook(at: configuration.haltAt))
+        self.pusher = StripePusher(store: store, client: client, payments: payments, halt: HaltHook(at: configuration.haltAt), logger: logger)
         self.provider = StripeBillingProvider(store: store, client: client, payments: payments)
         self.store = store
         self.logger = logger

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import TollgateCore
 import TollgateStore
@@ -10,12 +11,17 @@ public struct StripePusher: Sendable {
     let client: StripeClient
     let payments: StripePayments
     let halt: HaltHook
+    let logger: Logger
 
-    public init(store: TollgateStore, client: StripeClient, payments: StripePayments, halt: HaltHook = HaltHook(at: nil)) {
+    public init(
+        store: TollgateStore, client: StripeClient, payments: StripePayments, halt: HaltHook = HaltHook(at: nil),
+        logger: Logger = Logger(label: "tollgate.stripe")
+    ) {
         self.store = store
         self.client = client
         self.payments = payments
         self.halt = halt
+        self.logger = logger
     }
 
     /// A push that cannot go on; its reason is kept on the invoice (`provider.last_error`).
@@ -35,9 +41,11 @@ public struct StripePusher: Sendable {
                 if try await push(invoice) { pushed.append(invoice.id) }
             } catch let error as StripeError {
                 blocked.insert(invoice.customer)
+                logger.warning("pushing an invoice to Stripe failed; trying again", metadata: ["invoice": "\(invoice.id)", "error": "\(error)"])
                 try await store.stripePushFailed(invoice.id, error: error.description)
             } catch let error as Failure {
                 blocked.insert(invoice.customer)
+                logger.warning("pushing an invoice to Stripe failed; trying again", metadata: ["invoice": "\(invoice.id)", "error": "\(error)"])
                 try await store.stripePushFailed(invoice.id, error: error.description)
             }
         }

@@ -49,7 +49,7 @@ struct StripeCrashTests {
             }
             // Either the hook kills the process, or this point lies past the last step and the push ends.
             let outcome = try await waitForValue(
-                "tollgate to be killed at point \(haltAt) or to finish the push; it printed:\n\(first.output)", timeout: .seconds(60)
+                "tollgate to be killed at point \(haltAt) or to finish the push (\(first.diagnosis)); it printed:\n\(first.output)", timeout: .seconds(60)
             ) {
                 () async throws -> String? in
                 if !first.isRunning { return "killed" }
@@ -60,6 +60,24 @@ struct StripeCrashTests {
                 try await Self.expectExactlyOnce(stripe)
                 first.signal(SIGTERM)
                 #expect(try await first.waitForExit() == 0)
+                // Closing the same periods again pushes nothing: another customer's invoice, pushed
+                // after the second close (by a process without the hook), marks that the pusher looked again.
+                let third = try TollgateProcess.start(arguments, environment: environment)
+                let (_, port) = try await third.waitUntilListening()
+                let last = "http://127.0.0.1:\(port)"
+                let reclosed = try await TestHTTP.request("POST", last + "/v1/billing/close", headers: auth, body: "{}").json()
+                #expect((reclosed["invoices"] as? [String]) == [])
+                #expect(try await TestHTTP.request("POST", last + "/v1/customers", headers: auth, body: #"{"id":"later","name":"Later"}"#).status == 201)
+                #expect(try await TestHTTP.request("POST", last + "/v1/subscriptions", headers: auth, body: #"{"customer":"later","plan":"crashy-plan"}"#).status == 201)
+                let marked = try await TestHTTP.request("POST", last + "/v1/billing/close", headers: auth, body: "{}").json()
+                let mark = try #require((marked["invoices"] as? [String])?.first)
+                try await waitUntil("the later customer's invoice to be pushed") {
+                    let json = try await TestHTTP.request("GET", last + "/v1/invoices/\(mark)", headers: auth).json()
+                    return (json["provider"] as? [String: Any])?["status"] as? String ?? "pushing" != "pushing"
+                }
+                try await Self.expectExactlyOnce(stripe, customers: 2)
+                third.signal(SIGTERM)
+                #expect(try await third.waitForExit() == 0)
                 break
             }
             #expect(try await first.waitForExit() == SIGKILL)
@@ -86,11 +104,12 @@ struct StripeCrashTests {
     }
 
     /// Stripe holds one customer, one invoice with exactly the two items, and no stray item.
-    static func expectExactlyOnce(_ stripe: Localstripe, point: Int = 0) async throws {
+    static func expectExactlyOnce(_ stripe: Localstripe, point: Int = 0, customers expected: Int = 1) async throws {
         let customers = try await stripe.list("/v1/customers")
-        #expect(customers.count == 1, "point \(point): \(customers.count) customers")
-        let customer = try #require(customers.first?["id"] as? String)
-        #expect((customers.first?["metadata"] as? [String: Any])?["tollgate_customer"] as? String == "acme")
+        #expect(customers.count == expected, "point \(point): \(customers.count) customers")
+        let acme = customers.filter { ($0["metadata"] as? [String: Any])?["tollgate_customer"] as? String == "acme" }
+        #expect(acme.count == 1, "point \(point): \(acme.count) Stripe customers for acme")
+        let customer = try #require(acme.first?["id"] as? String)
         let invoices = try await stripe.list("/v1/invoices?customer=\(customer)")
         #expect(invoices.count == 1, "point \(point): \(invoices.count) invoices")
         // localstripe's line order follows its store, not creation: compare by Tollgate line.
