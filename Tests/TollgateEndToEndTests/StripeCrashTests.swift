@@ -49,7 +49,8 @@ struct StripeCrashTests {
             }
             // Either the hook kills the process, or this point lies past the last step and the push ends.
             let outcome = try await waitForValue(
-                "tollgate to be killed at point \(haltAt) or to finish the push (\(first.diagnosis)); it printed:\n\(first.output)", timeout: .seconds(60)
+                "tollgate to be killed at point \(haltAt) or to finish the push (\(first.diagnosis)); it printed:\n\(first.output)", timeout: .seconds(120),
+                every: .milliseconds(100)
             ) {
                 () async throws -> String? in
                 if !first.isRunning { return "killed" }

@@ -91,8 +91,9 @@ public final class TollgateProcess: Sendable {
     /// Whether the process still runs: a killed child that is not reaped yet (a zombie) does not.
     public var isRunning: Bool {
         guard process.isRunning else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
+        // Gone from /proc: reaped already, though Foundation may not have said so yet.
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8) else { return false }
+        guard let close = stat.lastIndex(of: ")") else { return true }
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
     }
 
