@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Pure domain: catalog, validation, money, paths, tokens. No I/O.
@@ -67,6 +68,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -78,6 +80,7 @@ let package = Package(
         .target(
             name: "TollgateBilling",
             dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "TollgateCore",
                 "TollgateStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -98,6 +101,8 @@ let package = Package(
                 "TollgateGateway",
                 "TollgateBilling",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,6 +115,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // People in the browser: the consumer portal (proxy port) and the operator dashboard
+        // (admin port), server-rendered from mustache templates with SVG charts.
+        .target(
+            name: "TollgateWeb",
+            dependencies: [
+                "TollgateCore",
+                "TollgateStore",
+                "TollgateGateway",
+                "TollgateControl",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition: configuration, the service group, the demo.
         .target(
             name: "TollgateApp",
@@ -119,6 +143,7 @@ let package = Package(
                 "TollgateGateway",
                 "TollgateControl",
                 "TollgateBilling",
+                "TollgateWeb",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -138,6 +163,7 @@ let package = Package(
                 "TollgateCore",
                 "TollgateGateway",
                 "TollgateStore",
+                "TollgateWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,6 +182,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TollgateTestSupport",
@@ -176,6 +203,8 @@ let package = Package(
             dependencies: [
                 "TollgateGateway", "TollgateControl", "TollgateCore", "TollgateStore", "TollgateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -183,13 +212,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TollgateWebTests",
+            dependencies: ["TollgateWeb", "TollgateCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TollgateEndToEndTests",
             dependencies: [
-                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway",
+                "TollgateApp", "TollgateBilling", "TollgateTestSupport", "TollgateStore", "TollgateGateway", "TollgateWeb",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ],

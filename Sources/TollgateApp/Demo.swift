@@ -35,6 +35,7 @@ public enum Demo {
                 name: Starter
                 currency: EUR
                 period: month
+                public: true
                 prices:
                   - { kind: flat, amount: "29.00" }
                   - { kind: prepaid, endpoint: create-invoice, quota: 1000, window: month }
@@ -76,6 +77,10 @@ public enum Demo {
             Its invoices (the first, for the month's fee in advance, is issued within a minute, or now with the close):
               curl -X POST -H "Authorization: Bearer \(ready.adminKey)" \(admin)/v1/billing/close
               curl -H "Authorization: Bearer \(ready.adminKey)" "\(admin)/v1/invoices?subscription=\(issued.subscription.id)"
+
+            In the browser:
+              \(proxy)/_portal/signup      (consumers: sign up, see quotas, usage and invoices)
+              \(admin)/dashboard           (the vendor: sign in with the admin key \(ready.adminKey))
 
             Press Ctrl-C to stop.
 

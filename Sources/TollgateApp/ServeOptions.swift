@@ -4,6 +4,7 @@ import TollgateBilling
 import TollgateCore
 import TollgateGateway
 import TollgateStore
+import TollgateWeb
 
 /// Which parts a `tollgate serve` process runs.
 public enum Role: String, Sendable, CaseIterable {
@@ -43,10 +44,26 @@ public struct ServeOptions: Sendable {
     public var usageQueueCapacity = 100_000
     /// How long analytics (non-billable) events are kept; `days == nil` keeps them forever.
     public var analyticsRetention = AnalyticsRetention.Configuration()
+    /// How often a gateway looks for changes other nodes made, besides PostgreSQL's notifications.
+    public var syncInterval: Duration = .seconds(1)
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
     /// The Stripe billing provider (`TOLLGATE_STRIPE_*`); nil: the built-in provider only.
     public var stripe: StripeConfiguration?
+    /// The consumer portal: signup on or off, its rate limit, session length.
+    public var portal = PortalConfiguration()
+    /// The portal's public base URL for sign-in links (`--portal-url`); nil: the proxy port's address.
+    /// An `https://` URL (or TLS on the proxy port) marks the portal's cookies `Secure`.
+    public var portalURL: String?
+    /// The proxy port's certificate chain and key (PEM files): HTTPS when both are set.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// A PEM file of CAs trusted besides the system's store by Tollgate's own HTTPS requests
+    /// (webhooks, the billing provider).
+    public var extraCA: String?
+    /// The admin port's certificate chain and key (PEM files): HTTPS when both are set.
+    public var adminTLSCertificate: String?
+    public var adminTLSKey: String?
 
     public init() {}
 

@@ -10,6 +10,7 @@ import TollgateControl
 import TollgateCore
 import TollgateGateway
 import TollgateStore
+import TollgateWeb
 
 /// `tollgate serve`: opens the store, migrates it, applies the catalog, loads the gateway's
 /// memory, and runs the proxy, the admin port and the usage recorder in one service group.
@@ -31,6 +32,8 @@ public enum TollgateServer {
         if PrivateFiles.isOpenToOthers(options.dataDirectory) {
             logger.warning("the data dir lets other users in; chmod 700 it", metadata: ["path": "\(options.dataDirectory)"])
         }
+        let proxyTLS = try options.tlsFiles(certificate: options.tlsCertificate, key: options.tlsKey, flag: "--tls")
+        let adminTLS = try options.tlsFiles(certificate: options.adminTLSCertificate, key: options.adminTLSKey, flag: "--admin-tls")
         let database = options.resolvedDatabase
         logger.info("opening database", metadata: ["database": "\(database)"])
         try await TollgateStore.withStore(url: database, logger: logger) { store in
@@ -47,6 +50,7 @@ public enum TollgateServer {
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
                 invoiceDrafts: options.billing.drafts, billingProvider: stripe?.provider, logger: logger)
             changes.attach(control)
+            if let portalURL = options.portalURL { control.portalAddress.set(portalURL) }
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
@@ -60,35 +64,58 @@ public enum TollgateServer {
 
             var services: [any Service] = [recorder]
             if options.role != .control {
-                services.append(GatewaySync(control: control))
+                services.append(GatewaySync(control: control, interval: options.syncInterval))
                 var gateway = GatewayConfiguration()
                 gateway.host = options.host
                 gateway.port = options.proxyPort
                 gateway.connectTimeout = options.connectTimeout
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
-                // The proxy port's own paths under `/_` (LocalRoutes).
+                gateway.tls = proxyTLS
+                // The proxy port's own paths under `/_` (LocalRoutes): the consumer portal and Stripe's webhook.
                 var localRoutes = LocalRoutes()
                 if let stripe, let secret = stripe.configuration.webhookSecret {
                     localRoutes.add(prefix: "/_webhooks/stripe", StripeWebhookResponder(
                         webhook: StripeWebhook(store: store, secret: secret, payments: stripe.payments, logger: logger)))
                 }
+                var portal = options.portal
+                let proxyScheme = proxyTLS == nil ? "http" : "https"
+                portal.secureCookies = portal.secureCookies || proxyTLS != nil || (options.portalURL?.hasPrefix("https://") ?? false)
+                localRoutes.add(prefix: PortalApp.prefix, PortalResponder(app: PortalApp(control: control, configuration: portal, logger: logger)))
+                let portalHost = urlHostName(options.host == "0.0.0.0" || options.host == "::" ? "127.0.0.1" : options.host)
+                let portalURLGiven = options.portalURL != nil
                 services.append(ProxyServer(
                     configuration: gateway, directory: directory, recorder: recorder, quotas: quotas,
                     localRoutes: localRoutes, logger: logger,
-                    onListening: { readiness.proxyListening($0) }))
+                    onListening: { port in
+                        if !portalURLGiven { control.portalAddress.set("\(proxyScheme)://\(portalHost):\(port)") }
+                        readiness.proxyListening(port)
+                    }))
             }
             if options.role != .gateway {
                 var webhooks = WebhookDispatcher.Configuration()
                 webhooks.schedule = options.webhookSchedule
+                webhooks.extraCA = options.extraCA
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
                 if let stripe { services.append(stripe) }
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
-                services.append(AdminServer.application(
-                    configuration: .init(host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey, collectorKey: keys.collectorKey),
-                    control: control, logger: logger, onListening: { readiness.adminListening($0) }))
+                if options.portalURL == nil && options.role == .control {
+                    control.portalAddress.set("http://\(urlHostName(options.host)):\(options.proxyPort)")
+                }
+                var dashboardSettings = DashboardConfiguration(adminKey: keys.adminKey)
+                dashboardSettings.secureCookies = adminTLS != nil
+                let dashboard = DashboardPages(app: DashboardApp(control: control, configuration: dashboardSettings, logger: logger))
+                var admin = AdminServer.Configuration(
+                    host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey,
+                    collectorKey: keys.collectorKey)
+                admin.tls = adminTLS?.configuration()
+                services.append(try AdminServer.application(
+                    configuration: admin, control: control, pages: [dashboard], logger: logger,
+                    onListening: { readiness.adminListening($0) }))
             }
+            let certificates = [proxyTLS, adminTLS].compactMap { $0 }
+            if !certificates.isEmpty { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
             let group = ServiceGroup(configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
             handle.attach(group)
@@ -107,6 +134,46 @@ final class DunningRelay: Sendable {
 
     func forward(_ changes: [DunningChange]) {
         control.withLockedValue { $0 }?.apply(changes)
+    }
+}
+
+/// An address as a URL's host (IPv6 in brackets).
+func urlHostName(_ address: String) -> String {
+    address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address
+}
+
+/// Reads the ports' certificates and keys again on every `SIGHUP`; new connections get the
+/// new ones, open connections keep theirs. A file that cannot be used is logged and the
+/// certificate in use stays.
+struct CertificateReloader: Service {
+    let certificates: [ServerTLS]
+    let logger: Logger
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in hangups {
+                for certificate in certificates {
+                    do {
+                        try certificate.reload()
+                        logger.notice("certificate reloaded", metadata: ["certificate": "\(certificate.certificatePath)"])
+                    } catch {
+                        logger.error("certificate not reloaded; the one in use stays", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension ServeOptions {
+    /// A port's certificate files: both or neither.
+    func tlsFiles(certificate: String?, key: String?, flag: String) throws -> ServerTLS? {
+        switch (certificate, key) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return try ServerTLS(certificate: certificate, key: key)
+        default: throw ServerTLSError(reason: "\(flag)-cert and \(flag)-key go together")
+        }
     }
 }
 

@@ -24,6 +24,9 @@ public final class WebhookDispatcher: Service, Sendable {
         public var pollInterval: Duration = .milliseconds(200)
         /// Deliveries sent at once.
         public var concurrency = 16
+        /// A PEM file of CAs trusted besides the system's store for `https://` receivers
+        /// (`--extra-ca`; a private CA). Certificates are always verified.
+        public var extraCA: String?
 
         public init() {}
     }
@@ -43,6 +46,7 @@ public final class WebhookDispatcher: Service, Sendable {
         clientConfiguration.timeout = .init(connect: configuration.timeout, read: configuration.timeout)
         // A refused connection is one failed attempt, retried on the delivery schedule, not inside the client.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
+        clientConfiguration.tlsConfiguration = OutboundTLS.configuration(extraCA: configuration.extraCA)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         try? await cancelWhenGracefulShutdown {
             while true {

@@ -83,6 +83,15 @@ extension AdminAPI {
             return try await api.answer(try await api.control.changePlan(try AdminAPI.parameter(context, "id"), to: plan))
         })
         table.add(AdminRoute(
+            method: .post, path: "/v1/customers/{id}/portal-sessions",
+            summary: "A one-time sign-in link to the consumer portal for this customer: it works once, within the hour",
+            success: (201, "PortalSession"), requestBodyRequired: false
+        ) { _, context in
+            let link = try await api.control.createPortalLink(customer: try AdminAPI.parameter(context, "id"))
+            return JSONResponse.make(
+                .object([("url", .text(link.url)), ("expires_at", .text(RFC3339.string(link.expiresAt)))]), status: .created)
+        })
+        table.add(AdminRoute(
             method: .get, path: "/v1/subscriptions/{id}/quota",
             summary: "Each prepaid quota of the subscription's plan in its current window", success: (200, "QuotaList")
         ) { _, context in
@@ -103,20 +112,7 @@ extension AdminAPI {
     func quota(id: String) async throws -> Response {
         guard let subscription = try await store.subscription(id) else { throw StoreError.notFound("no subscription \"\(id)\"") }
         guard let plan = try await store.plan(subscription.plan)?.value else { throw StoreError.notFound("no plan \"\(subscription.plan)\"") }
-        let now = Date()
-        let consumer = Consumer(subscription)
-        let states: [LimitState]
-        if let quotas = control.quotas {
-            states = quotas.status(consumer: consumer, plan: plan, at: now)
-        } else {
-            // A control-only node reads the leases: an upper bound of what the gateways counted.
-            let leases = try await store.quotaLeases(since: now).filter { $0.subscription == id && $0.plan == plan.id }
-            let book = QuotaBook(used: Dictionary(leases.map {
-                (QuotaBook.Key(endpoint: $0.endpoint, window: $0.window, windowStart: $0.windowStart), $0.leased)
-            }, uniquingKeysWith: { max($0, $1) }))
-            let period = SubscriptionView.period(subscription, unit: plan.period, now: now)
-            states = book.states(AppliedLimit.all(plan: plan, at: now, billingPeriod: period))
-        }
+        let states = try await control.quotaStates(subscription, plan: plan)
         return JSONResponse.make(DocumentNode(.list(states.map { state in
             .object([
                 ("endpoint", .text(state.limit.endpoint)),

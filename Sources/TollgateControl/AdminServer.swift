@@ -2,23 +2,31 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import TollgateCore
 
 /// Requires `Authorization: Bearer ADMIN_KEY` on every route that needs it; the key is compared
 /// in constant time.
+/// Paths under `openPrefixes` (the dashboard, which signs its operator in with a session of its
+/// own) are let through to their own checks.
 struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keyDigest: SHA256.Digest
     let openPaths: Set<String>
+    let openPrefixes: [String]
 
-    init(adminKey: String, openPaths: Set<String>) {
+    init(adminKey: String, openPaths: Set<String>, openPrefixes: [String] = []) {
         self.keyDigest = SHA256.hash(data: Data(adminKey.utf8))
         self.openPaths = openPaths
+        self.openPrefixes = openPrefixes
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if openPaths.contains(request.uri.path) { return try await next(request, context) }
+        let path = request.uri.path
+        if openPaths.contains(path) { return try await next(request, context) }
+        if openPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
             throw APIError(.unauthorized, "admin key required: send Authorization: Bearer <TOLLGATE_ADMIN_KEY>",
                            headers: [.wwwAuthenticate: "Bearer"])
@@ -32,6 +40,15 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Pages served on the admin port beside the API (the operator dashboard): they own every path
+/// under `pathPrefix`, authenticate on their own and answer their own errors.
+public protocol AdminPortPages: Sendable {
+    /// The path the pages live under, e.g. `/dashboard` (no trailing slash).
+    var pathPrefix: String { get }
+    /// Adds the pages' routes.
+    func register(on router: Router<BasicRequestContext>)
+}
+
 /// The admin port: Hummingbird serving the admin API, the collector, `/openapi.json`, `/metrics`
 /// (admin key) and `/healthz`.
 public enum AdminServer {
@@ -42,6 +59,9 @@ public enum AdminServer {
         public var adminKey: String
         /// What the collector's clients send as `X-Moesif-Application-Id`.
         public var collectorKey: String
+        /// HTTPS instead of HTTP (`--admin-tls-cert`, `--admin-tls-key`): each handshake takes
+        /// the certificate read last.
+        public var tls: TLSConfiguration?
 
         public init(host: String = "127.0.0.1", port: Int = 8001, adminKey: String, collectorKey: String) {
             self.host = host
@@ -52,7 +72,9 @@ public enum AdminServer {
     }
 
     /// The router with every route of the admin port.
-    static func router(control: ControlPlane, adminKey: String, collectorKey: String) -> Router<BasicRequestContext> {
+    static func router(
+        control: ControlPlane, adminKey: String, collectorKey: String, pages: [any AdminPortPages] = []
+    ) -> Router<BasicRequestContext> {
         var table = AdminAPI(control: control).routes()
         let openAPI = OpenAPIDocument.make(table)
         table.add(AdminRoute(
@@ -71,20 +93,23 @@ public enum AdminServer {
         router.add(middleware: ErrorMiddleware(routes: routes))
         router.add(middleware: CollectorMiddleware(store: control.store, collectorKey: collectorKey))
         router.add(middleware: AdminKeyMiddleware(
-            adminKey: adminKey, openPaths: Set(routes.routes.filter { !$0.authenticated }.map(\.path))))
+            adminKey: adminKey, openPaths: Set(routes.routes.filter { !$0.authenticated }.map(\.path)),
+            openPrefixes: pages.map(\.pathPrefix)))
         for route in routes.routes {
             router.on(RouterPath(route.path), method: route.method, use: route.handler)
         }
+        for page in pages { page.register(on: router) }
         return router
     }
 
     /// The admin port as a service; `onListening` receives the bound port.
     public static func application(
-        configuration: Configuration, control: ControlPlane, logger: Logger,
+        configuration: Configuration, control: ControlPlane, pages: [any AdminPortPages] = [], logger: Logger,
         onListening: @escaping @Sendable (Int) -> Void
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         Application(
-            router: router(control: control, adminKey: configuration.adminKey, collectorKey: configuration.collectorKey),
+            router: router(control: control, adminKey: configuration.adminKey, collectorKey: configuration.collectorKey, pages: pages),
+            server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger)

@@ -36,6 +36,8 @@ public final class ControlPlane: Sendable {
     public let periodClose: PeriodClose
     /// Where invoices are collected (`POST /v1/invoices/{id}/pay`): built in, or Stripe.
     public let billingProvider: any BillingProvider
+    /// Where the consumer portal is reached: one-time sign-in links are made from it.
+    public let portalAddress = PortalAddress()
     let logger: Logger
 
     public init(

@@ -136,7 +136,8 @@ enum OpenAPIDocument {
           "url": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http:// or https:// URL"}, "secret": {"$ref": "#/components/schemas/Name", "writeOnly": true}}},
         "Product": {"type": "object", "additionalProperties": false, "required": ["id", "name", "upstream"], "properties": {
           "id": {"$ref": "#/components/schemas/ProductID"}, "name": {"$ref": "#/components/schemas/Name"},
-          "upstream": {"type": "string", "pattern": "^http://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http://host:port[/base]; never shown to consumers"},
+          "upstream": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http(s)://host:port[/base]; never shown to consumers"},
+          "upstream_ca": {"type": "string", "minLength": 1, "description": "PEM file of the CAs an https:// upstream is verified against (default: the system trust store)"},
           "upstream_header": {"$ref": "#/components/schemas/UpstreamHeader"},
           "webhook": {"$ref": "#/components/schemas/Webhook"},
           "unlisted_endpoints": {"type": "string", "enum": ["allow", "deny"]},
@@ -145,7 +146,8 @@ enum OpenAPIDocument {
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true}}},
         "ProductPatch": {"type": "object", "additionalProperties": false, "properties": {
           "name": {"$ref": "#/components/schemas/Name"},
-          "upstream": {"type": "string", "pattern": "^http://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http://host:port[/base]; never shown to consumers"},
+          "upstream": {"type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$", "description": "http(s)://host:port[/base]; never shown to consumers"},
+          "upstream_ca": {"type": "string", "minLength": 1, "description": "PEM file of the CAs an https:// upstream is verified against (default: the system trust store)"},
           "upstream_header": {"$ref": "#/components/schemas/UpstreamHeader"},
           "webhook": {"$ref": "#/components/schemas/Webhook"},
           "unlisted_endpoints": {"type": "string", "enum": ["allow", "deny"]},
@@ -182,12 +184,14 @@ enum OpenAPIDocument {
           "id": {"$ref": "#/components/schemas/Identifier"}, "product": {"$ref": "#/components/schemas/ProductID"}, "name": {"$ref": "#/components/schemas/Name"},
           "currency": {"$ref": "#/components/schemas/Currency"},
           "period": {"type": "string", "enum": ["day", "week", "month", "year"]},
+          "public": {"type": "boolean", "description": "offered for self-serve signup in the consumer portal (default false)"},
           "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}},
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true}}},
         "PlanPatch": {"type": "object", "additionalProperties": false, "properties": {
           "name": {"$ref": "#/components/schemas/Name"},
           "currency": {"$ref": "#/components/schemas/Currency"},
           "period": {"type": "string", "enum": ["day", "week", "month", "year"]},
+          "public": {"type": "boolean"},
           "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
         "PlanPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Plan"}}, "next_cursor": {"type": ["string", "null"]}}},
         "Customer": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
@@ -215,6 +219,9 @@ enum OpenAPIDocument {
           "subscription": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
           "series": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/UsageValues"}, {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}]}}}}]},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+        "PortalSession": {"type": "object", "required": ["url", "expires_at"], "properties": {
+          "url": {"type": "string", "description": "one-time sign-in link to the consumer portal; works once, within the hour"},
+          "expires_at": {"type": "string", "format": "date-time"}}},
         "Delivery": {"type": "object", "properties": {
           "id": {"type": "string", "description": "the event id, the same on every attempt"}, "type": {"type": "string"},
           "product": {"type": "string"}, "subscription": {"type": ["string", "null"]}, "url": {"type": "string"},

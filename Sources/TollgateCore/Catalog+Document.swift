@@ -72,7 +72,11 @@ extension Product {
         var upstream: UpstreamURL?
         if let text = object.string("upstream") {
             upstream = UpstreamURL(text)
-            if upstream == nil { object.report("upstream", "must be an absolute http:// URL without query") }
+            if upstream == nil { object.report("upstream", "must be an absolute http:// or https:// URL without query") }
+        }
+        let upstreamCA = object.nonEmptyString("upstream_ca", required: false)
+        if upstreamCA != nil, let upstream, !upstream.isTLS {
+            object.report("upstream_ca", "applies to https:// upstreams only")
         }
         var header: HeaderField?
         if let headerObject = object.object("upstream_header", required: false) {
@@ -104,7 +108,7 @@ extension Product {
         }
         guard let id, let name, let upstream else { return nil }
         return Product(
-            id: id, name: name, upstream: upstream, upstreamHeader: header, webhook: webhook,
+            id: id, name: name, upstream: upstream, upstreamHeader: header, upstreamCA: upstreamCA, webhook: webhook,
             unlistedEndpoints: policy, caseSensitivePaths: caseSensitivePaths, endpoints: endpoints)
     }
 
@@ -121,6 +125,7 @@ extension Product {
             if secrets { header.append(("value", .init(.string(upstreamHeader.value)))) }
             entries.append(("upstream_header", .object(header)))
         }
+        if let upstreamCA { entries.append(("upstream_ca", .init(.string(upstreamCA)))) }
         if let webhook {
             var hook: [(String, DocumentNode)] = [("url", .init(.string(webhook.url)))]
             if secrets { hook.append(("secret", .init(.string(webhook.secret)))) }
@@ -281,24 +286,28 @@ extension Plan {
             }
         }
         let period = object.choice("period", of: BillingPeriodUnit.allCases.map(\.rawValue)).flatMap(BillingPeriodUnit.init)
+        let isPublic = object.bool("public", required: false) ?? false
         var prices: [Price] = []
         var complete = true
         for item in object.list("prices") ?? [] {
             if let price = Price.read(item.node, at: item.path, reader) { prices.append(price) } else { complete = false }
         }
         guard let id, let product, let name, let currency, let period, complete else { return nil }
-        return Plan(id: id, product: product, name: name, currency: currency, period: period, prices: prices)
+        return Plan(id: id, product: product, name: name, currency: currency, period: period, prices: prices, isPublic: isPublic)
     }
 
+    /// The plan as the catalog writes it; `public` appears only when true.
     public func document() -> DocumentNode {
-        .object([
+        var entries: [(String, DocumentNode)] = [
             ("id", .init(.string(id))),
             ("product", .init(.string(product))),
             ("name", .init(.string(name))),
             ("currency", .init(.string(currency))),
             ("period", .init(.string(period.rawValue))),
-            ("prices", .init(.list(prices.map { $0.document() }))),
-        ])
+        ]
+        if isPublic { entries.append(("public", .init(.bool(true)))) }
+        entries.append(("prices", .init(.list(prices.map { $0.document() }))))
+        return .object(entries)
     }
 }
 

@@ -8,6 +8,9 @@ public struct Product: Sendable, Equatable {
     public var upstream: UpstreamURL
     /// The vendor's secret header added to every forwarded call.
     public var upstreamHeader: HeaderField?
+    /// A PEM file of the certificate authorities an `https://` upstream is verified against,
+    /// instead of the system's trust store (a private CA).
+    public var upstreamCA: String?
     /// Where subscription lifecycle events are sent.
     public var webhook: WebhookTarget?
     public var unlistedEndpoints: UnlistedEndpointPolicy
@@ -17,7 +20,7 @@ public struct Product: Sendable, Equatable {
     public var endpoints: [Endpoint]
 
     public init(
-        id: String, name: String, upstream: UpstreamURL, upstreamHeader: HeaderField? = nil,
+        id: String, name: String, upstream: UpstreamURL, upstreamHeader: HeaderField? = nil, upstreamCA: String? = nil,
         webhook: WebhookTarget? = nil, unlistedEndpoints: UnlistedEndpointPolicy = .allow, caseSensitivePaths: Bool = false,
         endpoints: [Endpoint] = []
     ) {
@@ -26,6 +29,7 @@ public struct Product: Sendable, Equatable {
         self.name = name
         self.upstream = upstream
         self.upstreamHeader = upstreamHeader
+        self.upstreamCA = upstreamCA
         self.webhook = webhook
         self.unlistedEndpoints = unlistedEndpoints
         self.endpoints = endpoints
@@ -62,22 +66,26 @@ public struct WebhookTarget: Sendable, Equatable {
     }
 }
 
-/// A plain-HTTP upstream origin with an optional base path.
+/// An upstream origin, over HTTP or HTTPS, with an optional base path.
 public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
+    /// Whether calls go over TLS (`https://`).
+    public var isTLS: Bool
     public var host: String
     public var port: Int
     /// A prefix put before every forwarded path, without a trailing slash ("" for none).
     public var basePath: String
 
-    /// Parses `http://HOST[:PORT][/BASE]`.
+    /// Parses `http://HOST[:PORT][/BASE]` or `https://HOST[:PORT][/BASE]`.
     public init?(_ text: String) {
-        guard let components = URLComponents(string: text), components.scheme?.lowercased() == "http",
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https",
               let host = components.host, !host.isEmpty, components.query == nil, components.fragment == nil,
               components.user == nil else {
             return nil
         }
+        self.isTLS = scheme == "https"
         self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        self.port = components.port ?? 80
+        self.port = components.port ?? (isTLS ? 443 : 80)
         var path = components.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }
         self.basePath = path
@@ -85,13 +93,18 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let hostText = host.contains(":") ? "[\(host)]" : host
-        return "http://\(hostText):\(port)\(basePath)"
+        return "\(isTLS ? "https" : "http")://\(hostText):\(port)\(basePath)"
     }
 
     /// The value of a `Host` header for this upstream.
     public var hostHeader: String {
         let hostText = host.contains(":") ? "[\(host)]" : host
-        return port == 80 ? hostText : "\(hostText):\(port)"
+        return port == (isTLS ? 443 : 80) ? hostText : "\(hostText):\(port)"
+    }
+
+    /// Whether the host is an IP address (such a host is sent no SNI name).
+    public var hostIsAddress: Bool {
+        host.contains(":") || host.utf8.allSatisfy { $0 == UInt8(ascii: ".") || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) }
     }
 }
 
@@ -245,14 +258,20 @@ public struct Plan: Sendable, Equatable {
     public var currency: String
     public var period: BillingPeriodUnit
     public var prices: [Price]
+    /// Offered for self-serve signup in the consumer portal (`public: true`; default false).
+    public var isPublic: Bool
 
-    public init(id: String, product: String, name: String, currency: String, period: BillingPeriodUnit, prices: [Price]) {
+    public init(
+        id: String, product: String, name: String, currency: String, period: BillingPeriodUnit, prices: [Price],
+        isPublic: Bool = false
+    ) {
         self.id = id
         self.product = product
         self.name = name
         self.currency = currency
         self.period = period
         self.prices = prices
+        self.isPublic = isPublic
     }
 
     /// The prepaid quotas of this plan.

@@ -121,7 +121,7 @@ public struct CatalogReferences: Sendable {
 extension DocumentNode {
     /// The node at a relative path such as `prices[1].endpoint`, or the deepest node found on the
     /// way (so that a problem is reported on the closest line known).
-    func descendant(at path: String) -> DocumentNode {
+    public func descendant(at path: String) -> DocumentNode {
         var node = self
         for component in path.split(separator: ".") {
             var parts = component.split(separator: "[")

@@ -260,6 +260,13 @@ public enum Invoicing {
         }
     }
 
+    /// The usage charges run up so far in a period: `plan`'s usage prices applied to `usage`
+    /// (meter values from the period's start until now), as the period's invoice would rate them.
+    /// Fees billed in advance are not included: they were invoiced when the period began.
+    public static func runningUsage(_ plan: Plan, usage: [String: Decimal], span: TimeSpan) -> [InvoiceLine] {
+        usageLines(plan, usage: usage, span: span)
+    }
+
     /// The meters whose values the lines of `timeline`'s invoice for `period` need.
     public static func meters(_ timeline: BillingTimeline, period: TimeSpan) -> Set<String> {
         guard period.end > period.start else { return [] }

@@ -6,10 +6,9 @@ import NIOCore
 /// first byte, and how large it may grow. Between a head and the end of its answer the
 /// `ProxyHandler` owns the connection's timing (body inactivity, upstream timeouts).
 ///
-/// One timer at a time: a phase change only moves the deadline, and the timer, when it fires
-/// early, waits on for the deadline now in force. A request on a busy keep-alive connection
-/// costs no timer operation.
-final class ConnectionGuard: ChannelInboundHandler {
+/// A phase change only writes down the phase's deadline; the event loop's `DeadlineTicker`
+/// finds it passed. A request costs no timer operation.
+final class ConnectionGuard: ChannelInboundHandler, DeadlineWatcher {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
@@ -23,20 +22,20 @@ final class ConnectionGuard: ChannelInboundHandler {
     }
 
     private let policy: EdgePolicy
+    private let ticker: DeadlineTicker
     private var phase = Phase.idle
     /// When the current phase ends the connection; nil while a request is being answered.
     private var deadline: NIODeadline?
-    private var timer: Scheduled<Void>?
-    /// When the scheduled timer fires.
-    private var timerDeadline = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
-    init(policy: EdgePolicy) {
+    init(policy: EdgePolicy, ticker: DeadlineTicker) {
         self.policy = policy
+        self.ticker = ticker
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        ticker.add(self)
         if context.channel.isActive { enter(.idle, for: policy.idleTimeout) }
     }
 
@@ -46,13 +45,13 @@ final class ConnectionGuard: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
+        ticker.remove(self)
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        ticker.remove(self)
+        deadline = nil
         context.fireChannelInactive()
     }
 
@@ -83,30 +82,12 @@ final class ConnectionGuard: ChannelInboundHandler {
 
     private func enter(_ next: Phase, for limit: TimeAmount) {
         phase = next
-        let newDeadline = NIODeadline.now() + limit
-        deadline = newDeadline
-        // A later deadline waits for the timer already set; an earlier one needs its own.
-        if timer == nil || newDeadline < timerDeadline {
-            timer?.cancel()
-            schedule(at: newDeadline)
-        }
+        deadline = (context?.eventLoop.now ?? .now()) + limit
     }
 
-    private func schedule(at time: NIODeadline) {
-        guard let context else { return }
-        timerDeadline = time
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) { [self] in
-            timer = nil
-            deadlineReached()
-        }
-    }
-
-    private func deadlineReached() {
-        guard let context, let deadline else { return }
-        if deadline > .now() {
-            schedule(at: deadline)
-            return
-        }
+    func deadlinesDue(at now: NIODeadline) {
+        guard let context, let deadline, deadline <= now else { return }
+        self.deadline = nil
         switch phase {
         case .idle: context.close(promise: nil)
         case .head: refuse(Self.headTimedOut, context: context)
@@ -117,8 +98,6 @@ final class ConnectionGuard: ChannelInboundHandler {
     /// Writes a whole answer before the HTTP encoder (no answer is in progress between
     /// requests) and closes the connection.
     private func refuse(_ answer: String, context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
         phase = .request
         deadline = nil
         context.writeAndFlush(wrapInboundOut(ByteBuffer(string: answer))).assumeIsolated().whenComplete { _ in

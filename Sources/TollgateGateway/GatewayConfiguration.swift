@@ -15,6 +15,8 @@ public struct GatewayConfiguration: Sendable {
     public var maxIdleConnectionsPerUpstream: Int = 128
     /// Time and count limits of client connections, and whom to trust for forwarding headers.
     public var edge = EdgePolicy()
+    /// The proxy port's certificate when it serves HTTPS (`--tls-cert`, `--tls-key`); nil: HTTP.
+    public var tls: ServerTLS?
 
     public init() {}
 }

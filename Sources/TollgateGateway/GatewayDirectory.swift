@@ -35,11 +35,14 @@ public struct ProductRoute: Sendable {
     let endpoints: EndpointTable
     /// The `Host` header sent upstream, computed once.
     let upstreamHost: String
+    /// How an `https://` upstream is reached (nil for `http://`).
+    let tls: UpstreamTLS?
 
     public init(product: Product) {
         self.product = product
         self.upstreamHost = product.upstream.hostHeader
         self.endpoints = EndpointTable(product)
+        self.tls = product.upstream.isTLS ? UpstreamTLS(product) : nil
     }
 
     /// The endpoint a call matches, by method and the path below the product prefix.

@@ -9,11 +9,14 @@ public struct LocalRequest: Sendable {
     /// The client's address: the peer, or the nearest untrusted address when the peer is a
     /// trusted proxy (`--trusted-proxy`).
     public var clientAddress: String
+    /// Whether the proxy port serves HTTPS (cookies are then `Secure`).
+    public var isTLS: Bool
 
-    public init(head: HTTPRequestHead, body: ByteBuffer, clientAddress: String) {
+    public init(head: HTTPRequestHead, body: ByteBuffer, clientAddress: String, isTLS: Bool = false) {
         self.head = head
         self.body = body
         self.clientAddress = clientAddress
+        self.isTLS = isTLS
     }
 }
 

@@ -42,6 +42,10 @@ final class ProxiedCall {
     /// True from the upstream's answer until its usage event is durable (billable calls only).
     var awaitingDurability = false
     var heldParts: [HTTPServerResponsePart] = []
+    /// Body bytes held for durability; past `maxHeldBytes` the upstream is not read further.
+    var heldBytes = 0
+    /// The upstream's answer has ended: anything more it sends is not part of this call.
+    var responseEnded = false
     /// The upstream closed before the end of an answer that was held for durability.
     var endedEarly = false
     var upstreamReusable = true
@@ -55,10 +59,11 @@ final class ProxiedCall {
     var counted: QuotaLedger.Counted?
     var requestBytes = 0
     var responseBytes = 0
-    var timeout: Scheduled<Void>?
-    /// Runs while the request body is read: a body that pauses too long ends the call.
-    var bodyTimeout: Scheduled<Void>?
-    /// When the body timeout ends the call, moved on by every body part.
+    /// When the upstream's silence ends the call (504): set while an answer is awaited,
+    /// moved on by every part of it.
+    var readDeadline: NIODeadline?
+    /// When a pause in the request body ends the call (408): set while the body is read,
+    /// moved on by every body part.
     var bodyDeadline = NIODeadline.distantFuture
 
     init(
@@ -80,6 +85,10 @@ final class ProxiedCall {
 
     var billable: Bool { endpoint != nil }
 
+    /// How much of an answer is held in memory while its usage is made durable before the
+    /// upstream is no longer read (back-pressure). Most answers arrive whole long before.
+    static let maxHeldBytes = 64 * 1024
+
     /// Methods that may be sent a second time when a pooled connection turns out closed
     /// (RFC 9110 §9.2.2); any other is sent once at most.
     static let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
@@ -88,7 +97,7 @@ final class ProxiedCall {
 /// The proxy port's decision and forwarding handler: route, authenticate and forward each
 /// request to a pooled upstream connection, streaming parts both ways with back-pressure, and
 /// record its usage. Everything it decides from is in memory; it runs on its channel's event loop.
-final class ProxyHandler: ChannelDuplexHandler {
+final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -106,6 +115,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private let shared: ProxyContext
     private let pool: UpstreamPool
+    private let ticker: DeadlineTicker
     private var context: ChannelHandlerContext?
     /// The connection's head limits, told when a request starts and when its answer ends.
     private var connectionGuard: ConnectionGuard?
@@ -114,26 +124,64 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var closeAfterResponse = false
     private var readsPaused = false
     private var pendingRead = false
+    /// Parts of requests that came while an earlier answer was still being made (HTTP/1.1
+    /// pipelining), handled in order once it ends. Reading stops while any wait.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// A graceful shutdown asked the connection to end after its current request.
+    private var quiescing = false
 
-    init(shared: ProxyContext, pool: UpstreamPool) {
+    init(shared: ProxyContext, pool: UpstreamPool, ticker: DeadlineTicker) {
         self.shared = shared
         self.pool = pool
+        self.ticker = ticker
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        ticker.add(self)
         clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
         connectionGuard = try? context.pipeline.syncOperations.handler(type: ConnectionGuard.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        ticker.remove(self)
         self.context = nil
     }
 
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A pipelined request waits until the answer before it has ended; reading stops meanwhile.
+        if !pipelined.isEmpty || awaitsAnswerEnd {
+            pipelined.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    /// Whether the current request was read whole and its answer has not ended yet.
+    private var awaitsAnswerEnd: Bool {
+        switch state {
+        case .forwarding(let call): call.requestDone
+        case .answeringLocally: true
+        case .idle, .discarding, .local: false
+        }
+    }
+
+    /// Handles the parts of pipelined requests that waited, until one of them waits for its answer.
+    private func handlePipelined(context: ChannelHandlerContext) {
+        while !pipelined.isEmpty, !awaitsAnswerEnd, !closeAfterResponse, self.context != nil {
+            handle(pipelined.removeFirst(), context: context)
+        }
+        if pipelined.isEmpty, pendingRead, !readsPaused {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             receivedHead(head, context: context)
         case .body(var buffer):
@@ -159,7 +207,12 @@ final class ProxyHandler: ChannelDuplexHandler {
                 answerLocally(call, context: context)
             case .discarding:
                 state = .idle
-                if !closeAfterResponse { connectionGuard?.requestFinished() }
+                if quiescing {
+                    // The answer went out before the shutdown asked for the connection to end.
+                    context.close(promise: nil)
+                } else if !closeAfterResponse {
+                    connectionGuard?.requestFinished()
+                }
             case .forwarding(let call):
                 call.requestDone = true
                 stopBodyTimeout(call)
@@ -176,7 +229,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused {
+        if readsPaused || !pipelined.isEmpty {
             pendingRead = true
         } else {
             context.read()
@@ -194,7 +247,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard readsPaused else { return }
         readsPaused = false
         if case .forwarding(let call) = state { armBodyTimeout(call) }
-        if pendingRead, let context {
+        if pendingRead, pipelined.isEmpty, let context {
             pendingRead = false
             context.read()
         }
@@ -208,8 +261,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        ticker.remove(self)
         if case .forwarding(let call) = state {
-            call.timeout?.cancel()
+            call.readDeadline = nil
             stopBodyTimeout(call)
             call.upstream?.close()
             call.upstream = nil
@@ -273,7 +327,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         let call = ProxiedCall(
             consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
             path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
-            upstreamKey: UpstreamKey(product: product.id, host: product.upstream.host, port: product.upstream.port),
+            upstreamKey: UpstreamKey(
+                product: product.id, host: product.upstream.host, port: product.upstream.port, tls: product.upstream.isTLS),
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?
@@ -308,7 +363,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         call.bodyless = !Self.hasBody(head)
         call.waitingParts.append(.head(UpstreamRequest.head(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
-            edge: shared.configuration.edge)))
+            edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil)))
         if Self.hasBody(head) { armBodyTimeout(call) }
         if let leaseWait {
             // The quota lease covering this call is being written: wait for it before forwarding.
@@ -344,7 +399,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Connects to the call's upstream and sends what waited for the connection.
     private func openConnection(for call: ProxiedCall, context: ChannelHandlerContext) {
         pauseClientReads()
-        pool.connect(call.upstreamKey).assumeIsolated().whenComplete { [self] result in
+        pool.connect(call.upstreamKey, tls: call.route.tls).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let channel):
                 guard case .forwarding(let current) = state, current === call,
@@ -356,7 +411,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .failure(let error):
                 guard case .forwarding(let current) = state, current === call else { return }
                 resumeClientReads()
-                failCall(call, with: error is UpstreamConnectionLimitReached ? .upstreamBusy : .badGateway)
+                failCall(call, with: error is UpstreamConnectionLimitReached ? .upstreamBusy : .badGateway, because: error)
             }
         }
     }
@@ -384,40 +439,29 @@ final class ProxyHandler: ChannelDuplexHandler {
         if !upstream.isWritable { pauseClientReads() }
     }
 
-    /// Moves the body deadline of a call whose request is still being read, and schedules its
-    /// timer if none runs (a timer that fires early waits on for the deadline then in force,
-    /// so a streamed body costs no timer operation per part).
+    /// Moves the body deadline of a call whose request is still being read (not while reads
+    /// are paused: the call is then waiting for Tollgate, not for the client).
     private func armBodyTimeout(_ call: ProxiedCall) {
         guard !call.requestDone, !readsPaused else { return }
-        call.bodyDeadline = .now() + shared.configuration.edge.bodyTimeout
-        if call.bodyTimeout == nil { scheduleBodyTimeout(call) }
-    }
-
-    private func scheduleBodyTimeout(_ call: ProxiedCall) {
-        guard let context else { return }
-        call.bodyTimeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.bodyDeadline) { [self] in
-            call.bodyTimeout = nil
-            guard case .forwarding(let current) = state, current === call, !call.requestDone, !readsPaused else { return }
-            if call.bodyDeadline > .now() {
-                scheduleBodyTimeout(call)
-                return
-            }
-            // The rest of the request will not come: whatever happens, the connection ends.
-            closeAfterResponse = true
-            failCall(call, with: .requestTimeout)
-        }
+        call.bodyDeadline = (context?.eventLoop.now ?? .now()) + shared.configuration.edge.bodyTimeout
     }
 
     private func stopBodyTimeout(_ call: ProxiedCall) {
-        call.bodyTimeout?.cancel()
-        call.bodyTimeout = nil
+        call.bodyDeadline = .distantFuture
     }
 
     private func armTimeout(_ call: ProxiedCall) {
-        call.timeout?.cancel()
-        guard let context else { return }
-        call.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.readTimeout) { [self] in
-            guard case .forwarding(let current) = state, current === call else { return }
+        call.readDeadline = (context?.eventLoop.now ?? .now()) + shared.configuration.readTimeout
+    }
+
+    /// The ticker's look at the call in flight: a body paused too long (408, and the connection
+    /// ends, as the rest of the request will not come), an upstream silent too long (504).
+    func deadlinesDue(at now: NIODeadline) {
+        guard case .forwarding(let call) = state else { return }
+        if call.bodyDeadline <= now, !call.requestDone, !readsPaused {
+            closeAfterResponse = true
+            failCall(call, with: .requestTimeout)
+        } else if let deadline = call.readDeadline, deadline <= now {
             failCall(call, with: .gatewayTimeout)
         }
     }
@@ -425,8 +469,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Ends a call that went wrong: answers 502/503/504/408 when nothing was sent yet,
     /// otherwise cuts the client connection (a half-sent answer cannot be repaired). A call the
     /// upstream never answered gives its quota back: Tollgate's own failures cost nothing.
-    private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal) {
-        call.timeout?.cancel()
+    private func failCall(_ call: ProxiedCall, with refusal: ProxyRefusal, because reason: (any Error)? = nil) {
+        call.readDeadline = nil
         stopBodyTimeout(call)
         call.upstream?.close()
         call.upstream = nil
@@ -434,10 +478,14 @@ final class ProxyHandler: ChannelDuplexHandler {
             call.counted = nil
             shared.quotas.giveBack(counted)
         }
-        shared.logger.info("call failed", metadata: [
+        var metadata: Logger.Metadata = [
             "request_id": "\(call.requestID)", "product": "\(call.consumer.product)", "status": "\(refusal.status.code)",
             "answered": "\(call.responseHeadSent || call.awaitingDurability)",
-        ])
+        ]
+        // Connection and TLS errors name the failure (a refused connection, a certificate that
+        // does not verify), never a header or the upstream's secret.
+        if let reason { metadata["reason"] = "\(reason)" }
+        shared.logger.info("call failed", metadata: metadata)
         guard let context else { return }
         if call.responseHeadSent || call.awaitingDurability {
             context.close(promise: nil)
@@ -472,14 +520,29 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func finishResponse(context: ChannelHandlerContext) {
-        // Told before the end is written: a pipelined request may start within that write.
         if !closeAfterResponse, case .idle = state { connectionGuard?.requestFinished() }
         if closeAfterResponse {
+            pipelined.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if !pipelined.isEmpty { handlePipelined(context: context) }
+        }
+    }
+
+    /// A graceful shutdown: an idle connection closes now, a busy one after its answer.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiescing = true
+        if case .idle = state, pipelined.isEmpty {
+            context.close(promise: nil)
+        } else {
+            closeAfterResponse = true
         }
     }
 
@@ -494,7 +557,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             head: call.head, body: call.body,
             clientAddress: UpstreamRequest.ClientAddresses(
                 peer: clientAddress, forwardedFor: call.head.headers["X-Forwarded-For"],
-                trusted: shared.configuration.edge.trustedProxies).client)
+                trusted: shared.configuration.edge.trustedProxies).client,
+            isTLS: shared.configuration.tls != nil)
         let responder = call.responder
         let loop = context.eventLoop
         let promise = loop.makePromise(of: LocalResponse.self)
@@ -556,6 +620,11 @@ final class ProxyHandler: ChannelDuplexHandler {
 extension ProxyHandler: UpstreamOwner {
     func upstreamRead(_ part: HTTPClientResponsePart) {
         guard case .forwarding(let call) = state, let context else { return }
+        if call.responseEnded {
+            // An upstream that talks after its answer ended is not reused.
+            call.upstreamReusable = false
+            return
+        }
         switch part {
         case .head(let head):
             if head.status == .switchingProtocols {
@@ -579,7 +648,6 @@ extension ProxyHandler: UpstreamOwner {
             if call.billable {
                 call.awaitingDurability = true
                 call.heldParts.append(.head(clientHead))
-                call.upstream?.pauseReads()
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 shared.recorder.record(makeEvent(call, status: Int(head.status.code), billable: true), durable: promise)
                 promise.futureResult.assumeIsolated().whenComplete { [self] result in
@@ -594,12 +662,15 @@ extension ProxyHandler: UpstreamOwner {
             armTimeout(call)
             if call.awaitingDurability {
                 call.heldParts.append(.body(.byteBuffer(buffer)))
+                call.heldBytes += buffer.readableBytes
+                if call.heldBytes > ProxiedCall.maxHeldBytes { call.upstream?.pauseReads() }
             } else {
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 if !context.channel.isWritable { call.upstream?.pauseReads() }
             }
         case .end:
-            call.timeout?.cancel()
+            call.readDeadline = nil
+            call.responseEnded = true
             if call.awaitingDurability {
                 call.heldParts.append(.end(nil))
             } else {
@@ -663,24 +734,24 @@ extension ProxyHandler: UpstreamOwner {
         context?.flush()
     }
 
-    func upstreamClosed() {
+    func upstreamClosed(after error: (any Error)?) {
         guard case .forwarding(let call) = state else { return }
         call.upstream = nil
         if call.awaitingDurability {
             // The answer ended early while it waited for its usage to be durable: what came of
             // it is sent then, as it came, and the client connection is cut after it.
-            call.timeout?.cancel()
+            call.readDeadline = nil
             call.endedEarly = true
             return
         }
         if let head = call.retryHead, call.responseStatus == nil, let context {
             call.retryHead = nil
-            call.timeout?.cancel()
+            call.readDeadline = nil
             call.waitingParts = call.requestDone ? [.head(head), .end(nil)] : [.head(head)]
             openConnection(for: call, context: context)
             return
         }
-        failCall(call, with: .badGateway)
+        failCall(call, with: .badGateway, because: error)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

@@ -4,7 +4,14 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
+
+/// What the connections of one event loop share.
+struct LoopResources {
+    let pool: UpstreamPool
+    let ticker: DeadlineTicker
+}
 
 /// The proxy port has as many client connections as it may.
 struct ClientConnectionLimitReached: Error {}
@@ -32,16 +39,19 @@ public final class ProxyServer: Service, Sendable {
     }
 
     public func run() async throws {
-        var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
+        var perLoop: [ObjectIdentifier: NIOLoopBound<LoopResources>] = [:]
         let upstreamConnections = UpstreamConnectionCount(limit: shared.configuration.edge.maxUpstreamConnectionsPerProduct)
+        let resolution = shared.configuration.edge.deadlineResolution(readTimeout: shared.configuration.readTimeout)
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = try await loop.submit {
+            perLoop[ObjectIdentifier(loop)] = try await loop.submit {
                 NIOLoopBound(
-                    UpstreamPool(eventLoop: loop, configuration: self.shared.configuration, connections: upstreamConnections),
+                    LoopResources(
+                        pool: UpstreamPool(eventLoop: loop, configuration: self.shared.configuration, connections: upstreamConnections),
+                        ticker: DeadlineTicker(eventLoop: loop, resolution: resolution)),
                     eventLoop: loop)
             }.get()
         }
-        let upstreamPools = pools
+        let loopResources = perLoop
         let quiesce = ServerQuiescingHelper(group: group)
         let shared = self.shared
         let edge = shared.configuration.edge
@@ -58,14 +68,22 @@ public final class ProxyServer: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let pool = upstreamPools[ObjectIdentifier(channel.eventLoop)]?.value else {
+                    guard let resources = loopResources[ObjectIdentifier(channel.eventLoop)]?.value else {
                         throw ChannelError.inappropriateOperationForState
                     }
                     // Over the limit, the connection is closed as soon as it is accepted.
                     guard clients.admit(channel) else { throw ClientConnectionLimitReached() }
-                    try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared, pool: pool))
+                    if let tls = shared.configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(PlainHTTPOnTLSPort())
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge, ticker: resources.ticker))
+                    // The proxy handler keeps pipelined requests in order itself: NIO's pipelining
+                    // assistance would stop and restart reading for every request.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProxyHandler(shared: shared, pool: resources.pool, ticker: resources.ticker))
                 }
             }
             .bind(host: shared.configuration.host, port: shared.configuration.port)
@@ -90,8 +108,8 @@ public final class ProxyServer: Service, Sendable {
         }
         try? await drained.futureResult.get()
         deadline.cancel()
-        for (_, pool) in upstreamPools {
-            try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
+        for (_, resources) in loopResources {
+            try? await resources.eventLoop.submit { resources.value.pool.closeAll() }.get()
         }
         // No call is in flight any more: the quota leases can come down to the exact counts.
         shared.recorder.settleLeases(shared.quotas.exactCounts())

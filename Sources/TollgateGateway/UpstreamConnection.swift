@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Where a product's calls go: one pool entry per product, host and port, so that each
 /// product's connections are counted against its own limit.
@@ -9,6 +10,7 @@ struct UpstreamKey: Hashable {
     var product: String
     var host: String
     var port: Int
+    var tls: Bool
 }
 
 /// The number of open upstream connections of every product, across event loops.
@@ -46,7 +48,8 @@ struct UpstreamConnectionLimitReached: Error {}
 protocol UpstreamOwner: AnyObject {
     func upstreamRead(_ part: HTTPClientResponsePart)
     func upstreamReadComplete()
-    func upstreamClosed()
+    /// The connection closed; `error` is what closed it, if anything went wrong.
+    func upstreamClosed(after error: (any Error)?)
     func upstreamWritabilityChanged(isWritable: Bool)
 }
 
@@ -62,6 +65,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var owner: (any UpstreamOwner)?
     private var readsPaused = false
     private var pendingRead = false
+    /// What went wrong on the connection (a TLS handshake that failed), told when it closes.
+    private var failure: (any Error)?
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -116,7 +121,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let owner = self.owner
         self.owner = nil
-        owner?.upstreamClosed()
+        owner?.upstreamClosed(after: failure)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -125,6 +130,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if failure == nil { failure = error }
         context.close(promise: nil)
     }
 
@@ -161,16 +167,27 @@ final class UpstreamPool {
     /// Opens a new connection to `key` on this pool's event loop; its pipeline ends in an
     /// `UpstreamHandler`. Fails with `UpstreamConnectionLimitReached` when the product has as
     /// many connections open as it may.
-    func connect(_ key: UpstreamKey) -> EventLoopFuture<any Channel> {
+    func connect(_ key: UpstreamKey, tls: UpstreamTLS?) -> EventLoopFuture<any Channel> {
+        let tlsContext: NIOSSLContext?
+        switch tls?.context {
+        case nil: tlsContext = nil
+        case .success(let context): tlsContext = context
+        case .failure(let error): return eventLoop.makeFailedFuture(error)
+        }
         guard connections.reserve(key.product) else {
             return eventLoop.makeFailedFuture(UpstreamConnectionLimitReached())
         }
+        let serverHostname = tls?.serverHostname
         let connections = self.connections
         let connected = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }

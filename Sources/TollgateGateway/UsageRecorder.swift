@@ -66,15 +66,13 @@ public final class UsageRecorder: Service, Sendable {
     /// a ring that comes while the loop is writing is still there when the loop next waits.
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
-    private let maxBatch: Int
     /// The most events that may wait to be written.
     public let capacity: Int
 
-    public init(store: TollgateStore, logger: Logger, maxBatch: Int = 4096, capacity: Int = 100_000) {
+    public init(store: TollgateStore, logger: Logger, capacity: Int = 100_000) {
         precondition(capacity > 0, "the usage queue needs room for at least one event")
         self.store = store
         self.logger = logger
-        self.maxBatch = maxBatch
         self.capacity = capacity
         (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -161,10 +159,11 @@ public final class UsageRecorder: Service, Sendable {
         return accepted
     }
 
-    /// Writes until shutdown, then drains what is queued and returns.
+    /// Writes until shutdown, then drains what is queued and returns. The loop runs where the
+    /// store writes (SQLite: on its writer's thread), so a commit costs no thread hop.
     public func run() async throws {
         await withGracefulShutdownHandler {
-            await writeLoop()
+            await withTaskExecutorPreference(store.usageExecutor) { await writeLoop() }
         } onGracefulShutdown: {
             self.state.withLockedValue { $0.stopping = true }
             self.ring.yield()
@@ -210,10 +209,7 @@ public final class UsageRecorder: Service, Sendable {
                 pending.inFlight = 0
                 depth.store(pending.depth, ordering: .relaxed)
             }
-            switch written {
-            case .success: for promise in work.promises { promise.succeed() }
-            case .failure(let error): for promise in work.promises { promise.fail(error) }
-            }
+            Self.complete(work.promises, with: written)
             Self.measure(work.events)
         }
     }
@@ -231,19 +227,34 @@ public final class UsageRecorder: Service, Sendable {
         }
     }
 
-    /// Writes a batch, trying three times.
+    /// Completes the promises of a commit, with one task per event loop: each loop is woken
+    /// once per commit, however many of its calls waited for it.
+    private static func complete(_ promises: [EventLoopPromise<Void>], with result: Result<Void, any Error>) {
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, promises: [EventLoopPromise<Void>])] = [:]
+        for promise in promises {
+            let loop = promise.futureResult.eventLoop
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].promises.append(promise)
+        }
+        for (loop, waiting) in byLoop.values {
+            loop.execute {
+                for promise in waiting { promise.completeWith(result) }
+            }
+        }
+    }
+
+    /// Writes a batch in one transaction, trying three times.
     private func write(_ batch: Batch) async -> Result<Void, any Error> {
         let events = batch.events
+        var commit = UsageCommit()
+        commit.events = batch.events
+        commit.raisedLeases = batch.leases
+        commit.settledLeases = batch.settlements
+        commit.webhooks = batch.webhooks
         var attempt = 0
         while true {
             do {
                 let started = ContinuousClock.now
-                try await store.raiseQuotaLeases(batch.leases)
-                try await store.settleQuotaLeases(batch.settlements)
-                try await store.enqueueWebhooks(batch.webhooks)
-                for start in stride(from: 0, to: events.count, by: maxBatch) {
-                    try await store.insertEvents(Array(events[start..<min(start + maxBatch, events.count)]))
-                }
+                try await store.commitUsage(commit)
                 let duration = ContinuousClock.now - started
                 Timer(label: MetricName.commitSeconds).recordNanoseconds(duration.nanoseconds)
                 logger.trace("usage batch written", metadata: ["events": "\(events.count)", "duration": "\(duration)"])

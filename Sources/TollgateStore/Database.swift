@@ -150,10 +150,8 @@ public protocol SQLBackend: Sendable {
     /// Runs `body`, which only reads, outside of a transaction; it sees everything committed
     /// before it started and does not wait for writers.
     func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
-    /// Runs `body` in one transaction like `transaction`, handing it SQLite's own connection
-    /// too (nil on PostgreSQL): statements with thousands of values bind them there directly,
-    /// without SQLKit encoding each one.
-    func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T
+    /// Where the writer's statements run (SQLite: its connection's thread); nil for anywhere.
+    var writerExecutor: (any TaskExecutor)? { get }
     /// Runs `body` where the writer's statements run (SQLite: on its connection's thread), so
     /// that a task waiting for the writer's turn goes on there without another hop.
     func nearWriter<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T
@@ -164,9 +162,14 @@ extension SQLBackend {
         try await body()
     }
 
-    func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T {
-        try await transaction { try await body($0, nil) }
+    /// SQLite: runs `body` with the usage writer (`SQLiteUsageLog`) in the writer's turn, and
+    /// returns its result. PostgreSQL: nil, without running `body`.
+    func withUsageLog<T: Sendable>(_ body: @Sendable (SQLiteUsageLog) throws -> T) async throws -> T? {
+        guard let sqlite = self as? SQLiteBackend else { return nil }
+        return try await sqlite.inWritersTurn(body)
     }
+
+    var writerExecutor: (any TaskExecutor)? { nil }
 }
 
 /// SQLite in WAL mode: one connection writes, statements and transactions taking turns; a
@@ -183,11 +186,13 @@ final class SQLiteBackend: SQLBackend {
     private let readerThread: SQLiteThread
     private let readerTurns = AsyncTurns()
     private let checkpointer: WALCheckpointer
+    private let usageLog: SQLiteUsageLog
 
     private init(
         connection: SQLiteConnection, writerThread: SQLiteThread, reader: SQLiteConnection, readerThread: SQLiteThread,
-        checkpointer: WALCheckpointer
+        checkpointer: WALCheckpointer, usageLog: SQLiteUsageLog
     ) {
+        self.usageLog = usageLog
         self.connection = connection
         self.database = connection.sql(queryLogLevel: nil)
         self.writerThread = writerThread
@@ -214,10 +219,11 @@ final class SQLiteBackend: SQLBackend {
                 "PRAGMA busy_timeout=10000", "PRAGMA cache_size=-16384", "PRAGMA query_only=1",
             ])
             opened.append(reader)
+            let usageLog = try SQLiteUsageLog(path: path)
             let checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
             return SQLiteBackend(
                 connection: connection, writerThread: writerThread, reader: reader, readerThread: readerThread,
-                checkpointer: checkpointer)
+                checkpointer: checkpointer, usageLog: usageLog)
         } catch {
             for connection in opened { try? await connection.close() }
             await writerThread.stop()
@@ -248,10 +254,14 @@ final class SQLiteBackend: SQLBackend {
         try await withTaskExecutorPreference(writerThread) { try await body() }
     }
 
-    func transaction<T: Sendable>(native body: @Sendable (any SQLDatabase, SQLiteConnection?) async throws -> T) async throws -> T {
-        let connection = connection
-        return try await transaction { try await body($0, connection) }
+    func inWritersTurn<T: Sendable>(_ body: @Sendable (SQLiteUsageLog) throws -> T) async throws -> T {
+        let usageLog = usageLog
+        return try await withTaskExecutorPreference(writerThread) {
+            try await turns.take { try body(usageLog) }
+        }
     }
+
+    var writerExecutor: (any TaskExecutor)? { writerThread }
 
     private func transactionInTurn<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await turns.take {
@@ -340,6 +350,17 @@ final class PostgresBackend: SQLBackend {
     init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
+    }
+
+    /// Holds one connection of the pool to `LISTEN` on `channel`, calling `notified` for each
+    /// notification, until cancelled.
+    func listen(on channel: String, _ notified: @escaping @Sendable () -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: channel) { notifications in
+                notified()  // listening now: whatever came before is caught up once
+                for try await _ in notifications { notified() }
+            }
+        }
     }
 
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {

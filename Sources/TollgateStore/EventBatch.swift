@@ -1,9 +1,8 @@
-import SQLiteKit
 import TollgateCore
 
-/// Usage events in the column order of `usage_events`, as one insert statement takes them:
-/// SQLite as bound values, one per column and event (`sqliteRows`), PostgreSQL as one JSON array of
-/// arrays (`json`).
+/// Usage events in the column order of `usage_events`, as insert statements take them: SQLite
+/// bound to its prepared insert of one row (`bind`), PostgreSQL as one JSON array of arrays
+/// (`json`).
 enum EventBatch {
     static let columns: [(name: String, isInteger: Bool)] = [
         ("id", false), ("keyed_at", true), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
@@ -12,44 +11,29 @@ enum EventBatch {
         ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
-    /// The rows of one SQLite insert: `values` (the columns, then `late_invoice`,
-    /// row after row), and per event what tells the events that fall in an invoiced period.
-    static func sqliteRows(_ events: ArraySlice<UsageEvent>) -> SQLiteEventRows {
-        func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
-        func integer(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
-        var rows = SQLiteEventRows()
-        rows.keys.reserveCapacity(events.count)
-        rows.values.reserveCapacity(events.count * SQLiteEventRows.valuesPerRow)
-        rows.subscriptions.reserveCapacity(events.count)
-        rows.times.reserveCapacity(events.count)
-        for event in events {
-            let occurredAt = Int(Timestamp.micros(event.occurredAt))
-            let key = event.key
-            rows.keys.append(key)
-            rows.subscriptions.append(event.subscription)
-            rows.times.append(occurredAt)
-            rows.values.append(.text(key.id))
-            rows.values.append(.integer(Int(key.time)))
-            rows.values.append(.text(event.source.rawValue))
-            rows.values.append(.text(event.name))
-            rows.values.append(.integer(occurredAt))
-            rows.values.append(text(event.subscription))
-            rows.values.append(text(event.customer))
-            rows.values.append(text(event.product))
-            rows.values.append(text(event.endpoint))
-            rows.values.append(text(event.method))
-            rows.values.append(text(event.path))
-            rows.values.append(integer(event.status))
-            rows.values.append(integer(event.latencyMicroseconds))
-            rows.values.append(integer(event.requestBytes))
-            rows.values.append(integer(event.responseBytes))
-            rows.values.append(.integer(event.billable ? 1 : 0))
-            rows.values.append(.integer(event.weight))
-            rows.values.append(text(event.properties?.text))
-            rows.values.append(integer(event.bucket.map { Int(Micros.of($0)) }))
-            rows.values.append(.null)
-        }
-        return rows
+    /// Binds an event to SQLite's insert of one row (`SQLiteUsageLog`): the columns in order,
+    /// then `late_invoice`.
+    static func bind(_ event: UsageEvent, key: UsageEvent.Key, lateInvoice: String?, to insert: SQLiteStatementHandle) throws {
+        try insert.bind(1, key.id)
+        try insert.bind(2, key.time)
+        try insert.bind(3, event.source.rawValue)
+        try insert.bind(4, event.name)
+        try insert.bind(5, Micros.of(event.occurredAt))
+        try insert.bind(6, event.subscription)
+        try insert.bind(7, event.customer)
+        try insert.bind(8, event.product)
+        try insert.bind(9, event.endpoint)
+        try insert.bind(10, event.method)
+        try insert.bind(11, event.path)
+        try insert.bind(12, event.status)
+        try insert.bind(13, event.latencyMicroseconds)
+        try insert.bind(14, event.requestBytes)
+        try insert.bind(15, event.responseBytes)
+        try insert.bind(16, event.billable ? 1 : 0)
+        try insert.bind(17, event.weight)
+        try insert.bind(18, event.properties?.text)
+        try insert.bind(19, event.bucket.map { Micros.of($0) })
+        try insert.bind(20, lateInvoice)
     }
 
     /// The array of arrays.
@@ -99,24 +83,5 @@ enum EventBatch {
     private static func string(_ value: String?, _ out: inout [UInt8]) {
         if let value { JSONText.appendString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(UInt8(ascii: ","))
-    }
-}
-
-/// One SQLite insert's events, as `EventBatch.sqliteRows` binds them.
-struct SQLiteEventRows: Sendable {
-    /// Values per row of `values`: the ledger's columns and `late_invoice`.
-    static let valuesPerRow = EventBatch.columns.count + 1
-
-    var keys: [UsageEvent.Key] = []
-    var values: [SQLiteData] = []
-    /// Per event: its subscription and time (microseconds).
-    var subscriptions: [String?] = []
-    var times: [Int] = []
-
-    /// The rows with `late` invoices filled in.
-    func values(late: [Int: String]) -> [SQLiteData] {
-        var values = values
-        for (row, invoice) in late { values[row * Self.valuesPerRow + Self.valuesPerRow - 1] = .text(invoice) }
-        return values
     }
 }

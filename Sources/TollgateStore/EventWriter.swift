@@ -78,26 +78,30 @@ final class EventWriter: Sendable {
     /// Writes the batches in one transaction; if it fails, each batch alone, so that one bad
     /// batch fails only its own request.
     private func commit(_ batches: [Prepared]) async -> [Result<EventInsertion, any Error>] {
-        let kind = backend.kind
         do {
-            let results = try await backend.transaction(native: { database, sqlite in
-                var results: [EventInsertion] = []
-                for batch in batches { results.append(try await TollgateStore.write(batch, kind: kind, to: database, sqlite: sqlite)) }
-                return results
-            })
-            return results.map { .success($0) }
+            return try await write(together: batches).map { .success($0) }
         } catch {
             guard batches.count > 1 else { return [.failure(error)] }
             var results: [Result<EventInsertion, any Error>] = []
             for batch in batches {
                 do {
-                    results.append(.success(try await backend.transaction(native: {
-                        try await TollgateStore.write(batch, kind: kind, to: $0, sqlite: $1)
-                    })))
+                    results.append(.success(try await write(together: [batch])[0]))
                 } catch {
                     results.append(.failure(error))
                 }
             }
+            return results
+        }
+    }
+
+    /// Writes the batches in one transaction.
+    private func write(together batches: [Prepared]) async throws -> [EventInsertion] {
+        if let written = try await backend.withUsageLog({ log in try log.transaction { try batches.map { try log.write($0) } } }) {
+            return written
+        }
+        return try await backend.transaction { database in
+            var results: [EventInsertion] = []
+            for batch in batches { results.append(try await TollgateStore.writePostgres(batch, to: database)) }
             return results
         }
     }

@@ -196,6 +196,24 @@ enum Migrations {
             }
         },
         Step(version: 9) { _ in
+            // The browser's people (issue 18): sign-in sessions of the portal and the dashboard, and
+            // the portal's one-time sign-in links. Only SHA-256 digests of the secrets are stored.
+            [
+                """
+                CREATE TABLE web_sessions (
+                    id_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_id TEXT,
+                    created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX web_sessions_expiry ON web_sessions (expires_at)",
+                """
+                CREATE TABLE portal_links (
+                    token_hash TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers (id),
+                    created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                "CREATE INDEX portal_links_expiry ON portal_links (expires_at)",
+            ]
+        },
+        Step(version: 10) { _ in
             [
                 // Billing providers (DESIGN §3.8): a customer's Stripe id, an invoice's push to Stripe
                 // with a durable record of each step, and when a subscription's dunning started.
@@ -213,6 +231,22 @@ enum Migrations {
                     updated_at BIGINT NOT NULL, PRIMARY KEY (invoice_id, step))
                 """,
             ]
+        },
+        Step(version: 11) { kind in
+            // PostgreSQL tells every node at once when the catalog or a subscription changes
+            // (GatewaySync listens; its poll is the fallback). One notice per statement.
+            guard kind == .postgres else { return [] }
+            return [
+                """
+                CREATE OR REPLACE FUNCTION tollgate_notify_change() RETURNS trigger AS $$
+                BEGIN PERFORM pg_notify('\(TollgateStore.changeChannel)', TG_TABLE_NAME); RETURN NULL; END $$ LANGUAGE plpgsql
+                """,
+            ] + ["subscriptions", "products", "plans", "meters"].map { table in
+                """
+                CREATE TRIGGER \(table)_changed AFTER INSERT OR UPDATE OR DELETE ON \(table)
+                FOR EACH STATEMENT EXECUTE FUNCTION tollgate_notify_change()
+                """
+            }
         },
     ]
 

@@ -12,6 +12,20 @@ public struct EventInsertion: Sendable {
     public var late: [UsageEvent.Key: String] = [:]
 }
 
+/// What the gateway's usage recorder writes in one commit (`TollgateStore.commitUsage`).
+public struct UsageCommit: Sendable {
+    public var events: [UsageEvent] = []
+    /// Quota leases to raise (never lowered by this).
+    public var raisedLeases: [QuotaLease] = []
+    /// Quota leases to set to exactly these counts (at a graceful shutdown).
+    public var settledLeases: [QuotaLease] = []
+    public var webhooks: [WebhookDelivery] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { events.isEmpty && raisedLeases.isEmpty && settledLeases.isEmpty && webhooks.isEmpty }
+}
+
 /// What ingestion keeps in memory between batches: the active meters, and where each
 /// subscription's billing periods fall.
 struct MeteringCache: Sendable {
@@ -46,13 +60,44 @@ extension TollgateStore {
     /// Stores events, ignoring any whose key is already stored (within the batch too), and adds
     /// the new ones to their meters' aggregates in the same transaction; returns the new keys.
     ///
-    /// One statement takes up to 5,000 events: on SQLite as bound values handed straight to its
-    /// connection; on PostgreSQL as one JSON text bound to one parameter and unpacked by the
-    /// database (`jsonb_array_elements`). Batches that arrive while another is being written
-    /// share the next transaction (`EventWriter`).
+    /// On SQLite each event is bound to one prepared insert (`SQLiteUsageLog`); on PostgreSQL
+    /// one statement takes up to 5,000 events as one JSON text bound to one parameter and
+    /// unpacked by the database (`jsonb_array_elements`). Batches that arrive while another is
+    /// being written share the next transaction (`EventWriter`).
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
-        guard !events.isEmpty else { return EventInsertion() }
+        guard let prepared = try await prepare(events) else { return EventInsertion() }
+        return try await eventWriter.write(prepared)
+    }
+
+    /// Where `commitUsage` runs without a thread hop (SQLite: the writer's thread); nil for anywhere.
+    public var usageExecutor: (any TaskExecutor)? { backend.writerExecutor }
+
+    /// Writes what the gateway's usage recorder has gathered since its last commit, in one
+    /// transaction: quota leases first, then webhook events and usage events.
+    public func commitUsage(_ commit: UsageCommit) async throws {
+        let prepared = try await prepare(commit.events)
+        let written: Void? = try await backend.withUsageLog { log in
+            try log.transaction {
+                try log.write(leases: commit.raisedLeases, onlyUpward: true)
+                try log.write(leases: commit.settledLeases, onlyUpward: false)
+                try log.write(webhooks: commit.webhooks)
+                if let prepared { _ = try log.write(prepared) }
+            }
+        }
+        guard written == nil else { return }
+        try await backend.transaction { database in
+            try await Self.writeLeases(commit.raisedLeases, onlyUpward: true, to: database)
+            try await Self.writeLeases(commit.settledLeases, onlyUpward: false, to: database)
+            for delivery in commit.webhooks { try await database.raw(Self.insertDelivery(delivery)).run() }
+            if let prepared { _ = try await Self.writePostgres(prepared, to: database) }
+        }
+    }
+
+    /// Everything about events that does not need the writer's turn: duplicates within the
+    /// batch left out, buckets filled in, meter deltas computed. Nil for no events.
+    private func prepare(_ events: [UsageEvent]) async throws -> PreparedEvents? {
+        guard !events.isEmpty else { return nil }
         var unique = events
         let keys = Set(events.lazy.map(\.key))
         if keys.count < events.count {
@@ -61,106 +106,33 @@ extension TollgateStore {
         }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
-        // Everything that does not need the database is prepared before taking its turn: with
-        // SQLite, one connection serves every writer.
-        let prepared = PreparedEvents(
-            events: unique, meters: meters,
-            batches: stride(from: 0, to: unique.count, by: 5000).map { start in
-                let slice = unique[start..<min(start + 5000, unique.count)]
-                return backend.kind == .sqlite ? .sqlite(EventBatch.sqliteRows(slice)) : .json(EventBatch.json(slice))
-            },
-            deltas: PreparedDeltas(Metering.deltas(unique, meters: meters)))
-        return try await eventWriter.write(prepared)
+        return PreparedEvents(
+            events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters),
+            postgresBatches: backend.kind == .sqlite ? [] : stride(from: 0, to: unique.count, by: 5000).map { start in
+                EventBatch.json(unique[start..<min(start + 5000, unique.count)])
+            })
     }
 
-    /// Writes prepared events and their aggregates inside a transaction that is already open
-    /// (`sqlite` is SQLite's own connection, which takes the bound rows).
-    static func write(
-        _ prepared: PreparedEvents, kind: DatabaseKind, to database: any SQLDatabase, sqlite: SQLiteConnection?
-    ) async throws -> EventInsertion {
+    /// Writes prepared events and their aggregates on PostgreSQL, inside a transaction that is
+    /// already open (SQLite's are written by `SQLiteUsageLog`).
+    static func writePostgres(_ prepared: PreparedEvents, to database: any SQLDatabase) async throws -> EventInsertion {
         var result = EventInsertion()
-        for rows in prepared.batches {
-            switch rows {
-            case .sqlite(let rows):
-                guard let sqlite else { preconditionFailure("bound rows are prepared for SQLite only") }
-                try await insert(rows, into: sqlite, adding: &result)
-            case .json(let json):
-                let rows = try await database.raw("\(unsafeRaw: postgresInsert.prefix)\(bind: json)\(unsafeRaw: postgresInsert.suffix)").all()
-                for row in rows {
-                    let key = UsageEvent.Key(
-                        id: try row.decode(column: "id", as: String.self), time: try row.decode(column: "keyed_at", as: Int64.self))
-                    result.inserted.insert(key)
-                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
-                }
+        for json in prepared.postgresBatches {
+            let rows = try await database.raw("\(unsafeRaw: postgresInsert.prefix)\(bind: json)\(unsafeRaw: postgresInsert.suffix)").all()
+            for row in rows {
+                let key = UsageEvent.Key(
+                    id: try row.decode(column: "id", as: String.self), time: try row.decode(column: "keyed_at", as: Int64.self))
+                result.inserted.insert(key)
+                if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
             }
         }
         // Duplicates add nothing: only when some were already stored are the deltas computed again.
         let inserted = result.inserted
         let deltas = inserted.count == prepared.events.count
             ? prepared.deltas
-            : PreparedDeltas(Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters))
-        try await Self.write(deltas, kind: kind, to: database)
+            : Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters)
+        try await Self.write(PreparedDeltas(deltas), kind: .postgres, to: database)
         return result
-    }
-
-    /// Inserts SQLite rows. First it looks for invoices of the batch's subscriptions, which late
-    /// events fall in (stored with that invoice's id in `late_invoice`, DESIGN §3.5: kept and
-    /// reported, never re-rated; the earliest-ending invoice wins, as on PostgreSQL); usually
-    /// there are none. The insert is made only of bound values and ignores stored keys, so it
-    /// cannot abort halfway and SQLite keeps no statement journal for it. SQLite gives each new
-    /// row the rowid after the largest one, so when fewer rows than sent were inserted (some
-    /// events were already stored), the rows past the largest rowid from before say which.
-    private static func insert(_ rows: SQLiteEventRows, into sqlite: SQLiteConnection, adding result: inout EventInsertion) async throws {
-        let late = try await lateInvoices(of: rows, in: sqlite)
-        let lastRow = try await sqlite.query("SELECT max(rowid) AS last FROM usage_events").first?.column("last")?.integer ?? 0
-        let row = "(" + Array(repeating: "?", count: SQLiteEventRows.valuesPerRow).joined(separator: ",") + ")"
-        _ = try await sqlite.query("""
-            INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), late_invoice)
-            VALUES \(Array(repeating: row, count: rows.keys.count).joined(separator: ","))
-            """, late.isEmpty ? rows.values : rows.values(late: late))
-        let insertedCount = try await sqlite.query("SELECT changes() AS inserted").first?.column("inserted")?.integer ?? 0
-        var inserted: [Int]
-        if insertedCount == rows.keys.count {
-            inserted = Array(rows.keys.indices)
-        } else {
-            let positions = Dictionary(uniqueKeysWithValues: zip(rows.keys, rows.keys.indices))
-            inserted = try await sqlite.query("SELECT id, keyed_at FROM usage_events WHERE rowid > ?", [.integer(lastRow)])
-                .compactMap { row in
-                    guard let id = row.column("id")?.string, let time = row.column("keyed_at")?.integer else { return nil }
-                    return positions[UsageEvent.Key(id: id, time: Int64(time))]
-                }
-        }
-        for position in inserted {
-            result.inserted.insert(rows.keys[position])
-            if let invoice = late[position] { result.late[rows.keys[position]] = invoice }
-        }
-    }
-
-    /// The invoice each row falls in, by position, for the rows whose period was already invoiced.
-    private static func lateInvoices(of rows: SQLiteEventRows, in sqlite: SQLiteConnection) async throws -> [Int: String] {
-        let subscriptions = Array(Set(rows.subscriptions.compactMap { $0 }))
-        guard !subscriptions.isEmpty else { return [:] }
-        let invoices = try await sqlite.query("""
-            SELECT id, subscription_id, period_start, period_end FROM invoices
-            WHERE subscription_id IN (\(Array(repeating: "?", count: subscriptions.count).joined(separator: ",")))
-            ORDER BY period_end
-            """, subscriptions.map { .text($0) }).compactMap { row -> (id: String, subscription: String, period: Range<Int>)? in
-                guard let id = row.column("id")?.string, let subscription = row.column("subscription_id")?.string,
-                      // A first invoice's period is empty: no event falls in it.
-                      let start = row.column("period_start")?.integer, let end = row.column("period_end")?.integer, start < end
-                else { return nil }
-                return (id, subscription, start..<end)
-            }
-        guard !invoices.isEmpty else { return [:] }
-        var late: [Int: String] = [:]
-        for (position, subscription) in rows.subscriptions.enumerated() {
-            guard let subscription else { continue }
-            let time = rows.times[position]
-            if let invoice = invoices.first(where: { $0.subscription == subscription && $0.period.contains(time) }) {
-                late[position] = invoice.id
-            }
-        }
-        return late
     }
 
     /// PostgreSQL's insert around the bound JSON array. An event that falls in a period already
@@ -261,7 +233,7 @@ extension TollgateStore {
 
     // MARK: Aggregates
 
-    private static let aggregateColumns: [(name: String, isInteger: Bool)] = [
+    static let aggregateColumns: [(name: String, isInteger: Bool)] = [
         ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("event_count", true), ("sum_units", true),
         ("sum_nanos", true), ("max_units", true), ("max_nanos", true), ("latest_at", true), ("latest_units", true),
         ("latest_nanos", true),
@@ -271,20 +243,14 @@ extension TollgateStore {
         ("subscription_id", false), ("meter_id", false), ("bucket_at", true), ("value", false),
     ]
 
-    /// Events ready to be written: placed in their buckets, with the rows their insert
-    /// statements take and the aggregates they add when none is a duplicate.
+    /// Events ready to be written: placed in their buckets, with the aggregates they add when
+    /// none is a duplicate.
     struct PreparedEvents: Sendable {
         var events: [UsageEvent]
         var meters: [Meter]
-        /// Each insert statement's rows.
-        var batches: [EventRows]
-        var deltas: PreparedDeltas
-    }
-
-    /// One insert statement's events: bound values on SQLite, a JSON array on PostgreSQL.
-    enum EventRows: Sendable {
-        case sqlite(SQLiteEventRows)
-        case json(String)
+        var deltas: MeterDeltas
+        /// PostgreSQL: each insert statement's events as one JSON array (SQLite binds each event).
+        var postgresBatches: [String]
     }
 
     /// Deltas as the JSON texts their statements bind.
@@ -336,21 +302,10 @@ extension TollgateStore {
     static func write(_ deltas: PreparedDeltas, kind: DatabaseKind, to database: any SQLDatabase) async throws {
         if let json = deltas.aggregates {
             let columns = aggregateColumns.map(\.name).joined(separator: ", ")
-            let table = "meter_aggregates"
-            let newMax = "excluded.max_units IS NOT NULL AND (\(table).max_units IS NULL OR excluded.max_units > \(table).max_units OR (excluded.max_units = \(table).max_units AND excluded.max_nanos > \(table).max_nanos))"
-            let newLatest = "excluded.latest_at IS NOT NULL AND (\(table).latest_at IS NULL OR excluded.latest_at >= \(table).latest_at)"
-            func pick(_ column: String, _ condition: String) -> String {
-                "\(column) = CASE WHEN \(condition) THEN excluded.\(column) ELSE \(table).\(column) END"
-            }
             let sql = """
-                INSERT INTO \(table) (\(columns)) SELECT \(unpackedColumns(aggregateColumns, kind: kind)) \(unpackSource(kind))
+                INSERT INTO meter_aggregates (\(columns)) SELECT \(unpackedColumns(aggregateColumns, kind: kind)) \(unpackSource(kind))
                 """
-            let suffix = """
-                \(unpackClose(kind)) ON CONFLICT (subscription_id, meter_id, bucket_at) DO UPDATE SET
-                event_count = \(table).event_count + excluded.event_count, sum_units = \(table).sum_units + excluded.sum_units,
-                sum_nanos = \(table).sum_nanos + excluded.sum_nanos, \(pick("max_units", newMax)), \(pick("max_nanos", newMax)),
-                \(pick("latest_at", newLatest)), \(pick("latest_units", newLatest)), \(pick("latest_nanos", newLatest))
-                """
+            let suffix = unpackClose(kind) + " " + aggregateConflict
             try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: suffix)").run()
         }
         if let json = deltas.uniques {
@@ -359,6 +314,23 @@ extension TollgateStore {
             try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: unpackClose(kind) + " ON CONFLICT DO NOTHING")").run()
         }
     }
+
+    /// What adding a row to a stored aggregate does: counts and sums add, a maximum or a later
+    /// value replaces the stored one.
+    static let aggregateConflict: String = {
+        let table = "meter_aggregates"
+        let newMax = "excluded.max_units IS NOT NULL AND (\(table).max_units IS NULL OR excluded.max_units > \(table).max_units OR (excluded.max_units = \(table).max_units AND excluded.max_nanos > \(table).max_nanos))"
+        let newLatest = "excluded.latest_at IS NOT NULL AND (\(table).latest_at IS NULL OR excluded.latest_at >= \(table).latest_at)"
+        func pick(_ column: String, _ condition: String) -> String {
+            "\(column) = CASE WHEN \(condition) THEN excluded.\(column) ELSE \(table).\(column) END"
+        }
+        return """
+            ON CONFLICT (subscription_id, meter_id, bucket_at) DO UPDATE SET
+            event_count = \(table).event_count + excluded.event_count, sum_units = \(table).sum_units + excluded.sum_units,
+            sum_nanos = \(table).sum_nanos + excluded.sum_nanos, \(pick("max_units", newMax)), \(pick("max_nanos", newMax)),
+            \(pick("latest_at", newLatest)), \(pick("latest_units", newLatest)), \(pick("latest_nanos", newLatest))
+            """
+    }()
 
     /// Recomputes a meter's aggregates from the ledger (after it was created or changed), in one
     /// transaction that new events wait for, so none is counted twice or missed.

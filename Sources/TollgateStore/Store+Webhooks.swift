@@ -71,7 +71,7 @@ extension TollgateStore {
         try await database.raw(Self.insertDelivery(delivery)).run()
     }
 
-    private static func insertDelivery(_ delivery: WebhookDelivery) -> SQLQueryString {
+    static func insertDelivery(_ delivery: WebhookDelivery) -> SQLQueryString {
         """
         INSERT INTO webhook_outbox (id, type, product_id, subscription_id, url, payload, status, attempts,
         next_attempt_at, created_at)
@@ -81,10 +81,17 @@ extension TollgateStore {
         """
     }
 
+    /// SQLite's outbox statement (`SQLiteUsageLog`), in the column order of `insertDelivery`.
+    static let outboxInsert = """
+        INSERT INTO webhook_outbox (id, type, product_id, subscription_id, url, payload, status, attempts,
+        next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (id) DO NOTHING
+        """
+
     /// Adds events to the outbox on their own; an id already there is left alone (an event with
     /// a deterministic id, such as `quota.exhausted` of one window, is enqueued at most once).
     public func enqueueWebhooks(_ deliveries: [WebhookDelivery]) async throws {
         guard !deliveries.isEmpty else { return }
+        if try await backend.withUsageLog({ log in try log.transaction { try log.write(webhooks: deliveries) } }) != nil { return }
         try await backend.transaction { database in
             for delivery in deliveries { try await database.raw(Self.insertDelivery(delivery)).run() }
         }

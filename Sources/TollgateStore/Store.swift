@@ -447,6 +447,17 @@ public final class TollgateStore: Sendable {
         }
     }
 
+    /// The channel PostgreSQL notifies on when the catalog or a subscription changes.
+    static let changeChannel = "tollgate_changes"
+
+    /// PostgreSQL: calls `changed` whenever a change to the catalog or to a subscription is
+    /// committed (by any node), until cancelled or the connection fails (then it throws).
+    /// SQLite: returns at once; one process writes it, and it sees its own changes.
+    public func followChanges(_ changed: @escaping @Sendable () -> Void) async throws {
+        guard let postgres = backend as? PostgresBackend else { return }
+        try await postgres.listen(on: Self.changeChannel, changed)
+    }
+
     /// The latest change of any product or plan, to notice catalog changes made by other nodes.
     public func catalogChangedAt() async throws -> Date? {
         try await backend.read { database in
@@ -471,18 +482,36 @@ public final class TollgateStore: Sendable {
 
     private func writeLeases(_ leases: [QuotaLease], onlyUpward: Bool) async throws {
         guard !leases.isEmpty else { return }
-        try await backend.transaction { database in
-            for lease in leases {
-                var query: SQLQueryString = """
-                    INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
-                    VALUES (\(bind: lease.subscription), \(bind: lease.plan), \(bind: lease.endpoint ?? ""),
-                    \(bind: lease.window.rawValue), \(bind: Timestamp.micros(lease.windowStart)), \(bind: lease.leased))
-                    ON CONFLICT (subscription_id, plan_id, endpoint, quota_window, window_start) DO UPDATE SET leased = excluded.leased
-                    """
-                if onlyUpward { query += " WHERE excluded.leased > quota_leases.leased" }
-                try await database.raw(query).run()
-            }
+        if try await backend.withUsageLog({ log in try log.transaction { try log.write(leases: leases, onlyUpward: onlyUpward) } }) != nil {
+            return
         }
+        try await backend.transaction { try await Self.writeLeases(leases, onlyUpward: onlyUpward, to: $0) }
+    }
+
+    static func writeLeases(_ leases: [QuotaLease], onlyUpward: Bool, to database: any SQLDatabase) async throws {
+        for lease in leases {
+            let query: SQLQueryString = """
+                INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
+                VALUES (\(bind: lease.subscription), \(bind: lease.plan), \(bind: lease.endpoint ?? ""),
+                \(bind: lease.window.rawValue), \(bind: Timestamp.micros(lease.windowStart)), \(bind: lease.leased))
+                \(unsafeRaw: leaseConflict(onlyUpward: onlyUpward))
+                """
+            try await database.raw(query).run()
+        }
+    }
+
+    /// Raising a lease keeps the larger count; settling sets it.
+    static func leaseConflict(onlyUpward: Bool) -> String {
+        "ON CONFLICT (subscription_id, plan_id, endpoint, quota_window, window_start) DO UPDATE SET leased = excluded.leased"
+            + (onlyUpward ? " WHERE excluded.leased > quota_leases.leased" : "")
+    }
+
+    /// SQLite's lease statement (`SQLiteUsageLog`).
+    static func leaseUpsert(onlyUpward: Bool) -> String {
+        """
+        INSERT INTO quota_leases (subscription_id, plan_id, endpoint, quota_window, window_start, leased)
+        VALUES (?, ?, ?, ?, ?, ?) \(leaseConflict(onlyUpward: onlyUpward))
+        """
     }
 
     /// Every lease of windows that end after `date` could still matter; older ones are left out.

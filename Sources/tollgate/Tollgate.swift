@@ -7,6 +7,7 @@ import TollgateApp
 import TollgateBilling
 import TollgateCore
 import TollgateStore
+import TollgateWeb
 
 /// The `tollgate` command line: `serve`, `demo`, `config validate`.
 @main
@@ -116,6 +117,24 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("admin-host"), help: "Address the admin port listens on (default: --host).")
     var adminHost: String?
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: the proxy port serves HTTPS (with --tls-key; re-read on SIGHUP).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(name: .customLong("admin-tls-cert"), help: "PEM certificate chain: the admin port serves HTTPS (with --admin-tls-key).")
+    var adminTLSCertificate: String?
+
+    @Option(name: .customLong("admin-tls-key"), help: "PEM private key of --admin-tls-cert.")
+    var adminTLSKey: String?
+
+    @Option(name: .customLong("sync-interval"), help: "Seconds between a gateway's looks for other nodes' changes (PostgreSQL also notifies at once).")
+    var syncInterval = 1
+
+    @Option(name: .customLong("extra-ca"), help: "PEM CAs trusted besides the system's for webhooks and the billing provider.")
+    var extraCA: String?
+
     @Option(name: .customLong("usage-queue-capacity"), help: "Usage events that may wait to be written; past it billable calls get 503.")
     var usageQueueCapacity = 100_000
 
@@ -124,8 +143,30 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup(title: "Client connections (docs/security.md)") var edge: EdgeOptions
 
+    @Option(name: .customLong("portal-signup"), help: "on or off: self-serve signup in the consumer portal (/_portal/signup).")
+    var portalSignup = "on"
+
+    @Option(name: .customLong("portal-signup-limit"), help: "Portal signups allowed per client address and hour.")
+    var portalSignupLimit = 5
+
+    @Option(name: .customLong("portal-url"), help: "The consumer portal's public base URL, for sign-in links (default: the proxy port's address).")
+    var portalURL: String?
+
     func run() async throws {
         var options = ServeOptions()
+        switch portalSignup {
+        case "on": options.portal.signupEnabled = true
+        case "off": options.portal.signupEnabled = false
+        default: throw ValidationError("--portal-signup must be on or off")
+        }
+        guard portalSignupLimit >= 0 else { throw ValidationError("--portal-signup-limit must be 0 or more") }
+        options.portal.signupLimit.limit = portalSignupLimit
+        if let portalURL {
+            guard portalURL.hasPrefix("http://") || portalURL.hasPrefix("https://") else {
+                throw ValidationError("--portal-url must start with http:// or https://")
+            }
+            options.portalURL = portalURL
+        }
         options.dataDirectory = storage.dataDir
         guard billingGrace >= 0 else { throw ValidationError("--billing-grace must be 0 or more seconds") }
         guard billingInterval >= 0 else { throw ValidationError("--billing-interval must be 0 or more seconds") }
@@ -137,6 +178,17 @@ struct Serve: AsyncParsableCommand {
         options.usageQueueCapacity = usageQueueCapacity
         options.analyticsRetention.days = analyticsRetention == 0 ? nil : analyticsRetention
         options.adminHost = adminHost
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard (adminTLSCertificate == nil) == (adminTLSKey == nil) else {
+            throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
+        }
+        options.extraCA = extraCA
+        guard syncInterval >= 1 else { throw ValidationError("--sync-interval must be 1 or more seconds") }
+        options.syncInterval = .seconds(syncInterval)
+        options.tlsCertificate = tlsCertificate
+        options.tlsKey = tlsKey
+        options.adminTLSCertificate = adminTLSCertificate
+        options.adminTLSKey = adminTLSKey
         options.host = host
         options.proxyPort = proxyPort
         options.adminPort = adminPort

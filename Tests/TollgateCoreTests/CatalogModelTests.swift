@@ -12,6 +12,8 @@ struct CatalogModelTests {
         ("http://[::1]:8080/base", "::1", 8080, "/base", "http://[::1]:8080/base", "[::1]:8080"),
         ("http://[::1]", "::1", 80, "", "http://[::1]:80", "[::1]"),
         ("http://h/a%20b", "h", 80, "/a%20b", "http://h:80/a%20b", "h"),
+        ("https://api.example.com", "api.example.com", 443, "", "https://api.example.com:443", "api.example.com"),
+        ("HTTPS://api.example.com:8443/v1", "api.example.com", 8443, "/v1", "https://api.example.com:8443/v1", "api.example.com:8443"),
     ])
     func upstream(text: String, host: String, port: Int, basePath: String, description: String, hostHeader: String) throws {
         let url = try #require(UpstreamURL(text))
@@ -21,10 +23,11 @@ struct CatalogModelTests {
         #expect(url.description == description)
         #expect(url.hostHeader == hostHeader)
         #expect(UpstreamURL(url.description) == url)
+        #expect(url.isTLS == text.lowercased().hasPrefix("https"))
     }
 
-    @Test("upstreams that are not plain http origins are refused", arguments: [
-        "https://api.example.com", "ftp://h", "127.0.0.1:9000", "http://", "http:///path", "http://h?q=1", "http://h#f",
+    @Test("upstreams that are not http or https origins are refused", arguments: [
+        "ftp://h", "https://", "https://user@h", "127.0.0.1:9000", "http://", "http:///path", "http://h?q=1", "http://h#f",
         "http://user@h", "http://user:pass@h", "", "not a url", "//h/x", "/path",
     ])
     func invalidUpstream(text: String) {

@@ -117,7 +117,7 @@ struct CatalogParsingTests {
             upstream: http://127.0.0.1:9001
           - id: secure
             name: Secure API
-            upstream: https://api.example.com
+            upstream: ftp://api.example.com
         meters:
           - id: reads
             name: Reads
@@ -302,6 +302,8 @@ struct CatalogParsingTests {
         ("  - { id: _portal, name: X, upstream: \"http://h\" }\n", 1, "products[1].id", "must be a slug"),
         ("  - { id: x, name: X, upstream: \"http://h?q=1\" }\n", 1, "products[1].upstream", "without query"),
         ("  - { id: x, name: X, upstream: \"127.0.0.1:9000\" }\n", 1, "products[1].upstream", "absolute http://"),
+        ("  - { id: x, name: X, upstream: \"http://h\", upstream_ca: /etc/ca.pem }\n", 1, "products[1].upstream_ca", "https:// upstreams only"),
+        ("  - { id: x, name: X, upstream: \"https://h\", upstream_ca: \"\" }\n", 1, "products[1].upstream_ca", "must not be empty"),
         ("  - { id: x, name: X, upstream: \"http://h\", unlisted_endpoints: block }\n", 1,
          "products[1].unlisted_endpoints", "must be one of allow, deny"),
         ("  - { id: x, name: X, upstream: \"http://h\", upstream_header: { name: X-Secret } }\n", 1,

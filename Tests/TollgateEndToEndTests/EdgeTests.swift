@@ -317,6 +317,30 @@ struct EdgeTests {
         }
     }
 
+    // MARK: Pipelining
+
+    @Test func pipelinedRequestsAreAnsweredInOrderAndEachBilledOnce() async throws {
+        try await Self.withEdge { server, upstream in
+            let (id, token) = try await server.subscribe(plan: "edge-basic")
+            let port = server.proxyPort
+            let body = #"{"n":1}"#
+            let connection = try await RawConnection.open(port: port)
+            // Four requests in one write: the gateway must not read them as one, nor answer out of order.
+            try await connection.send(
+                Self.head("GET /edge/report HTTP/1.1", port: port, token: token)
+                    + Self.head("POST /edge/invoice HTTP/1.1", port: port, token: token, ["Content-Length: \(body.utf8.count)"]) + body
+                    + Self.head("GET /edge/report HTTP/1.1", port: port, token: nil)
+                    + Self.head("GET /edge/invoice/7 HTTP/1.1", port: port, token: token))
+            #expect(await connection.waitForResponses(4))
+            #expect(connection.statuses == [200, 200, 401, 200])
+            #expect(!connection.isClosed)
+            #expect(upstream.requests.map(\.uri) == ["/report", "/invoice", "/invoice/7"])
+            #expect(upstream.requests.map(\.body) == ["", body, ""])
+            #expect(try await Self.billed(server, id) == ["report": 1, "create-invoice": 1, "get-invoice": 1])
+            await connection.close()
+        }
+    }
+
     // MARK: Time and count limits
 
     @Test func aHeadThatNeverEndsIsCutWith408() async throws {

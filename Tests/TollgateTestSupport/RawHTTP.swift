@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Sends bytes exactly as written (no client-side path clean-up) and returns the whole answer.
 public enum RawHTTP {
@@ -58,16 +59,26 @@ public final class RawConnection: Sendable {
         self.received = received
     }
 
-    public static func open(port: Int) async throws -> RawConnection {
+    /// Opens a connection; with `tls`, over TLS verified with that context (no SNI: the server
+    /// is 127.0.0.1).
+    public static func open(port: Int, tls: NIOSSLContext? = nil) async throws -> RawConnection {
         let received = NIOLockedValueBox(ByteBuffer())
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(RawHTTP.Collector(received: received))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
         return RawConnection(channel: channel, received: received)
+    }
+
+    /// The certificate the server showed (TLS connections, once a response has arrived).
+    public func peerCertificate() async throws -> NIOSSLCertificate? {
+        try await channel.eventLoop.submit { [channel] in
+            try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+        }.get()
     }
 
     public func send(_ bytes: String) async throws {

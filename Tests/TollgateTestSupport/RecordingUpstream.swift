@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// An upstream that parses its connections' bytes with NIO's own HTTP/1.1 decoder and records
 /// every request it parses, in order, so that a request smuggled inside another's body shows
@@ -51,7 +52,8 @@ public final class RecordingUpstream: Sendable {
         self.closedConnections = closedConnections
     }
 
-    public static func start() async throws -> RecordingUpstream {
+    /// Starts the upstream on a free loopback port; with `tls`, it speaks HTTPS with that context.
+    public static func start(tls: NIOSSLContext? = nil) async throws -> RecordingUpstream {
         let recorded = NIOLockedValueBox<[Request]>([])
         let closed = NIOLockedValueBox(0)
         let connections = NIOLockedValueBox(0)
@@ -61,6 +63,7 @@ public final class RecordingUpstream: Sendable {
                 let number = connections.withLockedValue { $0 += 1; return $0 }
                 channel.closeFuture.whenComplete { _ in closed.withLockedValue { $0 += 1 } }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(recorded: recorded, connection: number))
                 }

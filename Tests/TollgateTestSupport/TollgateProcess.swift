@@ -110,6 +110,20 @@ public final class TollgateProcess: Sendable {
         }
     }
 
+    /// Waits until a node that serves one port listens (`--role gateway`: the proxy port,
+    /// `--role control`: the admin port) and returns that port.
+    public func waitUntilListening(proxyOnly: Bool, timeout: Duration = .seconds(60)) async throws -> Int {
+        try await waitForValue("tollgate to listen; it printed:\n\(output)", timeout: timeout) {
+            let text = output
+            let port = proxyOnly
+                ? Self.port(in: text, after: "address=127.0.0.1:", line: "proxy listening")
+                : Self.port(in: text, after: "listening on 127.0.0.1:", line: "Server started")
+            if let port { return port }
+            guard process.isRunning else { throw TestFailure("tollgate exited early:\n\(text)") }
+            return nil
+        }
+    }
+
     private static func port(in text: String, after marker: String, line needle: String) -> Int? {
         for line in text.split(separator: "\n") where line.contains(needle) {
             guard let range = line.range(of: marker) else { continue }

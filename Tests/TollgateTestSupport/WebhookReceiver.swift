@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A vendor's webhook endpoint on loopback: records every request and answers as told.
 public final class WebhookReceiver: Sendable {
@@ -36,13 +37,17 @@ public final class WebhookReceiver: Sendable {
         self.log = log
     }
 
-    /// Starts on 127.0.0.1:`port` (0: any free port); `answer` decides each response (200 by default).
-    public static func start(port: Int = 0, answer: @escaping Answer = { _, _ in (200, []) }) async throws -> WebhookReceiver {
+    /// Starts on 127.0.0.1:`port` (0: any free port); `answer` decides each response (200 by
+    /// default); with `tls`, it speaks HTTPS with that context.
+    public static func start(
+        port: Int = 0, tls: NIOSSLContext? = nil, answer: @escaping Answer = { _, _ in (200, []) }
+    ) async throws -> WebhookReceiver {
         let log = NIOLockedValueBox<[Received]>([])
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(log: log, answer: answer))
                 }

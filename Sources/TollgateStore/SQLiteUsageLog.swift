@@ -1,0 +1,166 @@
+import TollgateCore
+
+/// SQLite's writer of usage: events with their meter aggregates, quota leases and webhook
+/// events, on a connection of its own whose statements are prepared once and reused by every
+/// commit (no statement is parsed per commit or per event, none is built per batch size).
+///
+/// It is used only in the SQLite writer's turn, on the writer's thread (`SQLiteBackend.withUsageLog`),
+/// so its two connections never wait for each other.
+final class SQLiteUsageLog: @unchecked Sendable {
+    private let connection: SQLiteHandle
+
+    init(path: String) throws {
+        connection = try SQLiteHandle(path: path, pragmas: [
+            "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
+            "PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=\(WALCheckpointer.logBound)",
+        ])
+    }
+
+    /// Runs `body` in one write transaction, rolled back if it throws.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try connection.statement("BEGIN IMMEDIATE").run()
+        do {
+            let result = try body()
+            try connection.statement("COMMIT").run()
+            return result
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: Events
+
+    private static let insertEvent = """
+        INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), late_invoice)
+        VALUES (\(Array(repeating: "?", count: EventBatch.columns.count + 1).joined(separator: ", ")))
+        """
+
+    /// Stores prepared events (those whose key is stored already are left out) and adds the new
+    /// ones to their meters. Inside a transaction.
+    func write(_ prepared: TollgateStore.PreparedEvents) throws -> EventInsertion {
+        var result = EventInsertion()
+        let late = try lateInvoices(prepared.events)
+        let insert = try connection.statement(Self.insertEvent)
+        for (position, event) in prepared.events.enumerated() {
+            let key = event.key
+            try EventBatch.bind(event, key: key, lateInvoice: late[position], to: insert)
+            try insert.run()
+            guard connection.changes == 1 else { continue }
+            result.inserted.insert(key)
+            if let invoice = late[position] { result.late[key] = invoice }
+        }
+        let deltas = result.inserted.count == prepared.events.count
+            ? prepared.deltas
+            : Metering.deltas(prepared.events.filter { result.inserted.contains($0.key) }, meters: prepared.meters)
+        try write(deltas)
+        return result
+    }
+
+    private static let invoicesOfSubscription = """
+        SELECT id, period_start, period_end FROM invoices WHERE subscription_id = ? ORDER BY period_end
+        """
+
+    /// The invoice each event falls in, by position, for events whose period was already
+    /// invoiced (DESIGN §3.5: kept and reported, never re-rated; the earliest-ending invoice
+    /// wins, as on PostgreSQL). Usually there are none.
+    private func lateInvoices(_ events: [UsageEvent]) throws -> [Int: String] {
+        var periods: [String: [(id: String, period: Range<Int64>)]] = [:]
+        let query = try connection.statement(Self.invoicesOfSubscription)
+        var late: [Int: String] = [:]
+        for (position, event) in events.enumerated() {
+            guard let subscription = event.subscription else { continue }
+            if periods[subscription] == nil {
+                var found: [(id: String, period: Range<Int64>)] = []
+                try query.bind(1, subscription)
+                try query.rows { row in
+                    // A first invoice's period is empty: no event falls in it.
+                    guard let id = row.text(0), let start = row.integer(1), let end = row.integer(2), start < end else { return }
+                    found.append((id, start..<end))
+                }
+                periods[subscription] = found
+            }
+            guard let invoices = periods[subscription], !invoices.isEmpty else { continue }
+            let time = Micros.of(event.occurredAt)
+            if let invoice = invoices.first(where: { $0.period.contains(time) }) { late[position] = invoice.id }
+        }
+        return late
+    }
+
+    // MARK: Aggregates
+
+    private static let upsertAggregate = """
+        INSERT INTO meter_aggregates (\(TollgateStore.aggregateColumns.map(\.name).joined(separator: ", ")))
+        VALUES (\(Array(repeating: "?", count: TollgateStore.aggregateColumns.count).joined(separator: ", ")))
+        \(TollgateStore.aggregateConflict)
+        """
+
+    private static let insertUnique = """
+        INSERT INTO meter_uniques (subscription_id, meter_id, bucket_at, value) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
+        """
+
+    /// Adds deltas to the stored aggregates (the same arithmetic as `TollgateStore.write(_:kind:to:)`).
+    private func write(_ deltas: MeterDeltas) throws {
+        if !deltas.aggregates.isEmpty {
+            let upsert = try connection.statement(Self.upsertAggregate)
+            for (key, aggregate) in deltas.aggregates {
+                try upsert.bind(1, key.subscription)
+                try upsert.bind(2, key.meter)
+                try upsert.bind(3, key.bucket)
+                try upsert.bind(4, aggregate.count)
+                try upsert.bind(5, aggregate.sum.units)
+                try upsert.bind(6, aggregate.sum.nanos)
+                try upsert.bind(7, aggregate.max?.units)
+                try upsert.bind(8, aggregate.max?.nanos)
+                try upsert.bind(9, aggregate.latestAt)
+                try upsert.bind(10, aggregate.latest?.units)
+                try upsert.bind(11, aggregate.latest?.nanos)
+                try upsert.run()
+            }
+        }
+        if !deltas.uniques.isEmpty {
+            let insert = try connection.statement(Self.insertUnique)
+            for unique in deltas.uniques {
+                try insert.bind(1, unique.key.subscription)
+                try insert.bind(2, unique.key.meter)
+                try insert.bind(3, unique.key.bucket)
+                try insert.bind(4, unique.value)
+                try insert.run()
+            }
+        }
+    }
+
+    // MARK: Leases and webhooks
+
+    /// Raises (`onlyUpward`) or sets quota leases.
+    func write(leases: [QuotaLease], onlyUpward: Bool) throws {
+        guard !leases.isEmpty else { return }
+        let statement = try connection.statement(TollgateStore.leaseUpsert(onlyUpward: onlyUpward))
+        for lease in leases {
+            try statement.bind(1, lease.subscription)
+            try statement.bind(2, lease.plan)
+            try statement.bind(3, lease.endpoint ?? "")
+            try statement.bind(4, lease.window.rawValue)
+            try statement.bind(5, Timestamp.micros(lease.windowStart))
+            try statement.bind(6, lease.leased)
+            try statement.run()
+        }
+    }
+
+    /// Adds webhook events to the outbox; an id already there is left alone.
+    func write(webhooks: [WebhookDelivery]) throws {
+        guard !webhooks.isEmpty else { return }
+        let statement = try connection.statement(TollgateStore.outboxInsert)
+        for delivery in webhooks {
+            try statement.bind(1, delivery.id)
+            try statement.bind(2, delivery.type)
+            try statement.bind(3, delivery.product)
+            try statement.bind(4, delivery.subscription)
+            try statement.bind(5, delivery.url)
+            try statement.bind(6, delivery.payload)
+            try statement.bind(7, Timestamp.micros(delivery.nextAttemptAt))
+            try statement.bind(8, Timestamp.micros(delivery.createdAt))
+            try statement.run()
+        }
+    }
+}

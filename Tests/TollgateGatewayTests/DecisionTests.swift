@@ -1,0 +1,155 @@
+import Foundation
+import NIOHTTP1
+import Testing
+import TollgateCore
+@testable import TollgateGateway
+
+/// The gateway's decision about a request head and the head it sends upstream, in memory: no
+/// socket, no store.
+@Suite("Decision and upstream heads (in memory)")
+struct DecisionTests {
+    static let token = "tg_test_token_shop"
+    static let otherToken = "tg_test_token_other"
+
+    static let directory: GatewayDirectory = {
+        let catalog = try! Catalog.parse(yaml: """
+            products:
+              - id: shop
+                name: Shop
+                upstream: http://127.0.0.1:9/base
+                upstream_header: { name: X-Upstream-Secret, value: s3cret }
+                endpoints:
+                  - { identifier: hello, name: Hello, method: GET, path: /hello }
+                  - { identifier: order, name: Order, method: POST, path: "/orders/{id}" }
+              - id: other
+                name: Other
+                upstream: http://127.0.0.1:9
+                unlisted_endpoints: deny
+                endpoints:
+                  - { identifier: ping, name: Ping, method: GET, path: /ping }
+            plans:
+              - { id: shop-basic, product: shop, name: Basic, currency: EUR, period: month, prices: [] }
+              - { id: other-basic, product: other, name: Basic, currency: EUR, period: month, prices: [] }
+            """)
+        let directory = GatewayDirectory()
+        directory.replaceRoutes(catalog.products.map { ($0, false) })
+        directory.replacePlans(catalog.plans)
+        directory.setCredential(
+            APIToken.hash(token[...]),
+            Consumer(subscription: "sub_shop", customer: "cus_1", product: "shop", plan: "shop-basic", startedAt: Date()))
+        directory.setCredential(
+            APIToken.hash(otherToken[...]),
+            Consumer(subscription: "sub_other", customer: "cus_2", product: "other", plan: "other-basic", startedAt: Date()))
+        return directory
+    }()
+
+    static func head(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = [("apikey", token)]) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
+    }
+
+    static func decide(_ head: HTTPRequestHead) -> Decision {
+        Decision.make(head: head, directory: directory)
+    }
+
+    static func forwarded(_ head: HTTPRequestHead) throws -> Forward {
+        guard case .forward(let forward) = decide(head) else { throw DecisionFailure(decision: "\(decide(head))") }
+        return forward
+    }
+
+    static func refusal(_ head: HTTPRequestHead) -> ProxyRefusal? {
+        if case .refuse(let refusal, _) = decide(head) { return refusal }
+        return nil
+    }
+
+    @Test("A billed endpoint matches whatever the case of its literal segments, its ; parameters and HEAD")
+    func billedPathsCannotBeDisguised() throws {
+        for uri in ["/shop/hello", "/shop/HELLO", "/shop/hello;x=1", "/shop/./hello", "/shop/a/../hello"] {
+            let forward = try Self.forwarded(Self.head(.GET, uri))
+            #expect(forward.endpoint?.identifier == "hello", "\(uri)")
+            #expect(forward.meteredPath.hasPrefix("/shop/"), "\(uri)")
+            #expect(!forward.meteredPath.contains(";"), "\(uri)")
+        }
+        #expect(try Self.forwarded(Self.head(.HEAD, "/shop/hello")).endpoint?.identifier == "hello")
+        #expect(try Self.forwarded(Self.head(.POST, "/shop/orders/42")).endpoint?.identifier == "order")
+        #expect(try Self.forwarded(Self.head(.GET, "/shop/unlisted")).endpoint == nil)
+    }
+
+    @Test("The credential comes from apikey, Bearer or the query, and never travels on")
+    func credentialSources() throws {
+        let bearer = try Self.forwarded(Self.head(.GET, "/shop/hello", [("Authorization", "Bearer \(Self.token)")]))
+        #expect(bearer.credentialInAuthorization)
+        let query = try Self.forwarded(Self.head(.GET, "/shop/hello?a=1&apikey=\(Self.token)&_method=DELETE&b=2", []))
+        #expect(query.query == "a=1&b=2")
+        #expect(query.endpoint?.identifier == "hello")
+    }
+
+    @Test("Refusals: no credential, an unknown one, another product's, an unlisted endpoint denied, no route")
+    func refusals() {
+        #expect(Self.refusal(Self.head(.GET, "/shop/hello", []))?.status == .unauthorized)
+        #expect(Self.refusal(Self.head(.GET, "/shop/hello", [("apikey", "tg_wrong")]))?.status == .unauthorized)
+        #expect(Self.refusal(Self.head(.GET, "/other/ping"))?.status == .forbidden)
+        #expect(Self.refusal(Self.head(.GET, "/other/elsewhere", [("apikey", Self.otherToken)]))?.status == .notFound)
+        #expect(Self.refusal(Self.head(.GET, "/nowhere/hello"))?.status == .notFound)
+        #expect(Self.refusal(Self.head(.GET, "/shop/../other/ping"))?.status == .badRequest)
+    }
+
+    @Test("What no route may receive: TRACE, CONNECT, upgrades other than h2c, codings other than chunked")
+    func unacceptableHeads() {
+        #expect(Self.refusal(Self.head(.TRACE, "/shop/hello"))?.status == .methodNotAllowed)
+        #expect(Self.refusal(Self.head(.CONNECT, "/shop/hello"))?.status == .methodNotAllowed)
+        let websocket = Self.head(.GET, "/shop/hello", [("apikey", Self.token), ("Connection", "Upgrade"), ("Upgrade", "websocket")])
+        #expect(Self.refusal(websocket)?.status == .badRequest)
+        let h2c = Self.head(.GET, "/shop/hello", [("apikey", Self.token), ("Connection", "Upgrade"), ("Upgrade", "h2c")])
+        #expect(Self.refusal(h2c) == nil)
+        let gzip = Self.head(.POST, "/shop/orders/1", [("apikey", Self.token), ("Transfer-Encoding", "gzip, chunked")])
+        #expect(Self.refusal(gzip)?.status == .badRequest)
+    }
+
+    @Test("Upstream heads: identity in every spelling replaced, hop-by-hop and credentials dropped, framing kept")
+    func upstreamHead() throws {
+        let client = Self.head(.POST, "/shop/orders/7?x=1", [
+            ("Host", "api.example"), ("apikey", Self.token), ("X-Consumer-ID", "spoofed"), ("x_consumer_username", "spoofed"),
+            ("X-CONSUMER-GROUPS", "admin"), ("X-Forwarded-For", "6.6.6.6"), ("X_Forwarded_For", "7.7.7.7"), ("X-Real-IP", "6.6.6.6"),
+            ("X-HTTP-Method-Override", "DELETE"), ("Connection", "keep-alive, X-Drop"), ("X-Drop", "1"), ("Keep-Alive", "timeout=5"),
+            ("X-Upstream-Secret", "guess"), ("Transfer-Encoding", "chunked"), ("Accept", "application/json"),
+        ])
+        let forward = try Self.forwarded(client)
+        let upstream = UpstreamRequest.head(
+            for: client, forward: forward, requestID: "req_1", clientAddress: "127.0.0.1", edge: EdgePolicy())
+        let headers = upstream.headers
+        #expect(upstream.uri == "/base/orders/7?x=1")
+        #expect(headers["X-Consumer-ID"] == ["cus_1"])
+        #expect(headers["X-Consumer-Username"] == ["sub_shop"])
+        #expect(headers["X-Consumer-Groups"].isEmpty)
+        #expect(headers["X-Upstream-Secret"] == ["s3cret"])
+        #expect(headers["X-Forwarded-For"] == ["127.0.0.1"])
+        #expect(headers["X-Real-IP"] == ["127.0.0.1"])
+        #expect(headers["X-Forwarded-Host"] == ["api.example"])
+        #expect(headers["Host"] == ["127.0.0.1:9"])
+        #expect(headers["Transfer-Encoding"] == ["chunked"])
+        #expect(headers["Accept"] == ["application/json"])
+        for dropped in ["apikey", "X-HTTP-Method-Override", "Connection", "X-Drop", "Keep-Alive"] {
+            #expect(headers[dropped].isEmpty, "\(dropped)")
+        }
+        #expect(!headers.contains { $0.name.lowercased().replacingOccurrences(of: "_", with: "-") == "x-consumer-username" && $0.value == "spoofed" })
+    }
+
+    @Test("Answers lose hop-by-hop headers and those Connection names, and say when the connection closes")
+    func responseHeaders() {
+        let upstream = HTTPHeaders([
+            ("Content-Type", "text/plain"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"), ("X-Kept", "yes"),
+        ])
+        let kept = UpstreamRequest.responseHeaders(upstream, closeAfter: false, clientVersion: .http1_1)
+        #expect(kept.map(\.name) == ["Content-Type", "X-Kept"])
+        let closing = UpstreamRequest.responseHeaders(upstream, closeAfter: true, clientVersion: .http1_1)
+        #expect(closing["Connection"] == ["close"])
+        let http10 = UpstreamRequest.responseHeaders(upstream, closeAfter: false, clientVersion: .http1_0)
+        #expect(http10["Connection"] == ["keep-alive"])
+    }
+}
+
+private struct DecisionFailure: Error, CustomStringConvertible {
+    var decision: String
+    var description: String { "not forwarded: \(decision)" }
+}
