@@ -48,6 +48,8 @@ public struct ServeOptions: Sendable {
     public var syncInterval: Duration = .seconds(1)
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
+    /// The Stripe billing provider (`TOLLGATE_STRIPE_*`); nil: the built-in provider only.
+    public var stripe: StripeConfiguration?
     /// The consumer portal: signup on or off, its rate limit, session length.
     public var portal = PortalConfiguration()
     /// The portal's public base URL for sign-in links (`--portal-url`); nil: the proxy port's address.

@@ -41,9 +41,15 @@ public enum TollgateServer {
             let directory = GatewayDirectory()
             let recorder = UsageRecorder(store: store, logger: logger, capacity: options.usageQueueCapacity)
             let quotas = QuotaLedger(recorder: recorder)
+            // Stripe (DESIGN §3.8): payments change subscriptions, which the gateway sees at once.
+            let changes = DunningRelay()
+            let stripe = options.stripe.map { configuration in
+                StripeBilling(store: store, configuration: configuration, logger: logger) { changes.forward($0) }
+            }
             let control = ControlPlane(
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,
-                invoiceDrafts: options.billing.drafts, logger: logger)
+                invoiceDrafts: options.billing.drafts, billingProvider: stripe?.provider, logger: logger)
+            changes.attach(control)
             if let portalURL = options.portalURL { control.portalAddress.set(portalURL) }
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
@@ -66,8 +72,12 @@ public enum TollgateServer {
                 gateway.readTimeout = options.readTimeout
                 gateway.edge = options.edge
                 gateway.tls = proxyTLS
-                // The proxy port's own paths under `/_` (LocalRoutes): the consumer portal.
+                // The proxy port's own paths under `/_` (LocalRoutes): the consumer portal and Stripe's webhook.
                 var localRoutes = LocalRoutes()
+                if let stripe, let secret = stripe.configuration.webhookSecret {
+                    localRoutes.add(prefix: "/_webhooks/stripe", StripeWebhookResponder(
+                        webhook: StripeWebhook(store: store, secret: secret, payments: stripe.payments, logger: logger)))
+                }
                 var portal = options.portal
                 let proxyScheme = proxyTLS == nil ? "http" : "https"
                 portal.secureCookies = portal.secureCookies || proxyTLS != nil || (options.portalURL?.hasPrefix("https://") ?? false)
@@ -88,6 +98,7 @@ public enum TollgateServer {
                 webhooks.extraCA = options.extraCA
                 services.append(WebhookDispatcher(store: store, configuration: webhooks, logger: logger))
                 services.append(BillingService(store: store, configuration: options.billing, logger: logger))
+                if let stripe { services.append(stripe) }
                 services.append(AnalyticsRetention(store: store, configuration: options.analyticsRetention, logger: logger))
                 if options.portalURL == nil && options.role == .control {
                     control.portalAddress.set("http://\(urlHostName(options.host)):\(options.proxyPort)")
@@ -111,6 +122,18 @@ public enum TollgateServer {
             try await group.run()
             logger.info("stopped")
         }
+    }
+}
+
+/// Passes subscriptions whose status a payment changed to the control plane (and so the
+/// gateway), which exists only after the Stripe provider it is handed to.
+final class DunningRelay: Sendable {
+    private let control = NIOLockedValueBox<ControlPlane?>(nil)
+
+    func attach(_ plane: ControlPlane) { control.withLockedValue { $0 = plane } }
+
+    func forward(_ changes: [DunningChange]) {
+        control.withLockedValue { $0 }?.apply(changes)
     }
 }
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import TollgateBilling
 import TollgateCore
 import TollgateStore
 
@@ -53,6 +54,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try APIError.invalid(error.problems).response(from: request, context: context)
         } catch let error as InvalidDocument {
             return try APIError.invalid(error.problems).response(from: request, context: context)
+        } catch let error as BillingError {
+            let status: HTTPResponse.Status = switch error.code {
+            case .paymentFailed: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
+            case .notPushed: .conflict
+            case .providerUnavailable: .badGateway
+            }
+            return try APIError(status, error.message).response(from: request, context: context)
         } catch let error as StoreError {
             let status: HTTPResponse.Status = error.code == .notFound ? .notFound : .conflict
             return try APIError(status, error.message).response(from: request, context: context)

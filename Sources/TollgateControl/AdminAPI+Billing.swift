@@ -59,9 +59,17 @@ extension AdminAPI {
             guard let invoice = try await api.store.invoice(id) else { throw StoreError.notFound("no invoice \"\(id)\"") }
             return JSONResponse.make(invoice.document)
         })
+        table.add(AdminRoute(
+            method: .post, path: "/v1/invoices/{id}/pay",
+            summary: "Collect a finalized invoice: with Stripe, Stripe charges it now (402 when the payment fails); else it is recorded as paid",
+            success: (200, "Invoice"),
+            extraErrors: [(402, "Stripe tried to collect and the payment failed (the reason is the message)"),
+                          (502, "Stripe could not be reached")]
+        ) { _, context in
+            JSONResponse.make(try await api.control.billingProvider.collect(try AdminAPI.parameter(context, "id")).document)
+        })
         for (action, status, summary) in [
             ("finalize", InvoiceStatus.finalized, "Finalize a draft (sends invoice.finalized)"),
-            ("pay", .paid, "Record a finalized invoice as paid"),
             ("void", .void, "Void a draft or finalized invoice; its period is not invoiced again"),
         ] {
             table.add(AdminRoute(

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import TollgateBilling
 import TollgateCore
 import TollgateGateway
 import TollgateStore

@@ -204,12 +204,22 @@ extension Customer {
         if let text = object.string("created_at", required: false) {
             if let date = RFC3339.date(text) { createdAt = date } else { object.report("created_at", "must be an RFC 3339 time") }
         }
+        let stripeCustomer = object.string("stripe_customer", required: false)
+        if let stripeCustomer, !Customer.isStripeID(stripeCustomer) {
+            object.report("stripe_customer", "must be a Stripe customer id such as cus_NffrFeUfNV2Hib")
+        }
         guard let name, !reader.problems.contains(where: { $0.path.hasPrefix(path) }) else { return nil }
-        return Customer(id: id ?? RandomID.make("cus"), name: name, email: email, createdAt: createdAt)
+        return Customer(id: id ?? RandomID.make("cus"), name: name, email: email, createdAt: createdAt, stripeCustomer: stripeCustomer)
+    }
+
+    /// `cus_` and letters or digits.
+    static func isStripeID(_ text: String) -> Bool {
+        text.hasPrefix("cus_") && text.count > 4 && text.count <= 255
+            && text.dropFirst(4).unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) }
     }
 
     func document() -> DocumentNode {
-        .object([("id", .text(id)), ("name", .text(name)), ("email", .text(email))])
+        .object([("id", .text(id)), ("name", .text(name)), ("email", .text(email)), ("stripe_customer", .text(stripeCustomer))])
     }
 }
 

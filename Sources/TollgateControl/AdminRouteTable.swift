@@ -18,6 +18,8 @@ struct AdminRoute: Sendable {
     var query: [QueryParameter] = []
     /// Whether the admin key is needed.
     var authenticated = true
+    /// Error answers of this route besides the common ones (status, description).
+    var extraErrors: [(status: Int, description: String)] = []
     var handler: @Sendable (Request, BasicRequestContext) async throws -> Response
 
     struct QueryParameter: Sendable {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Synchronization
+import TollgateBilling
 import TollgateCore
 import TollgateGateway
 import TollgateStore

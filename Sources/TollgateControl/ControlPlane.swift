@@ -34,16 +34,30 @@ public final class ControlPlane: Sendable {
     public let quotas: QuotaLedger?
     /// Closes billing periods on demand (`POST /v1/billing/close`).
     public let periodClose: PeriodClose
+    /// Where invoices are collected (`POST /v1/invoices/{id}/pay`): built in, or Stripe.
+    public let billingProvider: any BillingProvider
     /// Where the consumer portal is reached: one-time sign-in links are made from it.
     public let portalAddress = PortalAddress()
     let logger: Logger
 
-    public init(store: TollgateStore, directory: GatewayDirectory, quotas: QuotaLedger?, invoiceDrafts: Bool = false, logger: Logger) {
+    public init(
+        store: TollgateStore, directory: GatewayDirectory, quotas: QuotaLedger?, invoiceDrafts: Bool = false,
+        billingProvider: (any BillingProvider)? = nil, logger: Logger
+    ) {
         self.store = store
         self.directory = directory
         self.quotas = quotas
         self.periodClose = PeriodClose(store: store, drafts: invoiceDrafts)
+        self.billingProvider = billingProvider ?? BuiltInBillingProvider(store: store)
         self.logger = logger
+    }
+
+    /// Shows the gateway subscriptions whose status a payment changed: suspended ones are
+    /// answered 402 from the next call on, paid ones pass again at once.
+    public func apply(_ changes: [DunningChange]) {
+        for change in changes {
+            directory.setSuspended(subscription: change.after.id, change.after.status == .suspended)
+        }
     }
 
     /// Loads routes and credentials from the store into the gateway (at start).
@@ -141,7 +155,7 @@ public final class ControlPlane: Sendable {
     public func terminate(_ id: String) async throws -> Subscription {
         let (unit, target) = try await webhookContext(id)
         let subscription = try await store.updateSubscription(id) { subscription in
-            guard subscription.status == .active else { return }
+            guard subscription.status.hasCredential else { return }
             subscription.status = .terminated
             subscription.terminatedAt = Date()
         } webhook: { before, after in
@@ -157,7 +171,7 @@ public final class ControlPlane: Sendable {
         let hash = APIToken.hash(token)
         let (unit, target) = try await webhookContext(id)
         let subscription = try await store.updateSubscription(id, newTokenHash: hash) { subscription in
-            guard subscription.status == .active else {
+            guard subscription.status.hasCredential else {
                 throw InvalidRequest(path: "", "subscription \"\(subscription.id)\" is terminated")
             }
         } webhook: { _, after in
@@ -191,7 +205,7 @@ public final class ControlPlane: Sendable {
         }
         let (unit, target) = try await webhookContext(id, plan: planID)
         let subscription = try await store.updateSubscription(id) { subscription in
-            guard subscription.status == .active else {
+            guard subscription.status.hasCredential else {
                 throw InvalidRequest(path: "", "subscription \"\(subscription.id)\" is terminated")
             }
             subscription.plan = planID

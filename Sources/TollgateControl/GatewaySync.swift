@@ -67,7 +67,7 @@ public struct GatewaySync: Service {
     private func apply(since: Date, catalogChangedAt: inout Date?) async throws {
         for (subscription, hash) in try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap)) {
             control.directory.removeCredentials(subscription: subscription.id)
-            if subscription.status == .active {
+            if subscription.status.hasCredential {
                 control.directory.setCredential(hash, Consumer(subscription))
             }
         }

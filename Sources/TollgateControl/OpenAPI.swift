@@ -37,7 +37,7 @@ enum OpenAPIDocument {
             responses.append((String(route.success.status), .object(success)))
             let errors: [(Int, String)] = route.authenticated
                 ? [(400, "malformed request"), (401, "missing or wrong admin key"), (404, "unknown id"),
-                   (409, "conflict"), (422, "invalid body: every problem listed")]
+                   (409, "conflict"), (422, "invalid body: every problem listed")] + route.extraErrors.map { ($0.status, $0.description) }
                 : []
             for (status, description) in errors {
                 responses.append((String(status), .object([
@@ -196,10 +196,12 @@ enum OpenAPIDocument {
         "PlanPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Plan"}}, "next_cursor": {"type": ["string", "null"]}}},
         "Customer": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
           "id": {"$ref": "#/components/schemas/Identifier"}, "name": {"$ref": "#/components/schemas/Name"}, "email": {"type": ["string", "null"], "pattern": "@"},
+          "stripe_customer": {"type": ["string", "null"], "maxLength": 255, "pattern": "^cus_[A-Za-z0-9]+$", "description": "link a customer the vendor already has in Stripe; else Tollgate creates one before the first push"},
           "archived": {"type": "boolean", "readOnly": true}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "readOnly": true}}},
         "CustomerPatch": {"type": "object", "additionalProperties": false, "properties": {
           "name": {"$ref": "#/components/schemas/Name"},
-          "email": {"type": ["string", "null"], "pattern": "@"}, "created_at": {"type": "string", "format": "date-time"}}},
+          "email": {"type": ["string", "null"], "pattern": "@"}, "created_at": {"type": "string", "format": "date-time"},
+          "stripe_customer": {"type": ["string", "null"], "maxLength": 255, "pattern": "^cus_[A-Za-z0-9]+$"}}},
         "CustomerPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}}, "next_cursor": {"type": ["string", "null"]}}},
         "SubscriptionRequest": {"type": "object", "additionalProperties": false, "required": ["customer", "plan"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "customer": {"type": "string"}, "plan": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"}}},
         "ChangePlanRequest": {"type": "object", "additionalProperties": false, "required": ["plan"], "properties": {"plan": {"type": "string"}}},
@@ -239,7 +241,12 @@ enum OpenAPIDocument {
           "status": {"type": "string", "enum": ["draft", "finalized", "paid", "void"]},
           "lines": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceLine"}},
           "subtotal": {"$ref": "#/components/schemas/Decimal"}, "total": {"$ref": "#/components/schemas/Decimal"},
-          "created_at": {"type": "string", "format": "date-time"}, "finalized_at": {"type": ["string", "null"], "format": "date-time"}}},
+          "created_at": {"type": "string", "format": "date-time"}, "finalized_at": {"type": ["string", "null"], "format": "date-time"},
+          "provider": {"$ref": "#/components/schemas/ProviderInvoice"}}},
+        "ProviderInvoice": {"type": "object", "description": "where the invoice is collected: absent with the built-in provider", "properties": {
+          "name": {"type": "string", "enum": ["stripe"]}, "invoice": {"type": ["string", "null"], "description": "the Stripe invoice id, once created"},
+          "status": {"type": "string", "description": "pushing, or the Stripe invoice's status (draft, open, paid, void, uncollectible)"},
+          "hosted_url": {"type": "string"}, "last_error": {"type": "string"}}},
         "InvoicePage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Invoice"}}, "next_cursor": {"type": ["string", "null"]}}},
         "LateEventPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object", "properties": {
           "id": {"type": "string"}, "name": {"type": "string"}, "source": {"type": "string"},

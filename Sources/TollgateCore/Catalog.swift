@@ -375,18 +375,30 @@ public struct Customer: Sendable, Equatable {
     public var name: String
     public var email: String?
     public var createdAt: Date
+    /// The customer's id in Stripe (`cus_...`): linked by the vendor, or created before the
+    /// customer's first invoice is pushed (DESIGN §3.8).
+    public var stripeCustomer: String?
 
-    public init(id: String, name: String, email: String? = nil, createdAt: Date) {
+    public init(id: String, name: String, email: String? = nil, createdAt: Date, stripeCustomer: String? = nil) {
         self.id = id
         self.name = name
         self.email = email
         self.createdAt = createdAt
+        self.stripeCustomer = stripeCustomer
     }
 }
 
-/// The state of a subscription.
+/// The state of a subscription (DESIGN §3.4): `active`; `past_due` when a payment failed (the
+/// token still works); `suspended` when it stayed unpaid past the dunning grace (the gateway
+/// answers 402); `terminated` (the token is dead).
 public enum SubscriptionStatus: String, Sendable, CaseIterable {
-    case active, terminated
+    case active
+    case pastDue = "past_due"
+    case suspended
+    case terminated
+
+    /// Whether the subscription still has a token the gateway knows (answered or refused with 402).
+    public var hasCredential: Bool { self != .terminated }
 }
 
 /// A customer on a plan; its id goes upstream as `X-Consumer-Username`.

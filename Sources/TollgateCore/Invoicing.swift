@@ -56,6 +56,8 @@ public struct Invoice: Sendable, Equatable {
     public var finalizedAt: Date?
     /// When it was paid or voided.
     public var settledAt: Date?
+    /// Where a billing provider collects it (nil: the built-in provider, Tollgate alone).
+    public var provider: ProviderInvoice?
 
     public init(
         id: String, subscription: String, customer: String, product: String, currency: String, period: TimeSpan,
@@ -107,7 +109,7 @@ public struct Invoice: Sendable, Equatable {
             ("total", money(total)),
             ("created_at", .text(RFC3339.string(createdAt))),
             ("finalized_at", .text(finalizedAt.map(RFC3339.string))),
-        ])
+        ] + (provider.map { [("provider", $0.document)] } ?? []))
     }
 }
 

@@ -28,6 +28,8 @@ public struct CredentialTable: Sendable {
         var product: UInt32
         var plan: UInt32
         var idLength: UInt8
+        /// Suspended for non-payment (in what was padding: the stride stays 80).
+        var suspended: Bool
     }
 
     /// A subscription id as entries store it.
@@ -88,7 +90,7 @@ public struct CredentialTable: Sendable {
                 }
             return Consumer(
                 subscription: subscription, customer: customer, product: product, plan: plan,
-                startedAt: Date(timeIntervalSinceReferenceDate: entry.startedAt))
+                startedAt: Date(timeIntervalSinceReferenceDate: entry.startedAt), suspended: entry.suspended)
         }
     }
 
@@ -106,7 +108,7 @@ public struct CredentialTable: Sendable {
 
     static let emptyEntry = Entry(
         hash: TokenHash(words: (0, 0, 0, 0)), id: (0, 0, 0), startedAt: 0, customer: 0, product: 0, plan: 0,
-        idLength: SubscriptionKey.emptyMarker)
+        idLength: SubscriptionKey.emptyMarker, suspended: false)
 
     /// The entry count for `count` credentials: at most four fifths full (not a power of two, so
     /// that a million credentials take 1.25 million places, not two million).
@@ -204,7 +206,7 @@ public struct CredentialTable: Sendable {
         var entry = Entry(
             hash: hash, id: (0, 0, 0), startedAt: consumer.startedAt.timeIntervalSinceReferenceDate,
             customer: customers.retain(consumer.customer), product: products.retain(consumer.product),
-            plan: plans.retain(consumer.plan), idLength: 0)
+            plan: plans.retain(consumer.plan), idLength: 0, suspended: consumer.suspended)
         switch key {
         case .inline(let words, let length):
             entry.id = words
@@ -268,12 +270,22 @@ public struct CredentialTable: Sendable {
         return true
     }
 
+    /// Suspends a subscription's credential for non-payment, or lifts it; `false` when it has none.
+    @discardableResult
+    public mutating func setSuspended(subscription: String, _ suspended: Bool) -> Bool {
+        let key = SubscriptionKey(subscription)
+        guard let position = subscriptionPosition(key, tag: key.tag) else { return false }
+        entries[bySubscription.entry(at: position)].suspended = suspended
+        return true
+    }
+
     private mutating func update(_ index: Int, _ consumer: Consumer) {
         let previous = entries[index]
         entries[index].customer = customers.retain(consumer.customer)
         entries[index].product = products.retain(consumer.product)
         entries[index].plan = plans.retain(consumer.plan)
         entries[index].startedAt = consumer.startedAt.timeIntervalSinceReferenceDate
+        entries[index].suspended = consumer.suspended
         customers.release(previous.customer)
         products.release(previous.product)
         plans.release(previous.plan)

@@ -22,7 +22,7 @@ struct Forward {
 }
 
 /// The gateway's decision about a request head, in DESIGN §3.3's order: route, credential,
-/// product, unlisted endpoint. Before them, what no route may receive: `TRACE` and `CONNECT`,
+/// product, suspension for non-payment (402), unlisted endpoint. Before them, what no route may receive: `TRACE` and `CONNECT`,
 /// protocol upgrades and bodies framed other than by `Content-Length` or `chunked`.
 enum Decision {
     case forward(Forward)
@@ -60,6 +60,7 @@ enum Decision {
         guard consumer.product == route.product.id else {
             return .refuse(.wrongProduct, recordAs: (consumer, UsageEvent.meteredPath(path)))
         }
+        if consumer.suspended { return .refuse(.paymentRequired, recordAs: (consumer, UsageEvent.meteredPath(path))) }
 
         let method = head.method.rawValue
         let endpoint = route.endpoint(method: method, path: RequestPath.withoutParameters(remainder))

@@ -10,19 +10,22 @@ public struct Consumer: Sendable, Equatable {
     public var plan: String
     /// The anchor of the subscription's billing periods.
     public var startedAt: Date
+    /// Suspended for non-payment (DESIGN §3.8): the token is known, and answered 402.
+    public var suspended: Bool
 
-    public init(subscription: String, customer: String, product: String, plan: String, startedAt: Date) {
+    public init(subscription: String, customer: String, product: String, plan: String, startedAt: Date, suspended: Bool = false) {
         self.subscription = subscription
         self.customer = customer
         self.product = product
         self.plan = plan
         self.startedAt = startedAt
+        self.suspended = suspended
     }
 
     public init(_ subscription: Subscription) {
         self.init(
             subscription: subscription.id, customer: subscription.customer, product: subscription.product,
-            plan: subscription.plan, startedAt: subscription.startedAt)
+            plan: subscription.plan, startedAt: subscription.startedAt, suspended: subscription.status == .suspended)
     }
 }
 
@@ -146,6 +149,13 @@ public final class GatewayDirectory: Sendable {
     public func updatePlan(subscription: String, plan: String) {
         credentials.withLockedValue { credentials in
             if credentials.table.updatePlan(subscription: subscription, plan: plan) { credentials.changed() }
+        }
+    }
+
+    /// Suspends a subscription's token for non-payment (402), or lets it through again.
+    public func setSuspended(subscription: String, _ suspended: Bool) {
+        credentials.withLockedValue { credentials in
+            if credentials.table.setSuspended(subscription: subscription, suspended) { credentials.changed() }
         }
     }
 

@@ -7,6 +7,8 @@ enum ProxyRefusal: Sendable {
     case noCredential
     case invalidCredential
     case wrongProduct
+    /// The subscription is suspended for non-payment (DESIGN §3.8).
+    case paymentRequired
     case noRoute
     case badRequest(String)
     case badGateway
@@ -31,6 +33,7 @@ enum ProxyRefusal: Sendable {
         switch self {
         case .noCredential, .invalidCredential: .unauthorized
         case .wrongProduct: .forbidden
+        case .paymentRequired: .paymentRequired
         case .noRoute: .notFound
         case .badRequest: .badRequest
         case .badGateway: .badGateway
@@ -49,6 +52,7 @@ enum ProxyRefusal: Sendable {
         case .noCredential: "No API key found in request"
         case .invalidCredential: "Invalid authentication credentials"
         case .wrongProduct: "You cannot consume this service"
+        case .paymentRequired: "Payment required"
         case .noRoute: "no Route matched with those values"
         case .badRequest(let reason): reason
         case .badGateway: "An invalid response was received from the upstream server"

@@ -213,7 +213,25 @@ enum Migrations {
                 "CREATE INDEX portal_links_expiry ON portal_links (expires_at)",
             ]
         },
-        // (10 is the billing provider's.)
+        Step(version: 10) { _ in
+            [
+                // Billing providers (DESIGN §3.8): a customer's Stripe id, an invoice's push to Stripe
+                // with a durable record of each step, and when a subscription's dunning started.
+                "ALTER TABLE customers ADD COLUMN stripe_customer TEXT",
+                "ALTER TABLE subscriptions ADD COLUMN dunning_since BIGINT",
+                """
+                CREATE TABLE stripe_invoices (
+                    invoice_id TEXT PRIMARY KEY, state TEXT NOT NULL, stripe_invoice TEXT, stripe_status TEXT,
+                    hosted_url TEXT, payment_failed_at BIGINT, last_error TEXT, updated_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX stripe_invoices_stripe ON stripe_invoices (stripe_invoice)",
+                """
+                CREATE TABLE stripe_push_steps (
+                    invoice_id TEXT NOT NULL, step TEXT NOT NULL, state TEXT NOT NULL, result TEXT,
+                    updated_at BIGINT NOT NULL, PRIMARY KEY (invoice_id, step))
+                """,
+            ]
+        },
         Step(version: 11) { kind in
             // PostgreSQL tells every node at once when the catalog or a subscription changes
             // (GatewaySync listens; its poll is the fallback). One notice per statement.

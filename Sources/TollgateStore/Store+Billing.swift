@@ -167,7 +167,27 @@ extension TollgateStore {
         })).jsonText()
     }
 
-    private func invoice(from row: any SQLRow) throws -> Invoice {
+    /// An invoice row with its Stripe push, if any (`SELECT \(invoiceColumns) FROM \(invoiceTables)`).
+    static let invoiceColumns = """
+        i.*, s.state AS stripe_state, s.stripe_invoice, s.stripe_status, s.hosted_url AS stripe_hosted_url, \
+        s.last_error AS stripe_last_error
+        """
+    static let invoiceTables = "invoices i LEFT JOIN stripe_invoices s ON s.invoice_id = i.id"
+
+    func invoice(from row: any SQLRow) throws -> Invoice {
+        var invoice = try plainInvoice(from: row)
+        if row.contains(column: "stripe_state"), let state = try row.decode(column: "stripe_state", as: String?.self),
+           state != StripePushState.skipped.rawValue {
+            invoice.provider = ProviderInvoice(
+                name: "stripe", invoice: try row.decode(column: "stripe_invoice", as: String?.self),
+                status: try row.decode(column: "stripe_status", as: String?.self) ?? state,
+                hostedURL: try row.decode(column: "stripe_hosted_url", as: String?.self),
+                lastError: state == StripePushState.pushed.rawValue ? nil : try row.decode(column: "stripe_last_error", as: String?.self))
+        }
+        return invoice
+    }
+
+    private func plainInvoice(from row: any SQLRow) throws -> Invoice {
         let id = try row.decode(column: "id", as: String.self)
         let lines = try DocumentNode.parseJSON(Array(try row.decode(column: "lines", as: String.self).utf8))
         func decimal(_ node: DocumentNode?) -> Decimal { node?.scalarText.flatMap(Amount.init)?.value ?? 0 }
@@ -198,7 +218,7 @@ extension TollgateStore {
 
     public func invoice(_ id: String) async throws -> Invoice? {
         let row = try await backend.read { database in
-            try await database.raw("SELECT * FROM invoices WHERE id = \(bind: id)").first()
+            try await database.raw("SELECT \(unsafeRaw: Self.invoiceColumns) FROM \(unsafeRaw: Self.invoiceTables) WHERE i.id = \(bind: id)").first()
         }
         return try row.map(invoice(from:))
     }
@@ -208,11 +228,11 @@ extension TollgateStore {
         subscription: String? = nil, customer: String? = nil, status: InvoiceStatus? = nil, after cursor: String? = nil, limit: Int
     ) async throws -> Page<Invoice> {
         let rows = try await backend.read { database in
-            var query: SQLQueryString = "SELECT * FROM invoices WHERE id > \(bind: cursor ?? "")"
-            if let subscription { query += " AND subscription_id = \(bind: subscription)" }
-            if let customer { query += " AND customer_id = \(bind: customer)" }
-            if let status { query += " AND status = \(bind: status.rawValue)" }
-            query += " ORDER BY id LIMIT \(bind: limit + 1)"
+            var query: SQLQueryString = "SELECT \(unsafeRaw: Self.invoiceColumns) FROM \(unsafeRaw: Self.invoiceTables) WHERE i.id > \(bind: cursor ?? "")"
+            if let subscription { query += " AND i.subscription_id = \(bind: subscription)" }
+            if let customer { query += " AND i.customer_id = \(bind: customer)" }
+            if let status { query += " AND i.status = \(bind: status.rawValue)" }
+            query += " ORDER BY i.id LIMIT \(bind: limit + 1)"
             return try await database.raw(query).all()
         }
         return Page(try rows.map(invoice(from:)), limit: limit, cursor: \.id)
@@ -225,7 +245,9 @@ extension TollgateStore {
         _ id: String, to status: InvoiceStatus, webhook: @Sendable (Invoice) -> WebhookDelivery? = { _ in nil }
     ) async throws -> Invoice {
         try await backend.transaction { database in
-            guard let row = try await database.raw("SELECT * FROM invoices WHERE id = \(bind: id)").first() else {
+            guard let row = try await database.raw(
+                "SELECT \(unsafeRaw: Self.invoiceColumns) FROM \(unsafeRaw: Self.invoiceTables) WHERE i.id = \(bind: id)"
+            ).first() else {
                 throw StoreError.notFound("no invoice \"\(id)\"")
             }
             var invoice = try self.invoice(from: row)

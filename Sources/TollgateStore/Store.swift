@@ -274,14 +274,17 @@ public final class TollgateStore: Sendable {
             case (.create, .some): throw StoreError.conflict("customer \"\(customer.id)\" already exists")
             case (.update, .none): throw StoreError.notFound("no customer \"\(customer.id)\"")
             case (_, .some):
+                // A customer saved without a Stripe id (the collector's upserts) keeps the one it has.
                 try await database.raw("""
                     UPDATE customers SET name = \(bind: customer.name), email = \(bind: customer.email),
+                    stripe_customer = COALESCE(\(bind: customer.stripeCustomer), stripe_customer),
                     updated_at = \(bind: now) WHERE id = \(bind: customer.id)
                     """).run()
             case (_, .none):
                 try await database.raw("""
-                    INSERT INTO customers (id, name, email, archived, created_at, updated_at)
-                    VALUES (\(bind: customer.id), \(bind: customer.name), \(bind: customer.email), 0,
+                    INSERT INTO customers (id, name, email, stripe_customer, archived, created_at, updated_at)
+                    VALUES (\(bind: customer.id), \(bind: customer.name), \(bind: customer.email),
+                    \(bind: customer.stripeCustomer), 0,
                     \(bind: Timestamp.micros(customer.createdAt)), \(bind: now))
                     """).run()
             }
@@ -294,7 +297,8 @@ public final class TollgateStore: Sendable {
                 id: try row.decode(column: "id", as: String.self),
                 name: try row.decode(column: "name", as: String.self),
                 email: try row.decode(column: "email", as: String?.self),
-                createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self))),
+                createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)),
+                stripeCustomer: try row.decode(column: "stripe_customer", as: String?.self)),
             archived: try row.decode(column: "archived", as: Int.self) != 0,
             createdAt: Timestamp.date(try row.decode(column: "created_at", as: Int.self)),
             updatedAt: Timestamp.date(try row.decode(column: "updated_at", as: Int.self)))
@@ -403,22 +407,23 @@ public final class TollgateStore: Sendable {
         }
     }
 
-    /// How many subscriptions are active: the gateway sizes its credential table before loading it.
+    /// How many subscriptions have a token (active, past due or suspended): the gateway sizes its credential table before loading it.
     public func activeCredentialCount() async throws -> Int {
         try await backend.read { database in
-            try await database.raw("SELECT COUNT(*) AS count FROM subscriptions WHERE status = 'active'")
+            try await database.raw("SELECT COUNT(*) AS count FROM subscriptions WHERE status <> 'terminated'")
                 .first()?.decode(column: "count", as: Int.self) ?? 0
         }
     }
 
-    /// Every active subscription with the hash of its token, for the gateway's in-memory table.
+    /// Every subscription with a token (not terminated) with the hash of its token, for the
+    /// gateway's in-memory table (a suspended one is answered 402 there).
     /// Pages through `limit` at a time, in id order, after `cursor`.
     public func activeCredentials(after cursor: String = "", limit: Int = Int.max) async throws
         -> [(subscription: Subscription, tokenHash: TokenHash)]
     {
         let rows = try await backend.read { database in
             try await database.raw("""
-                SELECT * FROM subscriptions WHERE status = 'active' AND id > \(bind: cursor) ORDER BY id
+                SELECT * FROM subscriptions WHERE status <> 'terminated' AND id > \(bind: cursor) ORDER BY id
                 LIMIT \(bind: min(limit, Int(Int32.max)))
                 """).all()
         }

@@ -108,6 +108,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("invoice-drafts"), help: "Leave new invoices as drafts (finalize them through the admin API).")
     var invoiceDrafts = false
 
+    @Option(name: .customLong("dunning-grace"), help: "Seconds a subscription stays past_due after a failed payment before it is suspended (402).")
+    var dunningGrace = 7 * 86_400
+
+    @Option(name: .customLong("stripe-sync-interval"), help: "Seconds between reads of open Stripe invoices' status (covers lost webhooks).")
+    var stripeSyncInterval = 300
+
     @Option(name: .customLong("admin-host"), help: "Address the admin port listens on (default: --host).")
     var adminHost: String?
 
@@ -193,6 +199,16 @@ struct Serve: AsyncParsableCommand {
         options.database = try storage.databaseURL()
         options.adminKey = environment["TOLLGATE_ADMIN_KEY"]
         options.collectorKey = environment["TOLLGATE_COLLECTOR_KEY"]
+        guard dunningGrace >= 0 else { throw ValidationError("--dunning-grace must be 0 or more seconds") }
+        guard stripeSyncInterval >= 1 else { throw ValidationError("--stripe-sync-interval must be 1 or more seconds") }
+        if var stripe = StripeConfiguration.fromEnvironment(environment) {
+            guard stripe.apiBase.hasPrefix("http://") || stripe.apiBase.hasPrefix("https://") else {
+                throw ValidationError("TOLLGATE_STRIPE_API_BASE must be an http:// or https:// URL")
+            }
+            stripe.dunningGrace = .seconds(dunningGrace)
+            stripe.syncInterval = .seconds(stripeSyncInterval)
+            options.stripe = stripe
+        }
         if let config { options.catalog = try InvalidConfigFile.load(config) }
         let logger = makeLogger()
         try await TollgateServer.run(options: options, logger: logger) { ready, _ in

@@ -323,6 +323,26 @@ struct CredentialTableTests {
         #expect(table.invariantViolations() == [])
     }
 
+    /// Suspension for non-payment (DESIGN §3.8) lives in the entry's padding: set, read, lifted,
+    /// kept across a plan change and a rotation, and the stride stays 80 bytes.
+    @Test func aSuspendedSubscriptionIsKnownAndMarked() {
+        let directory = GatewayDirectory()
+        let token = APIToken.generate()
+        var suspended = Self.consumer("sub_1")
+        suspended.suspended = true
+        directory.replaceCredentials([(APIToken.hash(token), suspended)])
+        #expect(directory.consumer(token: Substring(token))?.suspended == true)
+        directory.updatePlan(subscription: "sub_1", plan: "pro")
+        #expect(directory.consumer(token: Substring(token))?.suspended == true)
+        directory.setSuspended(subscription: "sub_1", false)
+        #expect(directory.consumer(token: Substring(token)) == Self.consumer("sub_1", plan: "pro"))
+        directory.setSuspended(subscription: "sub_1", true)
+        #expect(directory.consumer(token: Substring(token))?.suspended == true)
+        directory.setSuspended(subscription: "sub_unknown", true)
+        #expect(directory.credentialCount == 1)
+        #expect(MemoryLayout<CredentialTable.Entry>.stride == 80)
+    }
+
     @Test func theDirectoryServesTokensThroughTheTable() {
         let directory = GatewayDirectory()
         let first = APIToken.generate()

@@ -82,6 +82,21 @@ public final class TollgateProcess: Sendable {
 
     public var processIdentifier: Int32 { process.processIdentifier }
 
+    /// How the process looks from outside, for failure messages: Foundation's view and /proc's.
+    public var diagnosis: String {
+        let stat = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)) ?? "no /proc entry"
+        return "pid \(process.processIdentifier), Foundation isRunning \(process.isRunning), /proc: \(stat.prefix(60))"
+    }
+
+    /// Whether the process still runs: a killed child that is not reaped yet (a zombie) does not.
+    public var isRunning: Bool {
+        guard process.isRunning else { return false }
+        // Gone from /proc: reaped already, though Foundation may not have said so yet.
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8) else { return false }
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+    }
+
     /// Waits until the server logs both listening ports; returns them.
     public func waitUntilListening(timeout: Duration = .seconds(60)) async throws -> (proxy: Int, admin: Int) {
         try await waitForValue("tollgate to listen on both ports; it printed:\n\(output)", timeout: timeout) {

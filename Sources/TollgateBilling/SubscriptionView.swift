@@ -3,8 +3,8 @@ import TollgateCore
 import TollgateStore
 
 /// A subscription as the admin API and webhooks show it (never its token, unless just issued).
-enum SubscriptionView {
-    static func document(_ subscription: Subscription, period: TimeSpan, token: String? = nil) -> DocumentNode {
+public enum SubscriptionView {
+    public static func document(_ subscription: Subscription, period: TimeSpan, token: String? = nil) -> DocumentNode {
         var entries: [(String, DocumentNode)] = [
             ("id", .text(subscription.id)),
             ("customer", .text(subscription.customer)),
@@ -24,13 +24,13 @@ enum SubscriptionView {
     }
 
     /// The period a subscription is in at `now`, or was in when it ended.
-    static func period(_ subscription: Subscription, unit: BillingPeriodUnit, now: Date = Date()) -> TimeSpan {
+    public static func period(_ subscription: Subscription, unit: BillingPeriodUnit, now: Date = Date()) -> TimeSpan {
         BillingPeriods.period(containing: subscription.terminatedAt ?? now, unit: unit, anchor: subscription.startedAt)
     }
 
     /// The outbox entry of a lifecycle event, when the product has a webhook:
     /// `{"id","type","created_at","data": the subscription}`.
-    static func webhook(
+    public static func webhook(
         _ type: WebhookEventType, _ subscription: Subscription, unit: BillingPeriodUnit, target: WebhookTarget?
     ) -> WebhookDelivery? {
         guard let target else { return nil }
