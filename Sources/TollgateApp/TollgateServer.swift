@@ -44,7 +44,9 @@ public enum TollgateServer {
             // Stripe (DESIGN §3.8): payments change subscriptions, which the gateway sees at once.
             let changes = DunningRelay()
             let stripe = options.stripe.map { configuration in
-                StripeBilling(store: store, configuration: configuration, logger: logger) { changes.forward($0) }
+                var configuration = configuration
+                configuration.extraCA = options.extraCA
+                return StripeBilling(store: store, configuration: configuration, logger: logger) { changes.forward($0) }
             }
             let control = ControlPlane(
                 store: store, directory: directory, quotas: options.role == .control ? nil : quotas,

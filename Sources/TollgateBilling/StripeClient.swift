@@ -22,6 +22,9 @@ public struct StripeConfiguration: Sendable, CustomStringConvertible {
     public var syncInterval: Duration = .seconds(300)
     /// How long one request to Stripe may take.
     public var timeout: TimeAmount = .seconds(30)
+    /// A PEM file of CAs trusted besides the system's (`--extra-ca`): Stripe's certificate is
+    /// always verified, against these too when set.
+    public var extraCA: String?
     /// Test hook (`TOLLGATE_TEST_STRIPE_HALT_AT=N`): the process kills itself with SIGKILL at the
     /// Nth point between the steps of a push, to prove that a restart resumes without pushing twice.
     public var haltAt: Int?
@@ -95,6 +98,7 @@ public struct StripeClient: Sendable {
     private func send(_ method: HTTPMethod, _ target: String, body: String?, idempotencyKey: String?) async throws -> DocumentNode {
         var request = HTTPClientRequest(url: configuration.apiBase + target)
         request.method = method
+        request.tlsConfiguration = OutboundTLS.configuration(extraCA: configuration.extraCA)
         request.headers.add(name: "Authorization", value: "Bearer \(configuration.secretKey)")
         request.headers.add(name: "User-Agent", value: "Tollgate/1")
         if let idempotencyKey { request.headers.add(name: "Idempotency-Key", value: idempotencyKey) }

@@ -79,7 +79,7 @@ struct SubscriptionCard: Sendable {
         product = account.subscription.product
         customer = account.subscription.customer
         status = account.subscription.status.rawValue
-        active = account.subscription.status == .active
+        active = account.subscription.status.hasCredential
         periodStart = Format.time(account.period.start)
         periodEnd = Format.time(account.period.end)
         quotas = account.quotas.map(QuotaRow.init)
@@ -139,9 +139,12 @@ struct InvoiceView: Sendable {
     var canFinalize: Bool
     var canPay: Bool
     var canVoid: Bool
+    /// The billing provider's page where the customer pays it (Stripe's hosted invoice), if any.
+    var hostedURL: String?
 
     init(_ invoice: Invoice, href: String) {
         id = invoice.id
+        hostedURL = invoice.provider?.hostedURL.flatMap { $0.hasPrefix("https://") ? $0 : nil }
         self.href = href
         subscription = invoice.subscription
         customer = invoice.customer

@@ -51,7 +51,7 @@ extension DashboardApp {
             card: SubscriptionCard(account, href: base), usage: UsageView(report, title: "Calls per day by endpoint"),
             estimate: EstimateView(charges, currency: account.plan.currency),
             ranges: Self.ranges.map { RangeLink(label: $0.label, href: base + "?range=" + $0.key, current: $0.key == range.key) },
-            active: subscription.status == .active, base: base, csrf: current.csrf, choices: choices,
+            active: subscription.status.hasCredential, base: base, csrf: current.csrf, choices: choices,
             hasChoices: !choices.isEmpty)
         var chrome = chrome(account.plan.name, current, section: "customers")
         chrome.notice = Self.notices[request.query["done"] ?? ""]

@@ -196,7 +196,7 @@ public struct PortalApp: Sendable {
         let choices = try await planChoices(for: account)
         let view = SubscriptionPageView(
             card: SubscriptionCard(account, href: base), usage: UsageView(report, title: "Calls per day"),
-            estimate: EstimateView(charges, currency: account.plan.currency), active: subscription.status == .active,
+            estimate: EstimateView(charges, currency: account.plan.currency), active: subscription.status.hasCredential,
             base: base, csrf: current.csrf, choices: choices, hasChoices: !choices.isEmpty)
         var chrome = chrome(account.plan.name, current, section: "home")
         chrome.error = error
@@ -223,7 +223,7 @@ public struct PortalApp: Sendable {
         let base = Self.prefix + "/subscriptions/" + WebForm.encode(subscription.id)
         switch action {
         case "rotate":
-            guard subscription.status == .active else { return try await subscriptionPage(subscription, current, request: request, error: "This subscription has ended.") }
+            guard subscription.status.hasCredential else { return try await subscriptionPage(subscription, current, request: request, error: "This subscription has ended.") }
             let issued = try await control.rotateToken(subscription.id)
             return renderer.page("token", chrome: chrome("New token", current, section: "home"), TokenView(
                 heading: "Your new token", intro: "Your token was rotated. The old token stopped working just now.",

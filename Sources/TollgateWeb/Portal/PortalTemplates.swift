@@ -122,6 +122,7 @@ enum PortalTemplates {
 <table><thead><tr><th scope="col">Line</th><th scope="col" class="num">Quantity</th><th scope="col" class="num">Amount</th></tr></thead>
 <tbody>{{#lines}}<tr><td>{{description}}</td><td class="num">{{quantity}}</td><td class="num">{{amount}}</td></tr>{{/lines}}</tbody>
 <tfoot><tr><td>Total</td><td></td><td class="num">{{total}}</td></tr></tfoot></table>
+{{#hostedURL}}<p><a href="{{hostedURL}}" rel="noopener noreferrer">View and pay this invoice on Stripe</a></p>{{/hostedURL}}
 </section>
 {{/invoices}}
 {{^invoices}}<div class="card"><p>No invoices yet.</p></div>{{/invoices}}
