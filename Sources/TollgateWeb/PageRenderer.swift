@@ -1,20 +1,20 @@
 import Foundation
 import Mustache
 
+/// A link among others on a page (navigation, filters, ranges); `current` marks the one shown.
+struct PageLink: Sendable {
+    var label: String
+    var href: String
+    var current: Bool
+}
+
 /// What every page shows around its content: title, navigation, sign-out, messages.
 struct Chrome: Sendable {
-    /// One link of the navigation.
-    struct Link: Sendable {
-        var label: String
-        var href: String
-        var current: Bool
-    }
-
     var title: String
     /// `Tollgate` and the area's name (`Portal`, `Dashboard`).
     var area: String
     var stylesheet: String
-    var nav: [Link] = []
+    var nav: [PageLink] = []
     /// The sign-out form's action, when signed in.
     var signOut: String?
     var csrf: String = ""

@@ -4,14 +4,8 @@ import TollgateCore
 import TollgateStore
 
 extension DashboardApp {
-    struct FilterLink: Sendable {
-        var label: String
-        var href: String
-        var current: Bool
-    }
-
     struct InvoicesView: Sendable {
-        var filters: [FilterLink]
+        var filters: [PageLink]
         var invoices: [InvoiceView]
         var next: String?
     }
@@ -19,9 +13,9 @@ extension DashboardApp {
     func invoices(_ request: WebRequest, _ current: WebSessions.Current) async throws -> WebResponse {
         let status = request.query["status"].flatMap(InvoiceStatus.init(rawValue:))
         let page = try await store.invoices(status: status, after: request.query["after"], limit: 100)
-        let filters = [FilterLink(label: "all", href: Self.prefix + "/invoices", current: status == nil)]
+        let filters = [PageLink(label: "all", href: Self.prefix + "/invoices", current: status == nil)]
             + InvoiceStatus.allCases.map {
-                FilterLink(label: $0.rawValue, href: Self.prefix + "/invoices?status=" + $0.rawValue, current: status == $0)
+                PageLink(label: $0.rawValue, href: Self.prefix + "/invoices?status=" + $0.rawValue, current: status == $0)
             }
         let next = page.nextCursor.map { cursor in
             Self.prefix + "/invoices?after=" + WebForm.encode(cursor) + (status.map { "&status=" + $0.rawValue } ?? "")
@@ -69,7 +63,7 @@ extension DashboardApp {
     }
 
     struct WebhooksView: Sendable {
-        var filters: [FilterLink]
+        var filters: [PageLink]
         var deliveries: [DeliveryRow]
         var next: String?
         var csrf: String
@@ -78,9 +72,9 @@ extension DashboardApp {
     func webhooks(_ request: WebRequest, _ current: WebSessions.Current) async throws -> WebResponse {
         let status = request.query["status"].flatMap(WebhookDelivery.Status.init(rawValue:))
         let page = try await store.deliveries(status: status, before: request.query["before"].flatMap(Int.init), limit: 100)
-        let filters = [FilterLink(label: "all", href: Self.prefix + "/webhooks", current: status == nil)]
+        let filters = [PageLink(label: "all", href: Self.prefix + "/webhooks", current: status == nil)]
             + WebhookDelivery.Status.allCases.map {
-                FilterLink(label: $0.rawValue, href: Self.prefix + "/webhooks?status=" + $0.rawValue, current: status == $0)
+                PageLink(label: $0.rawValue, href: Self.prefix + "/webhooks?status=" + $0.rawValue, current: status == $0)
             }
         let rows = page.items.map { delivery in
             DeliveryRow(

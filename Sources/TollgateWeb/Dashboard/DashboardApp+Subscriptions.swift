@@ -4,17 +4,11 @@ import TollgateCore
 import TollgateStore
 
 extension DashboardApp {
-    struct RangeLink: Sendable {
-        var label: String
-        var href: String
-        var current: Bool
-    }
-
     struct SubscriptionView: Sendable {
         var card: SubscriptionCard
         var usage: UsageView
         var estimate: EstimateView
-        var ranges: [RangeLink]
+        var ranges: [PageLink]
         var active: Bool
         var base: String
         var csrf: String
@@ -50,7 +44,7 @@ extension DashboardApp {
         let view = SubscriptionView(
             card: SubscriptionCard(account, href: base), usage: UsageView(report, title: "Calls per day by endpoint"),
             estimate: EstimateView(charges, currency: account.plan.currency),
-            ranges: Self.ranges.map { RangeLink(label: $0.label, href: base + "?range=" + $0.key, current: $0.key == range.key) },
+            ranges: Self.ranges.map { PageLink(label: $0.label, href: base + "?range=" + $0.key, current: $0.key == range.key) },
             active: subscription.status.hasCredential, base: base, csrf: current.csrf, choices: choices,
             hasChoices: !choices.isEmpty)
         var chrome = chrome(account.plan.name, current, section: "customers")

@@ -109,7 +109,7 @@ public struct DashboardApp: Sendable {
         if let current {
             chrome.nav = [("Overview", "", "overview"), ("Customers", "/customers", "customers"), ("Invoices", "/invoices", "invoices"),
                           ("Webhooks", "/webhooks", "webhooks"), ("Catalog", "/catalog", "catalog")].map {
-                Chrome.Link(label: $0.0, href: Self.prefix + $0.1, current: section == $0.2)
+                PageLink(label: $0.0, href: Self.prefix + $0.1, current: section == $0.2)
             }
             chrome.signOut = Self.prefix + "/sign-out"
             chrome.csrf = current.csrf

@@ -112,8 +112,8 @@ public struct PortalApp: Sendable {
         var chrome = Chrome(title: title, area: "Portal", stylesheet: Self.prefix + "/assets/app.css")
         if let current {
             chrome.nav = [
-                Chrome.Link(label: "Subscriptions", href: Self.prefix, current: section == "home"),
-                Chrome.Link(label: "Invoices", href: Self.prefix + "/invoices", current: section == "invoices"),
+                PageLink(label: "Subscriptions", href: Self.prefix, current: section == "home"),
+                PageLink(label: "Invoices", href: Self.prefix + "/invoices", current: section == "invoices"),
             ]
             chrome.signOut = Self.prefix + "/sign-out"
             chrome.csrf = current.csrf
