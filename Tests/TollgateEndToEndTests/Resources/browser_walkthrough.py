@@ -16,6 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.wait import WebDriverWait
 
 PROXY, ADMIN, ADMIN_KEY = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -107,7 +108,17 @@ def text_of(element_id):
 def click_and_wait(element):
     """Clicks a link or a button and waits until the next page has replaced this one."""
     element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(element))
+
+    def replaced(_):
+        # Stale, or (ChromeDriver, mid-navigation) "node does not belong to the document":
+        # either way the old page is gone. `staleness_of` lets the second one escape.
+        try:
+            element.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 20).until(replaced)
 
 
 try:
