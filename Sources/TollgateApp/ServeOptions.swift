@@ -46,6 +46,8 @@ public struct ServeOptions: Sendable {
     public var analyticsRetention = AnalyticsRetention.Configuration()
     /// How often a gateway looks for changes other nodes made, besides PostgreSQL's notifications.
     public var syncInterval: Duration = .seconds(1)
+    /// PostgreSQL: how long what a silent gateway node held of a shared quota stays its own.
+    public var quotaLeaseTimeout: Duration = .seconds(30)
     /// The address the admin port listens on; nil: `host`.
     public var adminHost: String?
     /// The Stripe billing provider (`TOLLGATE_STRIPE_*`); nil: the built-in provider only.

@@ -39,8 +39,13 @@ public enum TollgateServer {
         try await TollgateStore.withStore(url: database, logger: logger) { store in
             try await store.migrate()
             let directory = GatewayDirectory()
-            let recorder = UsageRecorder(store: store, logger: logger, capacity: options.usageQueueCapacity)
-            let quotas = QuotaLedger(recorder: recorder)
+            // On PostgreSQL, gateway nodes share their quotas (docs/quotas.md); on SQLite one process counts alone.
+            let sharedQuotas = store.sharesQuotas && options.role != .control
+                ? SharedQuotas(store: store, leaseTimeout: options.quotaLeaseTimeout, logger: logger) : nil
+            let recorder = UsageRecorder(
+                store: store, logger: logger, capacity: options.usageQueueCapacity, quotaNode: sharedQuotas?.node)
+            let quotas = QuotaLedger(recorder: recorder, sharing: sharedQuotas)
+            sharedQuotas?.attach(quotas)
             // Stripe (DESIGN §3.8): payments change subscriptions, which the gateway sees at once.
             let changes = DunningRelay()
             let stripe = options.stripe.map { configuration in
@@ -56,7 +61,7 @@ public enum TollgateServer {
             if let catalog = options.catalog { try await control.apply(catalog) }
             try await setUp(control)
             try await control.loadGateway()
-            quotas.restore(try await store.quotaLeases(since: Date()))
+            if !quotas.isShared { quotas.restore(try await store.quotaLeases(since: Date())) }
 
             let handle = ServiceGroupHandle()
             let readiness = Readiness(
@@ -65,6 +70,8 @@ public enum TollgateServer {
             ) { ready in onReady(ready, handle) }
 
             var services: [any Service] = [recorder]
+            // Stopped after the proxy has drained (services stop in reverse order): it then hands back what it held.
+            if let sharedQuotas { services.append(sharedQuotas) }
             if options.role != .control {
                 services.append(GatewaySync(control: control, interval: options.syncInterval))
                 var gateway = GatewayConfiguration()

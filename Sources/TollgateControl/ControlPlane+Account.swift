@@ -90,9 +90,19 @@ extension ControlPlane {
             quotas: try await quotaStates(subscription, plan: plan, now: now))
     }
 
-    /// Each prepaid quota of the subscription's plan in its current window: this node's own
-    /// counters, or, on a control-only node, the leases (an upper bound of what gateways counted).
+    /// Each prepaid quota of the subscription's plan in its current window: on PostgreSQL what
+    /// all nodes counted together; on SQLite this node's own counters, or, on a control-only
+    /// node, the leases (an upper bound of what the gateway counted).
     public func quotaStates(_ subscription: Subscription, plan: Plan, now: Date = Date()) async throws -> [LimitState] {
+        let period = SubscriptionView.period(subscription, unit: plan.period, now: now)
+        let limits = AppliedLimit.all(plan: plan, at: now, billingPeriod: period)
+        if store.sharesQuotas {
+            let counted = try await store.quotaCounterUse(subscription: subscription.id)
+            return limits.map { limit in
+                let counter = QuotaCounter(subscription: subscription.id, plan: plan.id, limit: limit)
+                return LimitState(limit: limit, used: min(limit.quota, counted[counter] ?? 0))
+            }
+        }
         if let quotas {
             return quotas.status(consumer: Consumer(subscription), plan: plan, at: now)
         }
@@ -100,8 +110,7 @@ extension ControlPlane {
         let book = QuotaBook(used: Dictionary(leases.map {
             (QuotaBook.Key(endpoint: $0.endpoint, window: $0.window, windowStart: $0.windowStart), $0.leased)
         }, uniquingKeysWith: { max($0, $1) }))
-        let period = SubscriptionView.period(subscription, unit: plan.period, now: now)
-        return book.states(AppliedLimit.all(plan: plan, at: now, billingPeriod: period))
+        return book.states(limits)
     }
 
     /// Billable calls per endpoint and meter values over `span`, in total and per UTC day.

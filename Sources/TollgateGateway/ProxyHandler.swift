@@ -332,6 +332,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?
+        var sharedLease: EventLoopFuture<QuotaLedger.Admission>?
         if let plan = shared.directory.plan(forward.consumer.plan) {
             let now = Date()
             switch shared.quotas.admit(
@@ -346,14 +347,10 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
                 refuseBeforeForwarding(refusal, head: head, context: context, extra: QuotaHeaders.fields(states, at: now))
                 return
             case .admitted(let states, let wait, let exhausted, let counted):
-                call.quotaHeaders = QuotaHeaders.fields(states, at: now)
-                call.counted = counted
+                countAdmitted(call, states: states, exhausted: exhausted, counted: counted, at: now)
                 leaseWait = wait
-                if !exhausted.isEmpty, let target = product.webhook {
-                    shared.recorder.enqueueWebhooks(exhausted.map {
-                        QuotaExhaustion.webhook($0, consumer: forward.consumer, target: target, at: now)
-                    })
-                }
+            case .pending(let decision):
+                sharedLease = decision
             }
         }
         state = .forwarding(call)
@@ -365,7 +362,28 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
             edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil)))
         if Self.hasBody(head) { armBodyTimeout(call) }
-        if let leaseWait {
+        if let sharedLease {
+            // This node is taking a lease of a quota it shares with other nodes: the call is
+            // decided when it is back.
+            pauseClientReads()
+            sharedLease.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard case .forwarding(let current) = state, current === call, let context = self.context else { return }
+                let now = Date()
+                switch result {
+                case .success(.admitted(let states, _, let exhausted, let counted)):
+                    countAdmitted(call, states: states, exhausted: exhausted, counted: counted, at: now)
+                    dispatch(call, context: context)
+                case .success(.refused(let retryAfter, let states)):
+                    resumeClientReads()
+                    refuseWaitingCall(call, .rateLimited(retryAfter: retryAfter), extra: QuotaHeaders.fields(states, at: now))
+                case .success(.notCovered), .success(.pending):
+                    dispatch(call, context: context)
+                case .failure:
+                    resumeClientReads()
+                    failCall(call, with: .usageNotRecorded)
+                }
+            }
+        } else if let leaseWait {
             // The quota lease covering this call is being written: wait for it before forwarding.
             pauseClientReads()
             leaseWait.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
@@ -380,6 +398,30 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         } else {
             dispatch(call, context: context)
         }
+    }
+
+    /// Counts an admitted call: its rate-limit headers, where to give it back, and the vendor's
+    /// `quota.exhausted` webhook when this call used a limit up.
+    private func countAdmitted(
+        _ call: ProxiedCall, states: [LimitState], exhausted: [AppliedLimit], counted: QuotaLedger.Counted, at now: Date
+    ) {
+        call.quotaHeaders = QuotaHeaders.fields(states, at: now)
+        call.counted = counted
+        if !exhausted.isEmpty, let target = call.route.product.webhook {
+            shared.recorder.enqueueWebhooks(exhausted.map {
+                QuotaExhaustion.webhook($0, consumer: call.consumer, target: target, at: now)
+            })
+        }
+    }
+
+    /// Refuses a call that waited for a decision before reaching the upstream (nothing counted).
+    private func refuseWaitingCall(_ call: ProxiedCall, _ refusal: ProxyRefusal, extra: [(name: String, value: String)]) {
+        guard let context else { return }
+        stopBodyTimeout(call)
+        recordRefusal(refusal, call: call)
+        if !call.requestDone { closeAfterResponse = true }
+        state = call.requestDone ? .idle : .discarding
+        answer(refusal, version: call.clientVersion, context: context, extra: extra)
     }
 
     /// Sends the call on a pooled connection, or opens one.
@@ -649,12 +691,14 @@ extension ProxyHandler: UpstreamOwner {
                 call.awaitingDurability = true
                 call.heldParts.append(.head(clientHead))
                 let promise = context.eventLoop.makePromise(of: Void.self)
-                shared.recorder.record(makeEvent(call, status: Int(head.status.code), billable: true), durable: promise)
+                shared.recorder.record(
+                    makeEvent(call, status: Int(head.status.code), billable: true), durable: promise, quota: call.counted?.shared ?? [])
                 promise.futureResult.assumeIsolated().whenComplete { [self] result in
                     durabilityResolved(call, result)
                 }
             } else {
-                shared.recorder.record(makeEvent(call, status: Int(head.status.code), billable: false))
+                shared.recorder.record(
+                    makeEvent(call, status: Int(head.status.code), billable: false), quota: call.counted?.shared ?? [])
                 call.responseHeadSent = true
                 context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
             }

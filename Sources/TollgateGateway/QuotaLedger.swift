@@ -2,13 +2,29 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import TollgateCore
+import TollgateStore
 
-/// The gateway's quota counters: one `QuotaBook` per subscription and plan, checked and counted
-/// in one step under a lock, so that with quota Q exactly Q concurrent calls pass. Counters of
+/// Where a node that shares its quotas with other nodes gets its leases (`SharedQuotas`).
+public protocol QuotaLeaseSource: Sendable {
+    /// Takes a lease of `counter` for this node (asking the other nodes to hand back what they
+    /// hold unused when nothing is left), and tells the ledger how long its leases are valid.
+    func lease(_ counter: QuotaCounter, quota: Int, windowEnd: Date) async throws -> QuotaGrant
+    /// Hands calls that this node held unused back to their counters (leases that may have lapsed).
+    func handBack(_ unused: [QuotaCounter: Int])
+}
+
+/// The gateway's quota counters, checked and counted in one step under a lock, so that with
+/// quota Q exactly Q concurrent calls pass, without a database round trip per call.
+///
+/// Alone on SQLite (`sharing` nil): one `QuotaBook` per subscription and plan. Counters of
 /// windows of an hour or more are made durable by leases taken ahead in blocks: a call waits for
 /// a database write only when its counter passes the lease, about once every twentieth of the
 /// quota. After a crash the counters restart at their leases (a few calls may be refused, none
 /// granted twice); a graceful shutdown settles the leases to the exact counts.
+///
+/// Shared on PostgreSQL (`sharing` set): every window's counter is shared by all gateway nodes
+/// through a `SharedQuotaBook`; a call waits for a lease only when this node's allowance of a
+/// counter runs out (docs/quotas.md).
 public final class QuotaLedger: Sendable {
     struct BookKey: Hashable {
         var subscription: String
@@ -29,10 +45,16 @@ public final class QuotaLedger: Sendable {
     struct State {
         var books: [BookKey: QuotaBook] = [:]
         var leases: [LeaseKey: LeaseState] = [:]
+        /// Shared mode: this node's part of every shared counter.
+        var shared = SharedQuotaBook()
+        /// Shared mode: leases being taken, completed once each is applied to `shared`.
+        var leasing: [QuotaCounter: EventLoopFuture<Void>] = [:]
+        /// Shared mode: until when this node's leases are surely its own (its time-out renewed).
+        var leasesValidUntil = Date.distantPast
     }
 
     /// What the ledger decided about one call.
-    public enum Admission {
+    public enum Admission: Sendable {
         /// No prepaid price covers the call.
         case notCovered
         /// Over a limit: refused, counted nowhere.
@@ -40,20 +62,33 @@ public final class QuotaLedger: Sendable {
         /// Counted; forward once `wait` (a lease being written) succeeds, if there is one.
         /// `exhausted` are the limits this very call used up; `counted` gives the call back.
         case admitted([LimitState], wait: EventLoopFuture<Void>?, exhausted: [AppliedLimit], counted: Counted)
+        /// Shared quotas: this node is taking a lease; the decision follows, `admitted` (with no
+        /// `wait`) or `refused`. The future fails when no lease could be taken (database down).
+        case pending(EventLoopFuture<Admission>)
     }
 
     /// Where one admitted call was counted, so that it can be given back.
     public struct Counted: Sendable {
         let book: BookKey
         let limits: [AppliedLimit]
+        /// The shared counters that counted the call (shared mode), for its usage commit.
+        public let shared: [QuotaCounter]
     }
 
     private let state = NIOLockedValueBox(State())
     private let recorder: UsageRecorder
+    private let sharing: (any QuotaLeaseSource)?
+    private let now: @Sendable () -> Date
 
-    public init(recorder: UsageRecorder) {
+    /// A ledger alone (`sharing` nil) or sharing its counters with other nodes through `sharing`.
+    public init(recorder: UsageRecorder, sharing: (any QuotaLeaseSource)? = nil, now: @escaping @Sendable () -> Date = Date.init) {
         self.recorder = recorder
+        self.sharing = sharing
+        self.now = now
     }
+
+    /// Whether counters are shared with other nodes.
+    public var isShared: Bool { sharing != nil }
 
     /// The limits of `plan` that cover a call to `endpoint` at `date`.
     public static func limits(consumer: Consumer, plan: Plan, endpoint: String?, at date: Date) -> [AppliedLimit] {
@@ -67,6 +102,11 @@ public final class QuotaLedger: Sendable {
         let limits = Self.limits(consumer: consumer, plan: plan, endpoint: endpoint, at: date)
         guard !limits.isEmpty else { return .notCovered }
         let book = BookKey(subscription: consumer.subscription, plan: plan.id)
+        if let sharing {
+            return admitShared(limits, book: book, sharing: sharing, at: date, eventLoop: eventLoop) { [self] in
+                admit(consumer: consumer, plan: plan, endpoint: endpoint, at: now(), eventLoop: eventLoop)
+            }
+        }
         var leasesToWrite: [QuotaLease] = []
         var promise: EventLoopPromise<Void>?
         let admission: Admission = state.withLockedValue { state in
@@ -107,7 +147,7 @@ public final class QuotaLedger: Sendable {
                 default: EventLoopFuture.andAllSucceed(waits, on: eventLoop)
                 }
                 let exhausted = states.filter { $0.used == $0.limit.quota }.map(\.limit)
-                return .admitted(states, wait: wait, exhausted: exhausted, counted: Counted(book: book, limits: limits))
+                return .admitted(states, wait: wait, exhausted: exhausted, counted: Counted(book: book, limits: limits, shared: []))
             }
         }
         if let promise {
@@ -127,7 +167,103 @@ public final class QuotaLedger: Sendable {
     /// Gives back a call that `admit` counted and that Tollgate then answered itself (502,
     /// 503, 504): Tollgate's own failures use no quota.
     public func giveBack(_ counted: Counted) {
-        state.withLockedValue { state in state.books[counted.book]?.giveBack(counted.limits) }
+        state.withLockedValue { state in
+            if counted.shared.isEmpty {
+                state.books[counted.book]?.giveBack(counted.limits)
+            } else {
+                state.shared.giveBack(counted.shared)
+            }
+        }
+    }
+
+    // MARK: Shared counters
+
+    /// Shared mode: counts the call if this node holds allowance for every counter; otherwise
+    /// takes the leases it lacks and decides again (`decideAgain`) once they are back.
+    private func admitShared(
+        _ limits: [AppliedLimit], book: BookKey, sharing: any QuotaLeaseSource, at date: Date, eventLoop: any EventLoop,
+        decideAgain: @escaping @Sendable () -> Admission
+    ) -> Admission {
+        let counters = limits.map { (counter: QuotaCounter(subscription: book.subscription, plan: book.plan, limit: $0), limit: $0) }
+        var lapsed: [QuotaCounter: Int] = [:]
+        var leases: [(QuotaCounter, Int, Date, EventLoopPromise<Void>)] = []
+        var waits: [EventLoopFuture<Void>] = []
+        let outcome: Admission? = state.withLockedValue { state in
+            if date >= state.leasesValidUntil {
+                // This node may have lost its leases (it could not renew them in time): what it
+                // held unused is handed back, and every counter is leased anew.
+                lapsed = state.shared.handBackAll()
+            }
+            switch state.shared.admit(counters, at: date) {
+            case .admitted(let states):
+                let exhausted = states.filter { $0.used == $0.limit.quota }.map(\.limit)
+                return .admitted(
+                    states, wait: nil, exhausted: exhausted, counted: Counted(book: book, limits: limits, shared: counters.map(\.counter)))
+            case .refused(let retryAfter, let states):
+                return .refused(retryAfter: retryAfter, states)
+            case .lease(let toLease, let waitFor):
+                for (counter, quota) in toLease {
+                    let promise = eventLoop.makePromise(of: Void.self)
+                    let windowEnd = counters.first { $0.counter == counter }?.limit.span.end ?? date
+                    state.leasing[counter] = promise.futureResult
+                    leases.append((counter, quota, windowEnd, promise))
+                }
+                waits = waitFor.compactMap { state.leasing[$0] }
+                return nil
+            }
+        }
+        if !lapsed.isEmpty { sharing.handBack(lapsed) }
+        if let outcome { return outcome }
+        for (counter, quota, windowEnd, promise) in leases {
+            promise.completeWithTask { [self] in
+                do {
+                    let grant = try await sharing.lease(counter, quota: quota, windowEnd: windowEnd)
+                    state.withLockedValue { state in
+                        state.shared.leased(counter, amount: grant.amount, total: grant.total, refuseUntil: now().addingTimeInterval(1))
+                        state.leasing[counter] = nil
+                    }
+                } catch {
+                    state.withLockedValue { state in
+                        state.shared.leaseFailed(counter)
+                        state.leasing[counter] = nil
+                    }
+                    throw error
+                }
+            }
+        }
+        let ready = waits.isEmpty ? eventLoop.makeSucceededVoidFuture() : EventLoopFuture.andAllSucceed(waits, on: eventLoop)
+        return .pending(ready.flatMap {
+            switch decideAgain() {
+            case .pending(let decision): decision
+            case let decided: eventLoop.makeSucceededFuture(decided)
+            }
+        })
+    }
+
+    /// Shared mode: this node's leases are its own until `date` (its time-out was renewed).
+    public func leasesValid(until date: Date) {
+        state.withLockedValue { state in state.leasesValidUntil = max(state.leasesValidUntil, date) }
+    }
+
+    /// Shared mode: another node asked for this counter; what this node holds unused is taken
+    /// out of its allowance at once, and returned here to be handed back.
+    public func handBack(_ counter: QuotaCounter) -> Int {
+        state.withLockedValue { state in state.shared.handBack(counter) }
+    }
+
+    /// Shared mode: everything held unused, taken out of the allowance (a graceful stop).
+    public func handBackAll() -> [QuotaCounter: Int] {
+        state.withLockedValue { state in state.shared.handBackAll() }
+    }
+
+    /// Shared mode: some node handed calls of `counter` back; a counter that refused asks again.
+    public func allowanceReturned(_ counter: QuotaCounter) {
+        state.withLockedValue { state in state.shared.allowanceReturned(counter) }
+    }
+
+    /// Shared mode: forgets counters whose window ended before `date`.
+    public func forgetEnded(before date: Date) {
+        state.withLockedValue { state in state.shared.forgetEnded(before: date) }
     }
 
     /// A lease write failed: the calls waiting for it fail (they were told through the
@@ -163,6 +299,10 @@ public final class QuotaLedger: Sendable {
         let book = BookKey(subscription: consumer.subscription, plan: plan.id)
         let period = BillingPeriods.period(containing: date, unit: plan.period, anchor: consumer.startedAt)
         let limits = AppliedLimit.all(plan: plan, at: date, billingPeriod: period)
+        if isShared {
+            let counters = limits.map { (counter: QuotaCounter(subscription: book.subscription, plan: book.plan, limit: $0), limit: $0) }
+            return state.withLockedValue { state in state.shared.states(counters) }
+        }
         return state.withLockedValue { state in (state.books[book] ?? QuotaBook()).states(limits) }
     }
 

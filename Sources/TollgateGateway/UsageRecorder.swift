@@ -43,6 +43,8 @@ public final class UsageRecorder: Service, Sendable {
         var leases: [QuotaLease] = []
         var settlements: [QuotaLease] = []
         var webhooks: [WebhookDelivery] = []
+        /// Calls among `events` answered from shared quota holdings, by counter.
+        var quotaCalls: [QuotaCounter: Int] = [:]
         var promises: [EventLoopPromise<Void>] = []
         /// Events taken by the write loop and not yet written.
         var inFlight = 0
@@ -68,12 +70,15 @@ public final class UsageRecorder: Service, Sendable {
     private let ring: AsyncStream<Void>.Continuation
     /// The most events that may wait to be written.
     public let capacity: Int
+    /// This node's name among the nodes sharing quotas (PostgreSQL), for `QuotaUse`.
+    let quotaNode: String?
 
-    public init(store: TollgateStore, logger: Logger, capacity: Int = 100_000) {
+    public init(store: TollgateStore, logger: Logger, capacity: Int = 100_000, quotaNode: String? = nil) {
         precondition(capacity > 0, "the usage queue needs room for at least one event")
         self.store = store
         self.logger = logger
         self.capacity = capacity
+        self.quotaNode = quotaNode
         (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -97,7 +102,9 @@ public final class UsageRecorder: Service, Sendable {
     /// recorder has stopped. Without a promise, a non-billable event finding the queue full is
     /// dropped and counted; a billable one is still queued (the proxy asks `acceptsBillable` and
     /// passes a promise with every billable event, so that never grows the queue far).
-    public func record(_ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil) {
+    /// `quota` names the shared quota counters the call was answered from: they count it in the
+    /// same transaction as its event.
+    public func record(_ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil, quota: [QuotaCounter] = []) {
         let capacity = self.capacity
         let admission: Admission = state.withLockedValue { pending in
             if pending.stopped { return .refused(UsageQueueError(code: .stopped, capacity: capacity)) }
@@ -109,6 +116,7 @@ public final class UsageRecorder: Service, Sendable {
                 }
             }
             pending.events.append(event)
+            for counter in quota { pending.quotaCalls[counter, default: 0] += 1 }
             if let promise { pending.promises.append(promise) }
             depth.store(pending.depth, ordering: .relaxed)
             return .queued
@@ -177,11 +185,13 @@ public final class UsageRecorder: Service, Sendable {
                 let taken = Batch(
                     commit: UsageCommit(
                         events: pending.events, raisedLeases: pending.leases, settledLeases: pending.settlements,
-                        webhooks: pending.webhooks),
+                        webhooks: pending.webhooks,
+                        quotaUse: pending.quotaCalls.isEmpty ? nil : quotaNode.map { QuotaUse(node: $0, calls: pending.quotaCalls) }),
                     promises: pending.promises)
                 let counts = (dropped: pending.dropped, refusals: pending.refusals)
                 pending.events = []
                 pending.webhooks = []
+                pending.quotaCalls = [:]
                 pending.leases = []
                 pending.settlements = []
                 pending.promises = []

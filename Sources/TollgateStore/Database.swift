@@ -352,13 +352,14 @@ final class PostgresBackend: SQLBackend {
         self.logger = logger
     }
 
-    /// Holds one connection of the pool to `LISTEN` on `channel`, calling `notified` for each
-    /// notification, until cancelled.
-    func listen(on channel: String, _ notified: @escaping @Sendable () -> Void) async throws {
+    /// Holds one connection of the pool to `LISTEN` on `channel`, calling `notified` with each
+    /// notification's payload, and once with nil as soon as it listens (whatever came before is
+    /// then caught up once), until cancelled.
+    func listen(on channel: String, _ notified: @escaping @Sendable (String?) -> Void) async throws {
         try await client.withConnection { connection in
             try await connection.listen(on: channel) { notifications in
-                notified()  // listening now: whatever came before is caught up once
-                for try await _ in notifications { notified() }
+                notified(nil)
+                for try await notification in notifications { notified(notification.payload) }
             }
         }
     }

@@ -248,6 +248,29 @@ enum Migrations {
                 """
             }
         },
+        Step(version: 12) { kind in
+            // Quotas shared by several gateway nodes (Store+Quota.swift): a counter's total can
+            // never pass its quota; each node's holding and the calls it answered from it; each
+            // node's lease time-out, renewed while it lives.
+            guard kind == .postgres else { return [] }
+            return [
+                """
+                CREATE TABLE quota_counters (
+                    subscription_id TEXT NOT NULL, plan_id TEXT NOT NULL, endpoint TEXT NOT NULL, quota_window TEXT NOT NULL,
+                    window_start BIGINT NOT NULL, window_end BIGINT NOT NULL, quota BIGINT NOT NULL,
+                    granted BIGINT NOT NULL CHECK (granted >= 0),
+                    PRIMARY KEY (subscription_id, plan_id, endpoint, quota_window, window_start))
+                """,
+                """
+                CREATE TABLE quota_holdings (
+                    subscription_id TEXT NOT NULL, plan_id TEXT NOT NULL, endpoint TEXT NOT NULL, quota_window TEXT NOT NULL,
+                    window_start BIGINT NOT NULL, node TEXT NOT NULL, granted BIGINT NOT NULL, used BIGINT NOT NULL,
+                    PRIMARY KEY (subscription_id, plan_id, endpoint, quota_window, window_start, node))
+                """,
+                "CREATE INDEX quota_holdings_node ON quota_holdings (node)",
+                "CREATE TABLE quota_nodes (node TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+            ]
+        },
     ]
 
     /// Applies every step not yet applied (up to `version`), each in its own transaction.

@@ -20,15 +20,18 @@ public struct UsageCommit: Sendable {
     /// Quota leases to set to exactly these counts (at a graceful shutdown).
     public var settledLeases: [QuotaLease] = []
     public var webhooks: [WebhookDelivery] = []
+    /// Calls answered from shared quota holdings among `events` (PostgreSQL).
+    public var quotaUse: QuotaUse?
 
     public init(
         events: [UsageEvent] = [], raisedLeases: [QuotaLease] = [], settledLeases: [QuotaLease] = [],
-        webhooks: [WebhookDelivery] = []
+        webhooks: [WebhookDelivery] = [], quotaUse: QuotaUse? = nil
     ) {
         self.events = events
         self.raisedLeases = raisedLeases
         self.settledLeases = settledLeases
         self.webhooks = webhooks
+        self.quotaUse = quotaUse
     }
 
     public var isEmpty: Bool { events.isEmpty && raisedLeases.isEmpty && settledLeases.isEmpty && webhooks.isEmpty }
@@ -82,7 +85,8 @@ extension TollgateStore {
     public var usageExecutor: (any TaskExecutor)? { backend.writerExecutor }
 
     /// Writes what the gateway's usage recorder has gathered since its last commit, in one
-    /// transaction: quota leases first, then webhook events and usage events.
+    /// transaction: quota leases first, then webhook events and usage events, then the calls
+    /// they answered from shared quota holdings.
     public func commitUsage(_ commit: UsageCommit) async throws {
         let prepared = try await prepare(commit.events)
         let written: Void? = try await backend.withUsageLog { log in
@@ -99,6 +103,7 @@ extension TollgateStore {
             try await Self.writeLeases(commit.settledLeases, onlyUpward: false, to: database)
             for delivery in commit.webhooks { try await database.raw(Self.insertDelivery(delivery)).run() }
             if let prepared { _ = try await Self.writePostgres(prepared, to: database) }
+            try await Self.writeQuotaUse(commit.quotaUse, to: database)
         }
     }
 

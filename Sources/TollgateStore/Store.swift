@@ -455,7 +455,7 @@ public final class TollgateStore: Sendable {
     /// SQLite: returns at once; one process writes it, and it sees its own changes.
     public func followChanges(_ changed: @escaping @Sendable () -> Void) async throws {
         guard let postgres = backend as? PostgresBackend else { return }
-        try await postgres.listen(on: Self.changeChannel, changed)
+        try await postgres.listen(on: Self.changeChannel) { _ in changed() }
     }
 
     /// The latest change of any product or plan, to notice catalog changes made by other nodes.

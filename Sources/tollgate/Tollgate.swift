@@ -132,6 +132,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("sync-interval"), help: "Seconds between a gateway's looks for other nodes' changes (PostgreSQL also notifies at once).")
     var syncInterval = 1
 
+    @Option(name: .customLong("quota-lease-timeout"), help: "PostgreSQL: seconds after which what a silent gateway node held of a shared quota goes back to the others.")
+    var quotaLeaseTimeout = 30
+
     @Option(name: .customLong("extra-ca"), help: "PEM CAs trusted besides the system's for webhooks and the billing provider.")
     var extraCA: String?
 
@@ -185,6 +188,8 @@ struct Serve: AsyncParsableCommand {
         options.extraCA = extraCA
         guard syncInterval >= 1 else { throw ValidationError("--sync-interval must be 1 or more seconds") }
         options.syncInterval = .seconds(syncInterval)
+        guard quotaLeaseTimeout >= 3 else { throw ValidationError("--quota-lease-timeout must be 3 or more seconds") }
+        options.quotaLeaseTimeout = .seconds(quotaLeaseTimeout)
         options.tlsCertificate = tlsCertificate
         options.tlsKey = tlsKey
         options.adminTLSCertificate = adminTLSCertificate
