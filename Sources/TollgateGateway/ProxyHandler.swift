@@ -344,6 +344,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             case .refused(let retryAfter, let states):
                 let refusal = ProxyRefusal.rateLimited(retryAfter: retryAfter)
                 recordRefusal(refusal, call: call)
+                announceRefusal(call, states: states, at: now)
                 refuseBeforeForwarding(refusal, head: head, context: context, extra: QuotaHeaders.fields(states, at: now))
                 return
             case .admitted(let states, let wait, let exhausted, let counted):
@@ -375,6 +376,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
                     dispatch(call, context: context)
                 case .success(.refused(let retryAfter, let states)):
                     resumeClientReads()
+                    announceRefusal(call, states: states, at: now)
                     refuseWaitingCall(call, .rateLimited(retryAfter: retryAfter), extra: QuotaHeaders.fields(states, at: now))
                 case .success(.notCovered), .success(.pending):
                     dispatch(call, context: context)
@@ -407,11 +409,20 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     ) {
         call.quotaHeaders = QuotaHeaders.fields(states, at: now)
         call.counted = counted
-        if !exhausted.isEmpty, let target = call.route.product.webhook {
-            shared.recorder.enqueueWebhooks(exhausted.map {
-                QuotaExhaustion.webhook($0, consumer: call.consumer, target: target, at: now)
-            })
-        }
+        announceExhausted(exhausted, call: call, at: now)
+    }
+
+    /// A quota shared with other nodes is surely used up once a call is refused by it (a node
+    /// may not see the very call that used it up elsewhere): the vendor is told then. The
+    /// event's id is the counter's, so the outbox keeps one per window however many refusals.
+    private func announceRefusal(_ call: ProxiedCall, states: [LimitState], at now: Date) {
+        guard shared.quotas.isShared else { return }
+        announceExhausted(states.filter { $0.remaining == 0 }.map(\.limit), call: call, at: now)
+    }
+
+    private func announceExhausted(_ limits: [AppliedLimit], call: ProxiedCall, at now: Date) {
+        guard !limits.isEmpty, let target = call.route.product.webhook else { return }
+        shared.recorder.enqueueWebhooks(limits.map { QuotaExhaustion.webhook($0, consumer: call.consumer, target: target, at: now) })
     }
 
     /// Refuses a call that waited for a decision before reaching the upstream (nothing counted).

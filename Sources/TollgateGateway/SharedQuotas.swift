@@ -12,25 +12,27 @@ import TollgateStore
 /// time-out passed, and hands everything back when it stops.
 public final class SharedQuotas: QuotaLeaseSource, Service {
     /// Messages between nodes: `reclaim` asks every node holding a counter to hand back what it
-    /// holds unused; `returned` says that a node did (or had nothing to hand back).
+    /// holds unused; `returned` says that a node handed back `amount` calls (0: it had none).
     enum Message: Equatable {
         case reclaim(node: String, QuotaCounter)
-        case returned(node: String, QuotaCounter)
+        case returned(node: String, amount: Int, QuotaCounter)
 
         var text: String {
             switch self {
             case .reclaim(let node, let counter): "reclaim \(node)\n\(counter)"
-            case .returned(let node, let counter): "returned \(node)\n\(counter)"
+            case .returned(let node, let amount, let counter): "returned \(node) \(amount)\n\(counter)"
             }
         }
 
         init?(_ text: String) {
             guard let newline = text.firstIndex(of: "\n") else { return nil }
             let words = text[..<newline].split(separator: " ")
-            guard words.count == 2, let counter = QuotaCounter(text[text.index(after: newline)...]) else { return nil }
-            switch words[0] {
-            case "reclaim": self = .reclaim(node: String(words[1]), counter)
-            case "returned": self = .returned(node: String(words[1]), counter)
+            guard words.count >= 2, let counter = QuotaCounter(text[text.index(after: newline)...]) else { return nil }
+            switch (words[0], words.count) {
+            case ("reclaim", 2): self = .reclaim(node: String(words[1]), counter)
+            case ("returned", 3):
+                guard let amount = Int(words[2]), amount >= 0 else { return nil }
+                self = .returned(node: String(words[1]), amount: amount, counter)
             default: return nil
             }
         }
@@ -108,7 +110,7 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
         for (counter, amount) in unused {
             do {
                 try await store.returnQuota(node: node, counter: counter, amount: amount)
-                try await store.notifyQuotaNodes(Message.returned(node: node, counter).text)
+                try await store.notifyQuotaNodes(Message.returned(node: node, amount: amount, counter).text)
             } catch {
                 logger.warning("quota could not be handed back", metadata: ["error": "\(type(of: error))"])
             }
@@ -165,17 +167,20 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
         switch message {
         case .reclaim(let asker, let counter):
             guard asker != node else { return }
-            let unused = ledger?.handBack(counter) ?? 0
+            var unused = ledger?.handBack(counter) ?? 0
             if unused > 0 {
                 do {
                     try await store.returnQuota(node: node, counter: counter, amount: unused)
                 } catch {
+                    unused = 0
                     logger.warning("quota could not be handed back", metadata: ["error": "\(type(of: error))"])
                 }
             }
-            try? await store.notifyQuotaNodes(Message.returned(node: node, counter).text)
-        case .returned(let other, let counter):
-            ledger?.allowanceReturned(counter)
+            // Answered even with nothing to hand back, so that the asker need not wait.
+            try? await store.notifyQuotaNodes(Message.returned(node: node, amount: unused, counter).text)
+        case .returned(let other, let amount, let counter):
+            // Only calls actually handed back make refusing nodes ask again.
+            if amount > 0 { ledger?.allowanceReturned(counter) }
             answered(by: other, about: counter)
         }
     }
@@ -224,9 +229,9 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
                     forgetBefore: started.addingTimeInterval(-3_600))
                 ledger?.leasesValid(until: started.addingTimeInterval(timeout / 2))
                 ledger?.forgetEnded(before: started)
-                for counter in returned {
+                for (counter, amount) in returned {
                     ledger?.allowanceReturned(counter)
-                    try? await store.notifyQuotaNodes(Message.returned(node: node, counter).text)
+                    try? await store.notifyQuotaNodes(Message.returned(node: node, amount: amount, counter).text)
                 }
             } catch {
                 logger.warning("quota lease time-out could not be renewed", metadata: ["error": "\(type(of: error))"])

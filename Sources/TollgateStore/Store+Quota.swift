@@ -108,8 +108,10 @@ extension TollgateStore {
 
     /// Renews `node`'s time-out, takes back what nodes whose time-out passed held unused, and
     /// forgets counters of windows that ended before `forgetBefore`. Returns the counters that
-    /// got calls back.
-    public func maintainQuotas(node: String, now: Date, expiresAt: Date, forgetBefore: Date) async throws -> [QuotaCounter] {
+    /// got calls back, and how many.
+    public func maintainQuotas(
+        node: String, now: Date, expiresAt: Date, forgetBefore: Date
+    ) async throws -> [QuotaCounter: Int] {
         try await backend.transaction { database in
             try await Self.renew(node: node, until: expiresAt, in: database)
             let rows = try await database.raw("""
@@ -123,7 +125,7 @@ extension TollgateStore {
                 UPDATE quota_counters c SET granted = c.granted - r.unused FROM returned r
                 WHERE c.subscription_id = r.subscription_id AND c.plan_id = r.plan_id AND c.endpoint = r.endpoint
                     AND c.quota_window = r.quota_window AND c.window_start = r.window_start AND r.unused > 0
-                RETURNING c.subscription_id, c.plan_id, c.endpoint, c.quota_window, c.window_start
+                RETURNING c.subscription_id, c.plan_id, c.endpoint, c.quota_window, c.window_start, r.unused
                 """).all()
             try await database.raw("DELETE FROM quota_nodes WHERE expires_at < \(bind: Timestamp.micros(now))").run()
             let cutoff = Timestamp.micros(forgetBefore)
@@ -133,7 +135,11 @@ extension TollgateStore {
                     AND c.quota_window = h.quota_window AND c.window_start = h.window_start AND c.window_end < \(bind: cutoff)
                 """).run()
             try await database.raw("DELETE FROM quota_counters WHERE window_end < \(bind: cutoff)").run()
-            return try rows.compactMap(Self.counter(from:))
+            var returned: [QuotaCounter: Int] = [:]
+            for row in rows {
+                if let counter = try Self.counter(from: row) { returned[counter] = try row.decode(column: "unused", as: Int.self) }
+            }
+            return returned
         }
     }
 

@@ -6,12 +6,13 @@ import TollgateTestSupport
 /// processes, a real upstream, a real nginx as load balancer.
 @Suite("Quotas shared by several nodes", .serialized)
 struct MultiNodeQuotaTests {
-    static func catalog(upstream: Int) -> String {
+    static func catalog(upstream: Int, hooks: String) -> String {
         """
         products:
           - id: shared
             name: Shared
             upstream: http://127.0.0.1:\(upstream)
+            webhook: { url: "\(hooks)", secret: whsec_nodes }
             endpoints:
               - { identifier: hello, name: Hello, method: GET, path: /hello }
         plans:
@@ -33,18 +34,22 @@ struct MultiNodeQuotaTests {
     }
 
     /// Runs `body` with a control node and one gateway node per entry of `gateways` (its extra
-    /// `serve` arguments) on a new PostgreSQL schema, in front of a recording upstream.
+    /// `serve` arguments) on a new PostgreSQL schema, in front of a recording upstream, with the
+    /// product's webhooks going to a receiver.
     static func withCluster(
-        gateways arguments: [[String]], _ body: (NodeCluster, [NodeCluster.Gateway], RecordingUpstream) async throws -> Void
+        gateways arguments: [[String]],
+        _ body: (NodeCluster, [NodeCluster.Gateway], RecordingUpstream, WebhookReceiver) async throws -> Void
     ) async throws {
         let upstream = try await RecordingUpstream.start()
         defer { Task { await upstream.stop() } }
-        let cluster = try await NodeCluster.start(catalog: catalog(upstream: upstream.port))
+        let hooks = try await WebhookReceiver.start()
+        defer { Task { await hooks.stop() } }
+        let cluster = try await NodeCluster.start(catalog: catalog(upstream: upstream.port, hooks: hooks.url))
         defer { cluster.stop() }
         var gateways: [NodeCluster.Gateway] = []
         defer { for gateway in gateways { gateway.process.signal(SIGKILL) } }
         for extra in arguments { gateways.append(try await cluster.startGateway(extra)) }
-        try await body(cluster, gateways, upstream)
+        try await body(cluster, gateways, upstream, hooks)
     }
 
     /// Calls `/shared/hello` on `base` with `token`: its status.
@@ -72,7 +77,7 @@ struct MultiNodeQuotaTests {
     }
 
     @Test func sixHundredConcurrentCallsOverThreeNodesPassExactlyThreeHundred() async throws {
-        try await Self.withCluster(gateways: Array(repeating: [], count: 3)) { cluster, gateways, upstream in
+        try await Self.withCluster(gateways: Array(repeating: [], count: 3)) { cluster, gateways, upstream, hooks in
             let (subscription, token) = try await cluster.subscribe(customer: "c", plan: "q300")
             for gateway in gateways {
                 try await waitUntil("every node to know the token") { try await Self.call(gateway.proxy, token) != 401 }
@@ -106,7 +111,7 @@ struct MultiNodeQuotaTests {
     }
 
     @Test func aNodeThatNeedsMoreGetsWhatTheOthersHoldUnused() async throws {
-        try await Self.withCluster(gateways: Array(repeating: [], count: 3)) { cluster, gateways, upstream in
+        try await Self.withCluster(gateways: Array(repeating: [], count: 3)) { cluster, gateways, upstream, hooks in
             let (a, b, c) = (gateways[0].proxy, gateways[1].proxy, gateways[2].proxy)
             let (subscription, token) = try await cluster.subscribe(customer: "c", plan: "q300")
             try await waitUntil("every node to know the token") {
@@ -124,6 +129,14 @@ struct MultiNodeQuotaTests {
             #expect(upstream.requests.count == 300)
             for base in [a, b, c] { #expect(try await Self.call(base, token) == 429) }
             #expect(try await Self.used(cluster, subscription) == [300])
+            // The vendor hears once that the quota is used up, though three nodes refused.
+            #expect(try await cluster.admin("POST", "/v1/subscriptions/\(subscription)/terminate").status == 200)
+            let events = try await hooks.waitFor("type subscription.terminated") {
+                try $0.json()["type"] as? String == "subscription.terminated"
+            }.map { try $0.json() }
+            let exhausted = events.filter { $0["type"] as? String == "quota.exhausted" }
+            #expect(exhausted.count == 1)
+            #expect((exhausted.first?["data"] as? [String: Any])?["limit"] as? Int == 300)
         }
     }
 
@@ -131,7 +144,7 @@ struct MultiNodeQuotaTests {
         // A's own time-out decides when what it held goes back: long enough for B and C to use
         // up all else first, short enough for a test.
         let timeouts = [["--quota-lease-timeout", "10"], ["--quota-lease-timeout", "3"], ["--quota-lease-timeout", "3"]]
-        try await Self.withCluster(gateways: timeouts) { cluster, gateways, upstream in
+        try await Self.withCluster(gateways: timeouts) { cluster, gateways, upstream, hooks in
             let (a, b, c) = (gateways[0], gateways[1].proxy, gateways[2].proxy)
             let (_, token) = try await cluster.subscribe(customer: "c", plan: "q300")
             try await waitUntil("node A to know the token") { try await Self.call(a.proxy, token) == 200 }
@@ -167,7 +180,7 @@ struct MultiNodeQuotaTests {
 
     @Test func terminateAndRotateOnTheControlNodeReachEveryGatewayByNotification() async throws {
         // Polls an hour apart: only a notification explains a change arriving.
-        try await Self.withCluster(gateways: Array(repeating: ["--sync-interval", "3600"], count: 3)) { cluster, gateways, upstream in
+        try await Self.withCluster(gateways: Array(repeating: ["--sync-interval", "3600"], count: 3)) { cluster, gateways, upstream, hooks in
             let (id, token) = try await cluster.subscribe(customer: "c", plan: "q300")
             for gateway in gateways {
                 try await waitUntil("every node to accept the token") { try await Self.call(gateway.proxy, token) == 200 }
@@ -192,7 +205,7 @@ struct MultiNodeQuotaTests {
     }
 
     @Test func callsThroughAnNginxLoadBalancerAreCountedOnceEachAndTheQuotaHolds() async throws {
-        try await Self.withCluster(gateways: [[], []]) { cluster, gateways, upstream in
+        try await Self.withCluster(gateways: [[], []]) { cluster, gateways, upstream, hooks in
             let balancer = try await LoadBalancer.start(backends: gateways.map(\.port))
             defer { balancer.stop() }
             let (subscription, token) = try await cluster.subscribe(customer: "c", plan: "q100")
