@@ -178,7 +178,7 @@ struct MultiNodeQuotaTests {
         }
     }
 
-    @Test func terminateAndRotateOnTheControlNodeReachEveryGatewayByNotification() async throws {
+    @Test func rotatePlanChangeAndTerminateOnTheControlNodeReachEveryGatewayByNotification() async throws {
         // Polls an hour apart: only a notification explains a change arriving.
         try await Self.withCluster(gateways: Array(repeating: ["--sync-interval", "3600"], count: 3)) { cluster, gateways, upstream, hooks in
             let (id, token) = try await cluster.subscribe(customer: "c", plan: "q300")
@@ -193,6 +193,16 @@ struct MultiNodeQuotaTests {
                 #expect(try await Self.call(gateway.proxy, newToken) == 200)
             }
             print("rotation reached all three gateways after \(ContinuousClock.now - started)")
+            // A plan change applies the new plan's limits on every node.
+            #expect(try await cluster.admin("POST", "/v1/subscriptions/\(id)/change-plan", body: #"{"plan":"q100"}"#).status == 200)
+            started = ContinuousClock.now
+            for gateway in gateways {
+                try await waitUntil("every node to apply the new plan's limit") {
+                    try await TestHTTP.request("GET", gateway.proxy + "/shared/hello", headers: [("apikey", newToken)])
+                        .header("X-RateLimit-Limit-Month") == "100"
+                }
+            }
+            print("the plan change reached all three gateways after \(ContinuousClock.now - started)")
             #expect(try await cluster.admin("POST", "/v1/subscriptions/\(id)/terminate").status == 200)
             started = ContinuousClock.now
             for gateway in gateways {
