@@ -269,6 +269,14 @@ enum Migrations {
                 """,
                 "CREATE INDEX quota_holdings_node ON quota_holdings (node)",
                 "CREATE TABLE quota_nodes (node TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+                // What single-node leases held is counted as granted, so an upgrade mid-window
+                // gives nothing away (the quota is corrected at the first lease; the end is a
+                // bound for forgetting the counter, 400 days on).
+                """
+                INSERT INTO quota_counters (subscription_id, plan_id, endpoint, quota_window, window_start, window_end, quota, granted)
+                SELECT subscription_id, plan_id, endpoint, quota_window, window_start, window_start + 34560000000000, leased, leased
+                FROM quota_leases
+                """,
             ]
         },
     ]
