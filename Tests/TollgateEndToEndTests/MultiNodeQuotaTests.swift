@@ -178,6 +178,22 @@ struct MultiNodeQuotaTests {
         }
     }
 
+    @Test func aNodeStoppedGracefullyHandsBackWhatItHeldAtOnce() async throws {
+        // A lease time-out of an hour: only A's own hand-back can give its unused calls to B.
+        try await Self.withCluster(gateways: [["--quota-lease-timeout", "3600"], []]) { cluster, gateways, upstream, hooks in
+            let (a, b) = (gateways[0], gateways[1].proxy)
+            let (subscription, token) = try await cluster.subscribe(customer: "c", plan: "q300")
+            try await waitUntil("node A to know the token") { try await Self.call(a.proxy, token) == 200 }
+            for _ in 0..<9 { #expect(try await Self.call(a.proxy, token) == 200) }
+            a.process.signal(SIGTERM)
+            #expect(try await a.process.waitForExit() == 0)
+            try await waitUntil("node B to know the token") { try await Self.call(b, token) != 401 }
+            _ = try await Self.callUntilRefused(b, token)
+            #expect(upstream.requests.count == 300)
+            #expect(try await Self.used(cluster, subscription) == [300])
+        }
+    }
+
     @Test func rotatePlanChangeAndTerminateOnTheControlNodeReachEveryGatewayByNotification() async throws {
         // Polls an hour apart: only a notification explains a change arriving.
         try await Self.withCluster(gateways: Array(repeating: ["--sync-interval", "3600"], count: 3)) { cluster, gateways, upstream, hooks in
