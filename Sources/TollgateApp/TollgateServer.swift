@@ -69,6 +69,10 @@ public enum TollgateServer {
                 adminKey: keys.adminKey, collectorKey: keys.collectorKey
             ) { ready in onReady(ready, handle) }
 
+            var admin = AdminServer.Configuration(
+                host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey,
+                collectorKey: keys.collectorKey)
+            admin.tls = adminTLS?.configuration()
             var services: [any Service] = [recorder]
             // Stopped after the proxy has drained (services stop in reverse order): it then hands back what it held.
             if let sharedQuotas { services.append(sharedQuotas) }
@@ -115,12 +119,13 @@ public enum TollgateServer {
                 var dashboardSettings = DashboardConfiguration(adminKey: keys.adminKey)
                 dashboardSettings.secureCookies = adminTLS != nil
                 let dashboard = DashboardPages(app: DashboardApp(control: control, configuration: dashboardSettings, logger: logger))
-                var admin = AdminServer.Configuration(
-                    host: options.adminHost ?? options.host, port: options.adminPort, adminKey: keys.adminKey,
-                    collectorKey: keys.collectorKey)
-                admin.tls = adminTLS?.configuration()
                 services.append(try AdminServer.application(
                     configuration: admin, control: control, pages: [dashboard], logger: logger,
+                    onListening: { readiness.adminListening($0) }))
+            } else {
+                // A gateway node's admin port serves its own `/metrics` (admin key) and `/healthz`.
+                services.append(try AdminServer.application(
+                    configuration: admin, control: control, scope: .metricsOnly, logger: logger,
                     onListening: { readiness.adminListening($0) }))
             }
             let certificates = [proxyTLS, adminTLS].compactMap { $0 }

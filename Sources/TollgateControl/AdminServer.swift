@@ -71,15 +71,24 @@ public enum AdminServer {
         }
     }
 
-    /// The router with every route of the admin port.
+    /// What the admin port serves: everything, or (a gateway node's) only `/metrics` and `/healthz`.
+    public enum Scope: Sendable {
+        case everything
+        case metricsOnly
+    }
+
+    /// The router with every route of the admin port (`scope` everything), or with the two a
+    /// gateway node serves.
     static func router(
-        control: ControlPlane, adminKey: String, collectorKey: String, pages: [any AdminPortPages] = []
+        control: ControlPlane, adminKey: String, collectorKey: String, pages: [any AdminPortPages] = [], scope: Scope = .everything
     ) -> Router<BasicRequestContext> {
-        var table = AdminAPI(control: control).routes()
-        let openAPI = OpenAPIDocument.make(table)
-        table.add(AdminRoute(
-            method: .get, path: "/openapi.json", summary: "This description", success: (200, nil), authenticated: false
-        ) { _, _ in JSONResponse.make(openAPI) })
+        var table = scope == .everything ? AdminAPI(control: control).routes() : AdminRouteTable()
+        if scope == .everything {
+            let openAPI = OpenAPIDocument.make(table)
+            table.add(AdminRoute(
+                method: .get, path: "/openapi.json", summary: "This description", success: (200, nil), authenticated: false
+            ) { _, _ in JSONResponse.make(openAPI) })
+        }
         table.add(AdminRoute(
             method: .get, path: "/metrics", summary: "Prometheus metrics (text exposition format)", success: (200, nil),
             successText: "text/plain; version=0.0.4"
@@ -91,7 +100,9 @@ public enum AdminServer {
 
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware(routes: routes))
-        router.add(middleware: CollectorMiddleware(store: control.store, collectorKey: collectorKey))
+        if scope == .everything {
+            router.add(middleware: CollectorMiddleware(store: control.store, collectorKey: collectorKey))
+        }
         router.add(middleware: AdminKeyMiddleware(
             adminKey: adminKey, openPaths: Set(routes.routes.filter { !$0.authenticated }.map(\.path)),
             openPrefixes: pages.map(\.pathPrefix)))
@@ -104,11 +115,13 @@ public enum AdminServer {
 
     /// The admin port as a service; `onListening` receives the bound port.
     public static func application(
-        configuration: Configuration, control: ControlPlane, pages: [any AdminPortPages] = [], logger: Logger,
-        onListening: @escaping @Sendable (Int) -> Void
+        configuration: Configuration, control: ControlPlane, pages: [any AdminPortPages] = [], scope: Scope = .everything,
+        logger: Logger, onListening: @escaping @Sendable (Int) -> Void
     ) throws -> some ApplicationProtocol {
         Application(
-            router: router(control: control, adminKey: configuration.adminKey, collectorKey: configuration.collectorKey, pages: pages),
+            router: router(
+                control: control, adminKey: configuration.adminKey, collectorKey: configuration.collectorKey, pages: pages,
+                scope: scope),
             server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },

@@ -107,6 +107,14 @@ struct MultiNodeQuotaTests {
             // Once every node has been refused, nothing more passes anywhere.
             for gateway in gateways { #expect(try await Self.call(gateway.proxy, token) == 429) }
             #expect(try await Self.used(cluster, subscription) == [300])
+            // Each node's own /metrics counts the calls it answered: 300 in all.
+            let labels = ["product": "shared", "endpoint": "hello", "status": "200"]
+            try await waitUntil("the nodes' metrics to count 300 calls") {
+                var answered = 0.0
+                for gateway in gateways { answered += try await gateway.metrics().value("tollgate_proxy_calls_total", labels) }
+                return answered == 300
+            }
+            for gateway in gateways { #expect(try await gateway.metrics().value("tollgate_proxy_calls_total", labels) > 0) }
         }
     }
 

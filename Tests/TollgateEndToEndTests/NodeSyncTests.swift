@@ -24,6 +24,14 @@ struct NodeSyncTests {
         let gateway = try await cluster.startGateway(["--sync-interval", "3600"])
         defer { gateway.process.signal(SIGKILL) }
         let proxy = gateway.port
+        // The gateway's admin port serves its metrics (with the admin key) and nothing of the admin API.
+        let gatewayAdmin = "http://127.0.0.1:\(gateway.adminPort)"
+        #expect(try await TestHTTP.request("GET", gatewayAdmin + "/metrics").status == 401)
+        #expect(try await gateway.metrics().text.contains("tollgate_usage_queue_depth"))
+        #expect(try await TestHTTP.request("GET", gatewayAdmin + "/healthz").status == 200)
+        let adminAuth = [("Authorization", "Bearer \(NodeCluster.adminKey)")]
+        #expect(try await TestHTTP.request("GET", gatewayAdmin + "/v1/customers", headers: adminAuth).status == 404)
+        #expect(try await TestHTTP.request("GET", gatewayAdmin + "/dashboard", headers: adminAuth).status == 404)
         let (id, token) = try await cluster.subscribe(customer: "n", plan: "shared-plan")
         func status() async throws -> Int {
             try await TestHTTP.request("GET", "http://127.0.0.1:\(proxy)/shared/hello", headers: [("apikey", token)]).status

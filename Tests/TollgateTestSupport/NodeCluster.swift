@@ -4,11 +4,20 @@ import TollgateStore
 /// A deployment of real processes on one PostgreSQL schema of its own: one control node (admin
 /// API, catalog) and any number of gateway nodes, as DESIGN §2 describes several nodes.
 public final class NodeCluster: Sendable {
-    /// One gateway node: its process and proxy port.
+    /// One gateway node: its process, proxy port and admin port (`/metrics`, `/healthz`).
     public struct Gateway: Sendable {
         public let process: TollgateProcess
         public let port: Int
+        public let adminPort: Int
         public var proxy: String { "http://127.0.0.1:\(port)" }
+
+        /// The node's own metrics.
+        public func metrics() async throws -> MetricsText {
+            let response = try await TestHTTP.request(
+                "GET", "http://127.0.0.1:\(adminPort)/metrics", headers: [("Authorization", "Bearer \(NodeCluster.adminKey)")])
+            guard response.status == 200 else { throw TestFailure("/metrics answered \(response.status)") }
+            return MetricsText(response.body)
+        }
     }
 
     public static let adminKey = "node-admin-key"
@@ -50,10 +59,12 @@ public final class NodeCluster: Sendable {
     public func startGateway(_ arguments: [String] = []) async throws -> Gateway {
         let process = try TollgateProcess.start(
             ["serve", "--role", "gateway", "--database", database,
-             "--data-dir", directory.appendingPathComponent("gateway-" + UUID().uuidString).path, "--proxy-port", "0"] + arguments,
+             "--data-dir", directory.appendingPathComponent("gateway-" + UUID().uuidString).path, "--proxy-port", "0",
+             "--admin-port", "0"] + arguments,
             environment: Self.environment)
         do {
-            return Gateway(process: process, port: try await process.waitUntilListening(proxyOnly: true))
+            let (proxy, admin) = try await process.waitUntilListening()
+            return Gateway(process: process, port: proxy, adminPort: admin)
         } catch {
             process.signal(SIGKILL)
             throw error
