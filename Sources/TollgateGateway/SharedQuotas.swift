@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import TollgateCore
@@ -83,6 +84,7 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
     public func lease(_ counter: QuotaCounter, quota: Int, windowEnd: Date) async throws -> QuotaGrant {
         var grant = try await take(counter, quota: quota, windowEnd: windowEnd)
         if grant.amount == 0, !grant.holders.isEmpty {
+            Counter(label: MetricName.reclaims).increment()
             // Nothing left unleased, but other nodes hold some unused: ask them for it, and take
             // what they handed back (or refuse when they had nothing after all).
             await waitForReturns(of: counter, from: Set(grant.holders)) {
@@ -99,6 +101,7 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
             node: node, counter: counter, quota: quota, windowEnd: windowEnd, block: SharedQuotaBook.block(for: quota),
             now: started, expiresAt: started.addingTimeInterval(timeout))
         ledger?.leasesValid(until: started.addingTimeInterval(timeout / 2))
+        Counter(label: MetricName.leases, dimensions: [("outcome", grant.amount > 0 ? "granted" : "empty")]).increment()
         return grant
     }
 
@@ -110,6 +113,7 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
         for (counter, amount) in unused {
             do {
                 try await store.returnQuota(node: node, counter: counter, amount: amount)
+                Counter(label: MetricName.handedBack).increment(by: amount)
                 try await store.notifyQuotaNodes(Message.returned(node: node, amount: amount, counter).text)
             } catch {
                 logger.warning("quota could not be handed back", metadata: ["error": "\(type(of: error))"])
@@ -171,6 +175,7 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
             if unused > 0 {
                 do {
                     try await store.returnQuota(node: node, counter: counter, amount: unused)
+                    Counter(label: MetricName.handedBack).increment(by: unused)
                 } catch {
                     unused = 0
                     logger.warning("quota could not be handed back", metadata: ["error": "\(type(of: error))"])
@@ -183,6 +188,15 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
             if amount > 0 { ledger?.allowanceReturned(counter) }
             answered(by: other, about: counter)
         }
+    }
+
+    // MARK: Metrics
+
+    /// The names of the metrics of shared quotas (docs/operations.md describes them).
+    enum MetricName {
+        static let leases = "tollgate_quota_leases_total"
+        static let reclaims = "tollgate_quota_reclaims_total"
+        static let handedBack = "tollgate_quota_handed_back_total"
     }
 
     // MARK: Service

@@ -137,6 +137,11 @@ struct MultiNodeQuotaTests {
             #expect(upstream.requests.count == 300)
             for base in [a, b, c] { #expect(try await Self.call(base, token) == 429) }
             #expect(try await Self.used(cluster, subscription) == [300])
+            // C asked; A and B handed back what they held beyond their 100 calls.
+            #expect(try await gateways[2].metrics().value("tollgate_quota_reclaims_total") >= 1)
+            let handedBack = try await gateways[0].metrics().value("tollgate_quota_handed_back_total")
+                + gateways[1].metrics().value("tollgate_quota_handed_back_total")
+            #expect(handedBack > 0)
             // The vendor hears once that the quota is used up, though three nodes refused.
             #expect(try await cluster.admin("POST", "/v1/subscriptions/\(subscription)/terminate").status == 200)
             let events = try await hooks.waitFor("type subscription.terminated") {
