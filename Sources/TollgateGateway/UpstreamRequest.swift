@@ -148,25 +148,8 @@ enum UpstreamRequest {
         return element
     }
 
-    /// The upstream's response headers as the client gets them: without hop-by-hop headers and
-    /// those its `Connection` lists, with Tollgate's own `Connection` when it needs one.
-    static func responseHeaders(_ upstream: HTTPHeaders, closeAfter: Bool, clientVersion: HTTPVersion) -> HTTPHeaders {
-        var headers = upstream
-        var connectionListed: [String] = []
-        for value in upstream[canonicalForm: "connection"] { connectionListed.append(value.lowercased()) }
-        var removed: [String] = connectionListed
-        for (name, _) in upstream where isHopByHop(name) { removed.append(name) }
-        for name in removed { headers.remove(name: name) }
-        if closeAfter {
-            headers.add(name: "Connection", value: "close")
-        } else if clientVersion == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
-        }
-        return headers
-    }
-
     /// Whether a response header is hop-by-hop; most names are told apart by their length alone.
-    private static func isHopByHop(_ name: String) -> Bool {
+    static func isHopByHop(_ name: String) -> Bool {
         switch name.utf8.count {
         case 2, 6, 7, 10, 16, 17, 18, 19: roles[name.lowercased()] == .hopByHop
         default: false

@@ -133,20 +133,6 @@ struct DecisionTests {
         }
         #expect(!headers.contains { $0.name.lowercased().replacingOccurrences(of: "_", with: "-") == "x-consumer-username" && $0.value == "spoofed" })
     }
-
-    @Test("Answers lose hop-by-hop headers and those Connection names, and say when the connection closes")
-    func responseHeaders() {
-        let upstream = HTTPHeaders([
-            ("Content-Type", "text/plain"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"),
-            ("Transfer-Encoding", "chunked"), ("X-Kept", "yes"),
-        ])
-        let kept = UpstreamRequest.responseHeaders(upstream, closeAfter: false, clientVersion: .http1_1)
-        #expect(kept.map(\.name) == ["Content-Type", "X-Kept"])
-        let closing = UpstreamRequest.responseHeaders(upstream, closeAfter: true, clientVersion: .http1_1)
-        #expect(closing["Connection"] == ["close"])
-        let http10 = UpstreamRequest.responseHeaders(upstream, closeAfter: false, clientVersion: .http1_0)
-        #expect(http10["Connection"] == ["keep-alive"])
-    }
 }
 
 private struct DecisionFailure: Error, CustomStringConvertible {
