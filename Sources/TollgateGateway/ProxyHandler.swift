@@ -36,7 +36,11 @@ final class ProxiedCall {
 
     /// The upstream connection; nil while it is being opened.
     var upstream: UpstreamHandler?
-    /// Request parts that arrived while the connection was being opened.
+    /// The head sent upstream, as bytes (`UpstreamRequest.write`).
+    var upstreamHead = ByteBuffer()
+    /// The request body goes upstream chunked.
+    var upstreamChunked = false
+    /// Request body parts (and its end) that arrived while the connection was being opened.
     var waitingParts: [HTTPClientRequestPart] = []
     var requestDone = false
     var responseHeadSent = false
@@ -55,7 +59,7 @@ final class ProxiedCall {
     var endedEarly = false
     var upstreamReusable = true
     /// Set while the call went out on a reused connection and has no body: it may be sent once more.
-    var retryHead: HTTPRequestHead?
+    var retryable = false
     /// Whether the request has no body (such a call may be retried on a fresh connection).
     var bodyless = false
     /// The rate-limit headers of the call's prepaid quotas, added to its answer.
@@ -388,9 +392,11 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
         call.bodyless = !Self.hasBody(head)
-        call.waitingParts.append(.head(UpstreamRequest.head(
+        var upstreamHead = context.channel.allocator.buffer(capacity: 1024)
+        call.upstreamChunked = UpstreamRequest.write(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
-            edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil)))
+            edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil, into: &upstreamHead)
+        call.upstreamHead = upstreamHead
         if Self.hasBody(head) { armBodyTimeout(call) }
         if let leaseWait {
             // The quota lease covering this call is being written: wait for it before forwarding.
@@ -417,8 +423,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         }
         // A pooled connection may have been closed by the upstream a moment ago; an idempotent
         // call without a body can then be sent again on a new connection. Any other is sent once.
-        if call.bodyless, ProxiedCall.idempotentMethods.contains(call.method), case .head(let head)? = call.waitingParts.first {
-            call.retryHead = head
+        if call.bodyless, ProxiedCall.idempotentMethods.contains(call.method) {
+            call.retryable = true
         }
         attach(connection, to: call)
     }
@@ -447,6 +453,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private func attach(_ connection: UpstreamHandler, to call: ProxiedCall) {
         connection.owner = self
         call.upstream = connection
+        connection.sendHead(call.upstreamHead, isHead: call.isHead, chunked: call.upstreamChunked)
         for part in call.waitingParts { connection.send(part) }
         call.waitingParts = []
         connection.flush()
@@ -768,10 +775,10 @@ extension ProxyHandler: UpstreamOwner {
             call.endedEarly = true
             return
         }
-        if let head = call.retryHead, call.responseStatus == nil, let context {
-            call.retryHead = nil
+        if call.retryable, call.responseStatus == nil, let context {
+            call.retryable = false
             call.readDeadline = nil
-            call.waitingParts = call.requestDone ? [.head(head), .end(nil)] : [.head(head)]
+            call.waitingParts = call.requestDone ? [.end(nil)] : []
             openConnection(for: call, context: context)
             return
         }
