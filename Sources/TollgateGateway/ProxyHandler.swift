@@ -31,17 +31,26 @@ final class ProxiedCall {
     let upstreamKey: UpstreamKey
     let clientKeepAlive: Bool
     let clientVersion: HTTPVersion
+    /// The request is a `HEAD`: its answer has no body.
+    let isHead: Bool
 
     /// The upstream connection; nil while it is being opened.
     var upstream: UpstreamHandler?
-    /// Request parts that arrived while the connection was being opened.
+    /// The head sent upstream, as bytes (`UpstreamRequest.write`).
+    var upstreamHead = ByteBuffer()
+    /// The request body goes upstream chunked.
+    var upstreamChunked = false
+    /// Request body parts (and its end) that arrived while the connection was being opened.
     var waitingParts: [HTTPClientRequestPart] = []
     var requestDone = false
     var responseHeadSent = false
     var responseStatus: Int?
     /// True from the upstream's answer until its usage event is durable (billable calls only).
     var awaitingDurability = false
-    var heldParts: [HTTPServerResponsePart] = []
+    /// The answer's bytes (head and framed body) held until its usage is durable.
+    var held: ByteBuffer?
+    /// The upstream's answer ended while it was held.
+    var heldEnd = false
     /// Body bytes held for durability; past `maxHeldBytes` the upstream is not read further.
     var heldBytes = 0
     /// The upstream's answer has ended: anything more it sends is not part of this call.
@@ -50,7 +59,7 @@ final class ProxiedCall {
     var endedEarly = false
     var upstreamReusable = true
     /// Set while the call went out on a reused connection and has no body: it may be sent once more.
-    var retryHead: HTTPRequestHead?
+    var retryable = false
     /// Whether the request has no body (such a call may be retried on a fresh connection).
     var bodyless = false
     /// The rate-limit headers of the call's prepaid quotas, added to its answer.
@@ -68,7 +77,7 @@ final class ProxiedCall {
 
     init(
         consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
-        upstreamKey: UpstreamKey, clientKeepAlive: Bool, clientVersion: HTTPVersion
+        upstreamKey: UpstreamKey, clientKeepAlive: Bool, clientVersion: HTTPVersion, isHead: Bool
     ) {
         let eventID = RandomID.timeOrdered("req")
         self.eventID = eventID
@@ -81,6 +90,7 @@ final class ProxiedCall {
         self.upstreamKey = upstreamKey
         self.clientKeepAlive = clientKeepAlive
         self.clientVersion = clientVersion
+        self.isHead = isHead
     }
 
     var billable: Bool { endpoint != nil }
@@ -97,10 +107,13 @@ final class ProxiedCall {
 /// The proxy port's decision and forwarding handler: route, authenticate and forward each
 /// request to a pooled upstream connection, streaming parts both ways with back-pressure, and
 /// record its usage. Everything it decides from is in memory; it runs on its channel's event loop.
+///
+/// It writes its answers as bytes (`ResponseHead`): the client side of the pipeline has SwiftNIO's
+/// request decoder but no response encoder.
 final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         case idle
@@ -129,6 +142,13 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     /// A graceful shutdown asked the connection to end after its current request.
     private var quiescing = false
+    /// The current request is a `HEAD`: Tollgate's own answer to it has no body.
+    private var answeringHead = false
+    /// How the body of the answer being written is framed.
+    private var responseFraming = BodyFraming.raw
+    /// An answer's head was written and its end not yet: a decoding error can no longer be
+    /// answered with a 400.
+    private var responseOpen = false
 
     init(shared: ProxyContext, pool: UpstreamPool, ticker: DeadlineTicker) {
         self.shared = shared
@@ -273,13 +293,21 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A request the decoder cannot read is answered 400 unless an answer is under way; the
+        // connection ends either way (what SwiftNIO's `HTTPServerProtocolErrorHandler` does).
+        if error is HTTPParserError, !responseOpen {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: Self.malformedAnswer)), promise: nil)
+        }
         context.close(promise: nil)
     }
+
+    static let malformedAnswer: StaticString = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
     // MARK: Deciding
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         connectionGuard?.requestStarted()
+        answeringHead = head.method == .HEAD
         // After an upgrade request the decoder reads no further: its answer is the last.
         closeAfterResponse = !head.isKeepAlive || head.method == .CONNECT || Decision.isUpgrade(head)
         if !shared.localRoutes.isEmpty, Decision.unacceptable(head) == nil,
@@ -329,7 +357,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
             upstreamKey: UpstreamKey(
                 product: product.id, host: product.upstream.host, port: product.upstream.port, tls: product.upstream.isTLS),
-            clientKeepAlive: head.isKeepAlive, clientVersion: head.version)
+            clientKeepAlive: head.isKeepAlive, clientVersion: head.version, isHead: head.method == .HEAD)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?
         var sharedLease: EventLoopFuture<QuotaLedger.Admission>?
@@ -356,12 +384,17 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         }
         state = .forwarding(call)
         if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: 32)
+            ResponseHead.writeStatusLine(version: head.version, status: .continue, into: &buffer)
+            buffer.writeStaticString("\r\n")
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
         call.bodyless = !Self.hasBody(head)
-        call.waitingParts.append(.head(UpstreamRequest.head(
+        var upstreamHead = context.channel.allocator.buffer(capacity: 1024)
+        call.upstreamChunked = UpstreamRequest.write(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
-            edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil)))
+            edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil, into: &upstreamHead)
+        call.upstreamHead = upstreamHead
         if Self.hasBody(head) { armBodyTimeout(call) }
         if let sharedLease {
             // This node is taking a lease of a quota it shares with other nodes: the call is
@@ -443,8 +476,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         }
         // A pooled connection may have been closed by the upstream a moment ago; an idempotent
         // call without a body can then be sent again on a new connection. Any other is sent once.
-        if call.bodyless, ProxiedCall.idempotentMethods.contains(call.method), case .head(let head)? = call.waitingParts.first {
-            call.retryHead = head
+        if call.bodyless, ProxiedCall.idempotentMethods.contains(call.method) {
+            call.retryable = true
         }
         attach(connection, to: call)
     }
@@ -473,6 +506,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private func attach(_ connection: UpstreamHandler, to call: ProxiedCall) {
         connection.owner = self
         call.upstream = connection
+        connection.sendHead(call.upstreamHead, isHead: call.isHead, chunked: call.upstreamChunked)
         for part in call.waitingParts { connection.send(part) }
         call.waitingParts = []
         connection.flush()
@@ -554,33 +588,36 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private func answer(
         _ refusal: ProxyRefusal, version: HTTPVersion, context: ChannelHandlerContext, extra: [(name: String, value: String)] = []
     ) {
-        var headers = HTTPHeaders()
-        for field in extra { headers.add(name: field.name, value: field.value) }
-        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         let body = refusal.body
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        for (name, value) in refusal.extraHeaders { headers.add(name: name, value: value) }
-        if closeAfterResponse {
-            headers.add(name: "Connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
-        }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: refusal.status, headers: headers))), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-        buffer.writeString(body)
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        finishResponse(context: context)
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+        ResponseHead.writeStatusLine(version: version, status: refusal.status, into: &buffer)
+        for field in extra { ResponseHead.writeField(field.name, field.value, into: &buffer) }
+        buffer.writeStaticString("Content-Type: application/json; charset=utf-8\r\nContent-Length: ")
+        ResponseHead.writeDecimal(body.utf8.count, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in refusal.extraHeaders { ResponseHead.writeField(name, value, into: &buffer) }
+        ResponseHead.writeConnection(closeAfter: closeAfterResponse, version: version, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        if !answeringHead { buffer.writeString(body) }
+        responseFraming = .raw
+        finishResponse(context: context, last: buffer)
     }
 
-    private func finishResponse(context: ChannelHandlerContext) {
+    /// Ends the answer being written: `last` (what is left of it), the end of a chunked body,
+    /// one flush; then the connection closes, or the next pipelined request is handled.
+    private func finishResponse(context: ChannelHandlerContext, last: ByteBuffer? = nil) {
+        var bytes = last ?? context.channel.allocator.buffer(capacity: responseFraming == .chunked ? 5 : 0)
+        responseFraming.appendEnd(to: &bytes)
+        responseFraming = .raw
+        responseOpen = false
         if !closeAfterResponse, case .idle = state { connectionGuard?.requestFinished() }
         if closeAfterResponse {
             pipelined.removeAll()
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             if !pipelined.isEmpty { handlePipelined(context: context) }
         }
     }
@@ -619,27 +656,18 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         promise.futureResult.assumeIsolated().whenSuccess { [self] response in
             guard case .answeringLocally = state, let context = self.context else { return }
             state = .idle
-            writeLocal(response, version: call.head.version, context: context)
+            writeLocal(response, head: call.head, context: context)
             resumeClientReads()
         }
     }
 
-    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, context: ChannelHandlerContext) {
-        var headers = response.headers
-        headers.remove(name: "Content-Length")
-        headers.remove(name: "Transfer-Encoding")
-        headers.remove(name: "Connection")
-        headers.add(name: "Content-Length", value: String(response.body.readableBytes))
-        if closeAfterResponse {
-            headers.add(name: "Connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
-        }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        if response.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
-        }
-        finishResponse(context: context)
+    private func writeLocal(_ response: LocalResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 256 + response.body.readableBytes)
+        ResponseHead.writeOwn(
+            version: head.version, status: response.status, headers: response.headers, body: response.body,
+            closeAfter: closeAfterResponse, requestIsHead: head.method == .HEAD, into: &buffer)
+        responseFraming = .raw
+        finishResponse(context: context, last: buffer)
     }
 
     // MARK: Recording
@@ -695,12 +723,13 @@ extension ProxyHandler: UpstreamOwner {
                 closeAfterResponse = true  // HTTP/1.0 has no chunked framing: the end is the close.
             }
             armTimeout(call)
-            var clientHeaders = UpstreamRequest.responseHeaders(head.headers, closeAfter: closeAfterResponse, clientVersion: call.clientVersion)
-            for field in call.quotaHeaders { clientHeaders.replaceOrAdd(name: field.name, value: field.value) }
-            let clientHead = HTTPResponseHead(version: call.clientVersion, status: head.status, headers: clientHeaders)
+            var clientHead = context.channel.allocator.buffer(capacity: 512)
+            responseFraming = ResponseHead.writeForwarded(
+                head, clientVersion: call.clientVersion, closeAfter: closeAfterResponse, requestIsHead: call.isHead,
+                extra: call.quotaHeaders, into: &clientHead)
             if call.billable {
                 call.awaitingDurability = true
-                call.heldParts.append(.head(clientHead))
+                call.held = clientHead
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 shared.recorder.record(
                     makeEvent(call, status: Int(head.status.code), billable: true), durable: promise, quota: call.counted?.shared ?? [])
@@ -711,23 +740,33 @@ extension ProxyHandler: UpstreamOwner {
                 shared.recorder.record(
                     makeEvent(call, status: Int(head.status.code), billable: false), quota: call.counted?.shared ?? [])
                 call.responseHeadSent = true
-                context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
+                responseOpen = true
+                context.write(wrapOutboundOut(clientHead), promise: nil)
             }
         case .body(let buffer):
             armTimeout(call)
             if call.awaitingDurability {
-                call.heldParts.append(.body(.byteBuffer(buffer)))
+                if call.held != nil { responseFraming.append(buffer, to: &call.held!) }
                 call.heldBytes += buffer.readableBytes
                 if call.heldBytes > ProxiedCall.maxHeldBytes { call.upstream?.pauseReads() }
             } else {
-                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                switch responseFraming {
+                case .raw:
+                    context.write(wrapOutboundOut(buffer), promise: nil)
+                case .chunked:
+                    var framed = context.channel.allocator.buffer(capacity: buffer.readableBytes + 16)
+                    responseFraming.append(buffer, to: &framed)
+                    if framed.readableBytes > 0 { context.write(wrapOutboundOut(framed), promise: nil) }
+                case .suppressed:
+                    break
+                }
                 if !context.channel.isWritable { call.upstream?.pauseReads() }
             }
         case .end:
             call.readDeadline = nil
             call.responseEnded = true
             if call.awaitingDurability {
-                call.heldParts.append(.end(nil))
+                call.heldEnd = true
             } else {
                 completeCall(call, context: context)
             }
@@ -739,35 +778,27 @@ extension ProxyHandler: UpstreamOwner {
         call.awaitingDurability = false
         switch result {
         case .failure:
-            call.heldParts = []
+            call.held = nil
             failCall(call, with: .usageNotRecorded)
         case .success:
             call.responseHeadSent = true
-            let parts = call.heldParts
-            call.heldParts = []
-            var ended = false
-            var lastWrite: EventLoopFuture<Void>?
-            for part in parts {
-                if case .end = part {
-                    ended = true
-                } else {
-                    lastWrite = context.write(wrapOutboundOut(part))
-                }
-            }
-            if ended {
-                completeCall(call, context: context)
+            let held = call.held ?? context.channel.allocator.buffer(capacity: 0)
+            call.held = nil
+            if call.heldEnd {
+                // The whole answer goes in one write, with the end of its body.
+                completeCall(call, context: context, last: held)
             } else if call.endedEarly {
-                context.flush()
-                lastWrite?.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                context.writeAndFlush(wrapOutboundOut(held)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             } else {
-                context.flush()
+                responseOpen = true
+                context.writeAndFlush(wrapOutboundOut(held), promise: nil)
                 if context.channel.isWritable { call.upstream?.resumeReads() }
             }
         }
     }
 
     /// The upstream's answer is complete: end the client's answer and return the connection.
-    private func completeCall(_ call: ProxiedCall, context: ChannelHandlerContext) {
+    private func completeCall(_ call: ProxiedCall, context: ChannelHandlerContext, last: ByteBuffer? = nil) {
         call.responseHeadSent = true
         if let upstream = call.upstream {
             upstream.resumeReads()
@@ -781,7 +812,7 @@ extension ProxyHandler: UpstreamOwner {
         if !call.requestDone { closeAfterResponse = true }
         state = call.requestDone ? .idle : .discarding
         resumeClientReads()
-        finishResponse(context: context)
+        finishResponse(context: context, last: last)
     }
 
     func upstreamReadComplete() {
@@ -799,10 +830,10 @@ extension ProxyHandler: UpstreamOwner {
             call.endedEarly = true
             return
         }
-        if let head = call.retryHead, call.responseStatus == nil, let context {
-            call.retryHead = nil
+        if call.retryable, call.responseStatus == nil, let context {
+            call.retryable = false
             call.readDeadline = nil
-            call.waitingParts = call.requestDone ? [.head(head), .end(nil)] : [.head(head)]
+            call.waitingParts = call.requestDone ? [.end(nil)] : []
             openConnection(for: call, context: context)
             return
         }

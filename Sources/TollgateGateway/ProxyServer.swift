@@ -16,7 +16,7 @@ struct LoopResources {
 /// The proxy port has as many client connections as it may.
 struct ClientConnectionLimitReached: Error {}
 
-/// The proxy port as a service: a `ConnectionGuard`, SwiftNIO's HTTP/1.1 server codec and a
+/// The proxy port as a service: a `ConnectionGuard`, SwiftNIO's HTTP/1.1 request decoder and a
 /// `ProxyHandler` per connection, one upstream pool per event loop. On graceful shutdown it
 /// stops accepting, lets in-flight calls finish for up to the drain timeout, cuts the rest,
 /// and returns.
@@ -78,10 +78,12 @@ public final class ProxyServer: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
                     try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge, ticker: resources.ticker))
-                    // The proxy handler keeps pipelined requests in order itself: NIO's pipelining
-                    // assistance would stop and restart reading for every request.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: true)
+                    // SwiftNIO's request decoder alone: the proxy handler writes its answers as
+                    // bytes (`ResponseHead`), answers a request the decoder cannot read with a 400,
+                    // and keeps pipelined requests in order itself (NIO's pipelining assistance
+                    // would stop and restart reading for every request).
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyHandler(shared: shared, pool: resources.pool, ticker: resources.ticker))
                 }

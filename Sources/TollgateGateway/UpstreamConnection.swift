@@ -53,8 +53,29 @@ protocol UpstreamOwner: AnyObject {
     func upstreamWritabilityChanged(isWritable: Bool)
 }
 
+/// Sends what `UpstreamHandler` wrote as bytes: the upstream side has SwiftNIO's response decoder
+/// but no request encoder. A request's head only tells the decoder (which sits above this
+/// handler and sees it pass) the method its answer is for; the bytes of the head and of the body,
+/// framed, come as body parts.
+final class UpstreamBytesWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .body(.byteBuffer(let bytes)):
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        case .body(.fileRegion(let region)):
+            context.write(NIOAny(IOData.fileRegion(region)), promise: promise)
+        case .head, .end:
+            promise?.succeed()
+        }
+    }
+}
+
 /// Sits at the end of a pooled client channel to an upstream and forwards what arrives to the
-/// proxy handler that currently owns the connection (on the same event loop).
+/// proxy handler that currently owns the connection (on the same event loop). It writes each
+/// request as bytes: the head `UpstreamRequest` wrote, the body framed as the head said.
 final class UpstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
@@ -67,6 +88,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private var pendingRead = false
     /// What went wrong on the connection (a TLS handshake that failed), told when it closes.
     private var failure: (any Error)?
+    /// The body of the request being sent is chunked.
+    private var chunked = false
+
+    /// What the response decoder is told of a request: only whether it is a `HEAD` matters
+    /// (`CONNECT` never reaches an upstream).
+    private static let headRequest = HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/")
+    private static let otherRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -79,8 +107,36 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
+    /// Writes a request's head, as `UpstreamRequest.write` made it.
+    func sendHead(_ bytes: ByteBuffer, isHead: Bool, chunked: Bool) {
+        guard let context else { return }
+        self.chunked = chunked
+        context.write(wrapOutboundOut(.head(isHead ? Self.headRequest : Self.otherRequest)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+    }
+
+    /// Writes a part of the request's body (a chunk when the body is chunked), or its end.
     func send(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+        guard let context else { return }
+        switch part {
+        case .head:
+            preconditionFailure("a request's head is sent by sendHead")
+        case .body(.byteBuffer(let bytes)):
+            if chunked {
+                guard bytes.readableBytes > 0 else { return }
+                var framed = context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
+                BodyFraming.chunked.append(bytes, to: &framed)
+                context.write(wrapOutboundOut(.body(.byteBuffer(framed))), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(part), promise: nil)
+            }
+        case .body(.fileRegion):
+            preconditionFailure("request bodies arrive in buffers")
+        case .end:
+            if chunked {
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(staticString: "0\r\n\r\n")))), promise: nil)
+            }
+        }
     }
 
     func flush() {
@@ -188,7 +244,9 @@ final class UpstreamPool {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamBytesWriter())
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }

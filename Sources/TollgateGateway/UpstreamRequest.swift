@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import TollgateCore
 
@@ -82,19 +83,36 @@ enum UpstreamRequest {
         }
     }
 
-    static func head(
+    /// The head sent upstream for `request`, written as bytes into `buffer`: the request line
+    /// with the upstream's path, the client's headers as they came except those the proxy
+    /// removes (hop-by-hop, those `Connection` lists, identity in every spelling, method
+    /// overrides, the credential, the upstream's secret), then Tollgate's own (host, identity,
+    /// secret, forwarding). The body's framing follows SwiftNIO's request encoder: a
+    /// `Content-Length` body goes as it is; otherwise a chunked body, and any `POST`, `PUT` or
+    /// `PATCH`, is sent chunked. Returns whether the body is chunked.
+    static func write(
         for request: HTTPRequestHead, forward: Forward, requestID: String, clientAddress: String, edge: EdgePolicy,
-        overTLS: Bool = false
-    ) -> HTTPRequestHead {
+        overTLS: Bool = false, into buffer: inout ByteBuffer
+    ) -> Bool {
         let product = forward.route.product
         let secretName = product.upstreamHeader.map { comparableName($0.name) }
         var connectionListed: Set<String> = []
         for value in request.headers[canonicalForm: "connection"] { connectionListed.insert(comparableName(String(value))) }
 
-        var headers = HTTPHeaders()
+        buffer.writeString(request.method.rawValue)
+        buffer.writeStaticString(" ")
+        buffer.writeString(product.upstream.basePath)
+        buffer.writeSubstring(forward.remainder)
+        if let query = forward.query {
+            buffer.writeStaticString("?")
+            buffer.writeString(query)
+        }
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+
         var forwardedFor: [String] = []
         var originalHost: String?
         var chunked = false
+        var hasLength = false
         for (name, value) in request.headers {
             let comparable = comparableName(name)
             if connectionListed.contains(comparable) || comparable == secretName {
@@ -103,7 +121,8 @@ enum UpstreamRequest {
             }
             switch role(ofComparable: comparable) {
             case nil:
-                headers.add(name: name, value: value)
+                if comparable == "content-length" { hasLength = true }
+                ResponseHead.writeField(name, value, into: &buffer)
             case .hopByHop:
                 if comparable == "transfer-encoding" { chunked = true }
             case .identity, .methodOverride, .credential:
@@ -112,30 +131,39 @@ enum UpstreamRequest {
                 // Only the exact spelling is read; `X_Forwarded_For` and the like are dropped.
                 if comparable == "x-forwarded-for" && !name.utf8.contains(UInt8(ascii: "_")) { forwardedFor.append(value) }
             case .authorization:
-                if !forward.credentialInAuthorization { headers.add(name: name, value: value) }
+                if !forward.credentialInAuthorization { ResponseHead.writeField(name, value, into: &buffer) }
             case .host:
                 originalHost = value
             }
         }
-        // A request body keeps the framing it came with: NIO frames a GET, DELETE or OPTIONS
-        // body only when the head says so (docs/security.md, request smuggling).
-        if chunked && !headers.contains(name: "content-length") { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        // A request body keeps the framing it came with (docs/security.md, request smuggling);
+        // a POST, PUT or PATCH without a length is sent chunked, as SwiftNIO's encoder does.
+        if !hasLength {
+            switch request.method {
+            case .POST, .PUT, .PATCH: chunked = true
+            default: break
+            }
+        } else {
+            chunked = false
+        }
+        if chunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
         let addresses = ClientAddresses(peer: clientAddress, forwardedFor: forwardedFor, trusted: edge.trustedProxies)
-        headers.add(name: "Host", value: forward.route.upstreamHost)
-        headers.add(name: "X-Consumer-ID", value: forward.consumer.customer)
-        headers.add(name: "X-Consumer-Username", value: forward.consumer.subscription)
-        if let secret = product.upstreamHeader { headers.add(name: secret.name, value: secret.value) }
-        headers.add(name: "X-Forwarded-For", value: addresses.chain)
-        headers.add(name: "X-Forwarded-Proto", value: overTLS ? "https" : "http")
-        if let originalHost { headers.add(name: "X-Forwarded-Host", value: originalHost) }
-        headers.add(name: "X-Forwarded-Prefix", value: "/" + product.id)
-        headers.add(name: "X-Real-IP", value: addresses.client)
-        headers.add(name: "Forwarded", value: forwardedElement(client: addresses.client, host: originalHost, overTLS: overTLS))
-        headers.add(name: "X-Request-ID", value: requestID)
-
-        var uri = product.upstream.basePath + forward.remainder
-        if let query = forward.query { uri += "?" + query }
-        return HTTPRequestHead(version: .http1_1, method: request.method, uri: uri, headers: headers)
+        ResponseHead.writeField("Host", forward.route.upstreamHost, into: &buffer)
+        ResponseHead.writeField("X-Consumer-ID", forward.consumer.customer, into: &buffer)
+        ResponseHead.writeField("X-Consumer-Username", forward.consumer.subscription, into: &buffer)
+        if let secret = product.upstreamHeader { ResponseHead.writeField(secret.name, secret.value, into: &buffer) }
+        ResponseHead.writeField("X-Forwarded-For", addresses.chain, into: &buffer)
+        buffer.writeStaticString(overTLS ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n")
+        if let originalHost { ResponseHead.writeField("X-Forwarded-Host", originalHost, into: &buffer) }
+        buffer.writeStaticString("X-Forwarded-Prefix: /")
+        buffer.writeString(product.id)
+        buffer.writeStaticString("\r\n")
+        ResponseHead.writeField("X-Real-IP", addresses.client, into: &buffer)
+        ResponseHead.writeField(
+            "Forwarded", forwardedElement(client: addresses.client, host: originalHost, overTLS: overTLS), into: &buffer)
+        ResponseHead.writeField("X-Request-ID", requestID, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        return chunked
     }
 
     /// RFC 7239's `for=...;proto=http[s][;host=...]`, with IPv6 addresses and hosts quoted.
@@ -148,25 +176,8 @@ enum UpstreamRequest {
         return element
     }
 
-    /// The upstream's response headers as the client gets them: without hop-by-hop headers and
-    /// those its `Connection` lists, with Tollgate's own `Connection` when it needs one.
-    static func responseHeaders(_ upstream: HTTPHeaders, closeAfter: Bool, clientVersion: HTTPVersion) -> HTTPHeaders {
-        var headers = upstream
-        var connectionListed: [String] = []
-        for value in upstream[canonicalForm: "connection"] { connectionListed.append(value.lowercased()) }
-        var removed: [String] = connectionListed
-        for (name, _) in upstream where isHopByHop(name) { removed.append(name) }
-        for name in removed { headers.remove(name: name) }
-        if closeAfter {
-            headers.add(name: "Connection", value: "close")
-        } else if clientVersion == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
-        }
-        return headers
-    }
-
     /// Whether a response header is hop-by-hop; most names are told apart by their length alone.
-    private static func isHopByHop(_ name: String) -> Bool {
+    static func isHopByHop(_ name: String) -> Bool {
         switch name.utf8.count {
         case 2, 6, 7, 10, 16, 17, 18, 19: roles[name.lowercased()] == .hopByHop
         default: false

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Testing
 import TollgateCore
@@ -114,10 +115,10 @@ struct DecisionTests {
             ("X-Upstream-Secret", "guess"), ("Transfer-Encoding", "chunked"), ("Accept", "application/json"),
         ])
         let forward = try Self.forwarded(client)
-        let upstream = UpstreamRequest.head(
-            for: client, forward: forward, requestID: "req_1", clientAddress: "127.0.0.1", edge: EdgePolicy())
+        let upstream = Self.upstreamHead(client, forward)
         let headers = upstream.headers
-        #expect(upstream.uri == "/base/orders/7?x=1")
+        #expect(upstream.requestLine == "POST /base/orders/7?x=1 HTTP/1.1")
+        #expect(upstream.chunked)
         #expect(headers["X-Consumer-ID"] == ["cus_1"])
         #expect(headers["X-Consumer-Username"] == ["sub_shop"])
         #expect(headers["X-Consumer-Groups"].isEmpty)
@@ -127,25 +128,59 @@ struct DecisionTests {
         #expect(headers["X-Forwarded-Host"] == ["api.example"])
         #expect(headers["Host"] == ["127.0.0.1:9"])
         #expect(headers["Transfer-Encoding"] == ["chunked"])
+        #expect(headers["X-Forwarded-Proto"] == ["http"])
+        #expect(headers["X-Forwarded-Prefix"] == ["/shop"])
+        #expect(headers["X-Request-ID"] == ["req_1"])
+        #expect(headers["Forwarded"] == [#"for=127.0.0.1;proto=http;host="api.example""#])
         #expect(headers["Accept"] == ["application/json"])
         for dropped in ["apikey", "X-HTTP-Method-Override", "Connection", "X-Drop", "Keep-Alive"] {
             #expect(headers[dropped].isEmpty, "\(dropped)")
         }
         #expect(!headers.contains { $0.name.lowercased().replacingOccurrences(of: "_", with: "-") == "x-consumer-username" && $0.value == "spoofed" })
     }
+}
 
-    @Test("Answers lose hop-by-hop headers and those Connection names, and say when the connection closes")
-    func responseHeaders() {
-        let upstream = HTTPHeaders([
-            ("Content-Type", "text/plain"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"),
-            ("Transfer-Encoding", "chunked"), ("X-Kept", "yes"),
-        ])
-        let kept = UpstreamRequest.responseHeaders(upstream, closeAfter: false, clientVersion: .http1_1)
-        #expect(kept.map(\.name) == ["Content-Type", "X-Kept"])
-        let closing = UpstreamRequest.responseHeaders(upstream, closeAfter: true, clientVersion: .http1_1)
-        #expect(closing["Connection"] == ["close"])
-        let http10 = UpstreamRequest.responseHeaders(upstream, closeAfter: false, clientVersion: .http1_0)
-        #expect(http10["Connection"] == ["keep-alive"])
+extension DecisionTests {
+    /// The head `UpstreamRequest.write` makes, read back: its request line, headers and framing.
+    static func upstreamHead(
+        _ client: HTTPRequestHead, _ forward: Forward
+    ) -> (requestLine: String, headers: HTTPHeaders, chunked: Bool, text: String) {
+        var buffer = ByteBuffer()
+        let chunked = UpstreamRequest.write(
+            for: client, forward: forward, requestID: "req_1", clientAddress: "127.0.0.1", edge: EdgePolicy(), into: &buffer)
+        let text = String(buffer: buffer)
+        var lines = text.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst()
+        var headers = HTTPHeaders()
+        for line in lines where !line.isEmpty {
+            let colon = line.firstIndex(of: ":")!
+            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].dropFirst()))
+        }
+        return (requestLine, headers, chunked, text)
+    }
+
+    @Test("Upstream heads as bytes: unchanged header lines copied in order, one blank line at the end, framing as NIO's encoder")
+    func upstreamHeadBytes() throws {
+        let get = Self.head(.GET, "/shop/hello", [("Host", "api.example"), ("apikey", Self.token), ("Accept", "*/*"), ("X-Custom", "a, b")])
+        let written = Self.upstreamHead(get, try Self.forwarded(get))
+        #expect(written.text.hasPrefix("GET /base/hello HTTP/1.1\r\nAccept: */*\r\nX-Custom: a, b\r\nHost: 127.0.0.1:9\r\n"))
+        #expect(written.text.hasSuffix("\r\nX-Request-ID: req_1\r\n\r\n"))
+        #expect(!written.chunked)
+        #expect(written.headers["Transfer-Encoding"].isEmpty)
+        // A POST without a length goes chunked (an empty body is then one last chunk).
+        let post = Self.head(.POST, "/shop/orders/1", [("apikey", Self.token)])
+        let posted = Self.upstreamHead(post, try Self.forwarded(post))
+        #expect(posted.chunked)
+        #expect(posted.headers["transfer-encoding"] == ["chunked"])
+        // A length wins: the body goes as it is.
+        let sized = Self.head(.PUT, "/shop/orders/1", [("apikey", Self.token), ("Content-Length", "3")])
+        let put = Self.upstreamHead(sized, try Self.forwarded(sized))
+        #expect(!put.chunked)
+        #expect(put.headers["Content-Length"] == ["3"])
+        #expect(put.headers["Transfer-Encoding"].isEmpty)
+        // A HEAD stays a HEAD, a query stays with its path.
+        let head = Self.head(.HEAD, "/shop/hello?q=1", [("apikey", Self.token)])
+        #expect(Self.upstreamHead(head, try Self.forwarded(head)).requestLine == "HEAD /base/hello?q=1 HTTP/1.1")
     }
 }
 
