@@ -95,19 +95,26 @@ extension TollgateStore {
         guard requests.contains(where: { !$0.meters.isEmpty }) else { return requests.map { _ in [:] } }
         return try await backend.read { database in
             var totals: [[String: PeriodTotal]] = Array(repeating: [:], count: requests.count)
-            if kind == .postgres {
-                let asked = requests.indices.filter { !requests[$0].meters.isEmpty }
+            // An empty span (a first invoice, billed in advance) has no buckets to read.
+            let asked = requests.indices.filter { !requests[$0].meters.isEmpty && requests[$0].span.start < requests[$0].span.end }
+            if kind == .postgres, !asked.isEmpty {
                 var columns = ColumnArrays([.text, .bigint, .bigint, .bigint])
+                var meterIDs: Set<String> = []
                 for index in asked {
                     columns.arrays[0].append(requests[index].subscription)
                     columns.arrays[1].append(Micros.of(requests[index].span.start))
                     columns.arrays[2].append(Micros.of(requests[index].span.end))
                     columns.arrays[3].append(Int64(index))
+                    meterIDs.formUnion(requests[index].meters.map(\.id))
                 }
+                // Only the meters asked for: the aggregate key starts (subscription, meter), so the
+                // rows of other meters (each endpoint's calls among them) are never read.
+                var meters = PostgresArray(.text)
+                for id in meterIDs.sorted() { meters.append(id) }
                 let rows = try await database.raw("""
                     SELECT r.request, a.meter_id, \(unsafeRaw: Self.totalColumns)
                     FROM \(columns.unnest(as: "r", columns: ["subscription_id", "start_at", "end_at", "request"]))
-                    JOIN meter_aggregates a ON a.subscription_id = r.subscription_id
+                    JOIN meter_aggregates a ON a.subscription_id = r.subscription_id AND a.meter_id = ANY(\(bind: meters)::text[])
                     AND a.bucket_at >= r.start_at AND a.bucket_at < r.end_at
                     GROUP BY r.request, a.meter_id
                     """).all()
@@ -116,9 +123,7 @@ extension TollgateStore {
                         try Self.periodTotal(row)
                 }
             } else {
-                for (index, request) in requests.enumerated() where !request.meters.isEmpty {
-                    totals[index] = try await Self.periodTotals(request, on: database)
-                }
+                for index in asked { totals[index] = try await Self.periodTotals(requests[index], on: database) }
             }
             var values: [[String: Decimal]] = []
             for (index, request) in requests.enumerated() {
@@ -145,8 +150,8 @@ extension TollgateStore {
     private static func periodTotals(_ request: MeterValuesRequest, on database: any SQLDatabase) async throws -> [String: PeriodTotal] {
         let rows = try await database.raw("""
             SELECT meter_id, \(unsafeRaw: totalColumns) FROM meter_aggregates
-            WHERE subscription_id = \(bind: request.subscription) AND bucket_at >= \(bind: Micros.of(request.span.start))
-            AND bucket_at < \(bind: Micros.of(request.span.end))
+            WHERE subscription_id = \(bind: request.subscription) AND meter_id IN (\(binds: request.meters.map(\.id)))
+            AND bucket_at >= \(bind: Micros.of(request.span.start)) AND bucket_at < \(bind: Micros.of(request.span.end))
             GROUP BY meter_id
             """).all()
         var totals: [String: PeriodTotal] = [:]
