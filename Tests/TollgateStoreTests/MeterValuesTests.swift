@@ -34,7 +34,7 @@ struct MeterValuesTests {
                 MeterValuesRequest(subscription: "sub_1", span: span(-100, 1), meters: meters),
                 MeterValuesRequest(subscription: "sub_1", span: span(-100, 86_400), meters: []),
                 MeterValuesRequest(subscription: "sub_none", span: span(-100, 86_400), meters: meters),
-                MeterValuesRequest(subscription: "sub_1", span: span(3000, 5000), meters: [meters[0], meters[4]]),
+                MeterValuesRequest(subscription: "sub_1", span: span(2800, 5000), meters: [meters[0], meters[4]]),
             ]
             let page = try await store.meterValues(requests)
             var alone: [[String: Decimal]] = []
