@@ -42,8 +42,7 @@ struct PostgresArray: PostgresDynamicTypeEncodable, Sendable {
     var psqlFormat: PostgresFormat { .binary }
 
     func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
-        var bytes = bytes
-        byteBuffer.writeBuffer(&bytes)
+        byteBuffer.writeImmutableBuffer(bytes)
     }
 
     mutating func append(_ value: String?) {
@@ -97,8 +96,6 @@ struct ColumnArrays: Sendable {
             PostgresArray(element, reservingCapacity: index < bytes.count ? bytes[index] : 0)
         }
     }
-
-    var rowCount: Int { Int(arrays.first?.count ?? 0) }
 
     /// `unnest($1::text[], $2::bigint[], ...) AS alias(names...)`, with the arrays bound.
     func unnest(as alias: String, columns names: [String]) -> SQLQueryString {
