@@ -32,23 +32,31 @@ public struct PeriodClose: Sendable {
         var cursor = ""
         while true {
             let page = try await store.billingCandidates(after: cursor, limit: pageSize)
-            var invoices: [(invoice: Invoice, webhook: WebhookDelivery?)] = []
+            // The page's due periods first, so that their meters are read together.
+            var due: [(subscription: Subscription, timeline: BillingTimeline, period: TimeSpan)] = []
+            var requests: [MeterValuesRequest] = []
             for candidate in page.items {
                 let entries = candidate.plans.compactMap { entry in plans[entry.plan].map { BillingTimeline.Entry(from: entry.from, plan: $0) } }
                 guard entries.count == candidate.plans.count else { continue }
                 let subscription = candidate.subscription
                 let timeline = BillingTimeline(startedAt: subscription.startedAt, terminatedAt: subscription.terminatedAt, plans: entries)
                 for period in Invoicing.duePeriods(timeline, invoicedThrough: candidate.invoicedThrough, at: at, grace: grace) {
-                    let priced = Invoicing.meters(timeline, period: period).compactMap { meters[$0] }
-                    let usage = try await store.meterValues(subscription: subscription.id, span: period, meters: priced)
-                    let now = Date()
-                    let invoice = Invoice(
-                        id: RandomID.timeOrdered("inv", at: now), subscription: subscription.id, customer: subscription.customer,
-                        product: subscription.product, currency: timeline.plans[0].plan.currency, period: period,
-                        status: drafts ? .draft : .finalized, lines: Invoicing.lines(timeline, period: period, usage: usage),
-                        createdAt: now, finalizedAt: drafts ? nil : now)
-                    invoices.append((invoice, drafts ? nil : Self.finalizedEvent(invoice, target: targets[invoice.product])))
+                    due.append((subscription, timeline, period))
+                    requests.append(MeterValuesRequest(
+                        subscription: subscription.id, span: period,
+                        meters: Invoicing.meters(timeline, period: period).compactMap { meters[$0] }))
                 }
+            }
+            let usages = try await store.meterValues(requests)
+            var invoices: [(invoice: Invoice, webhook: WebhookDelivery?)] = []
+            for ((subscription, timeline, period), usage) in zip(due, usages) {
+                let now = Date()
+                let invoice = Invoice(
+                    id: RandomID.timeOrdered("inv", at: now), subscription: subscription.id, customer: subscription.customer,
+                    product: subscription.product, currency: timeline.plans[0].plan.currency, period: period,
+                    status: drafts ? .draft : .finalized, lines: Invoicing.lines(timeline, period: period, usage: usage),
+                    createdAt: now, finalizedAt: drafts ? nil : now)
+                invoices.append((invoice, drafts ? nil : Self.finalizedEvent(invoice, target: targets[invoice.product])))
             }
             created += try await store.insertInvoices(invoices)
             guard let next = page.nextCursor else { break }

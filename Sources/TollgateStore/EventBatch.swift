@@ -1,8 +1,8 @@
 import TollgateCore
 
 /// Usage events in the column order of `usage_events`, as insert statements take them: SQLite
-/// bound to its prepared insert of one row (`bind`), PostgreSQL as one JSON array of arrays
-/// (`json`).
+/// bound to its prepared insert of one row (`bind`), PostgreSQL as one binary array per column
+/// (`postgres`).
 enum EventBatch {
     static let columns: [(name: String, isInteger: Bool)] = [
         ("id", false), ("keyed_at", true), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
@@ -36,52 +36,50 @@ enum EventBatch {
         try insert.bind(20, lateInvoice)
     }
 
-    /// The array of arrays.
-    static func json(_ events: ArraySlice<UsageEvent>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(events.reduce(2) { $0 + 160 + ($1.properties?.byteCount ?? 0) })
-        out.append(UInt8(ascii: "["))
-        for event in events {
-            if out.count > 1 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            let key = event.key
-            string(key.id, &out)
-            integer(Int(key.time), &out)
-            string(event.source.rawValue, &out)
-            string(event.name, &out)
-            integer(Int(Timestamp.micros(event.occurredAt)), &out)
-            string(event.subscription, &out)
-            string(event.customer, &out)
-            string(event.product, &out)
-            string(event.endpoint, &out)
-            string(event.method, &out)
-            string(event.path, &out)
-            integer(event.status, &out)
-            integer(event.latencyMicroseconds, &out)
-            integer(event.requestBytes, &out)
-            integer(event.responseBytes, &out)
-            integer(event.billable ? 1 : 0, &out)
-            integer(event.weight, &out)
-            // The event's own JSON goes in as JSON, not as an escaped string: PostgreSQL hands an
-            // object back as its text (`->>`), which is what the column keeps.
-            if let properties = event.properties { properties.appendText(to: &out) } else { out.append(contentsOf: "null".utf8) }
-            out.append(UInt8(ascii: ","))
-            integer(event.bucket.map { Int(Micros.of($0)) }, &out)
-            out[out.count - 1] = UInt8(ascii: "]")
+    /// The columns' element types on PostgreSQL, in order.
+    static let postgresColumns: [(name: String, element: PostgresArray.Element)] = columns.map {
+        ($0.name, $0.isInteger ? PostgresArray.Element.bigint : .text)
+    }
+
+    /// The events as one array per column (`postgresColumns`), for PostgreSQL's insert through
+    /// `unnest`. The event's own JSON goes in as the text the scanner kept, as on SQLite.
+    static func postgres(_ events: ArraySlice<UsageEvent>) -> ColumnArrays {
+        var bodyBytes = 0
+        for event in events { bodyBytes += 4 + (event.properties?.byteCount ?? 0) }
+        var reserved: [Int] = []
+        for column in postgresColumns {
+            reserved.append(column.name == "body" ? bodyBytes : events.count * (column.element == .bigint ? 12 : 28))
         }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Appends an integer (or null) and a comma.
-    private static func integer(_ value: Int?, _ out: inout [UInt8]) {
-        if let value { out.append(contentsOf: String(value).utf8) } else { out.append(contentsOf: "null".utf8) }
-        out.append(UInt8(ascii: ","))
-    }
-
-    /// Appends a string (or null) and a comma.
-    private static func string(_ value: String?, _ out: inout [UInt8]) {
-        if let value { JSONText.appendString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(UInt8(ascii: ","))
+        var columns = ColumnArrays(postgresColumns.map(\.element), reservingCapacity: reserved)
+        var body: [UInt8] = []
+        for event in events {
+            let key = event.key
+            columns.arrays[0].append(key.id)
+            columns.arrays[1].append(key.time)
+            columns.arrays[2].append(event.source.rawValue)
+            columns.arrays[3].append(event.name)
+            columns.arrays[4].append(Micros.of(event.occurredAt))
+            columns.arrays[5].append(event.subscription)
+            columns.arrays[6].append(event.customer)
+            columns.arrays[7].append(event.product)
+            columns.arrays[8].append(event.endpoint)
+            columns.arrays[9].append(event.method)
+            columns.arrays[10].append(event.path)
+            columns.arrays[11].append(event.status)
+            columns.arrays[12].append(event.latencyMicroseconds)
+            columns.arrays[13].append(event.requestBytes)
+            columns.arrays[14].append(event.responseBytes)
+            columns.arrays[15].append(Int64(event.billable ? 1 : 0))
+            columns.arrays[16].append(Int64(event.weight))
+            if let properties = event.properties {
+                body.removeAll(keepingCapacity: true)
+                properties.appendText(to: &body)
+                columns.arrays[17].append(utf8: body)
+            } else {
+                columns.arrays[17].appendNull()
+            }
+            columns.arrays[18].append(event.bucket.map { Micros.of($0) })
+        }
+        return columns
     }
 }

@@ -4,9 +4,18 @@ import Synchronization
 /// being written waits, and every batch waiting when that transaction ends goes into the next
 /// one. Concurrent collectors and gateway nodes thus share commits, and pages that several
 /// batches touch (the id index, the aggregates) are written to the log once per transaction.
+///
+/// SQLite has one writer, so one transaction is written at a time. PostgreSQL takes
+/// `postgresTransactions` at once on connections of their own: while one commits (the log's
+/// fsync) or its results come back, the next one's rows are already being inserted. Their
+/// events may overlap (a retried batch): the database's unique key stores each once, and
+/// should two of them wait for each other, the one PostgreSQL aborts is written again batch
+/// by batch (`commit`), its events then found stored.
 final class EventWriter: Sendable {
     /// The most events one transaction takes from waiting batches (a batch is never split).
     static let eventsPerTransaction = 20_000
+    /// How many transactions are written at once on PostgreSQL.
+    static let postgresTransactions = 2
 
     typealias Prepared = TollgateStore.PreparedEvents
 
@@ -22,15 +31,19 @@ final class EventWriter: Sendable {
     }
 
     private struct State {
-        var writing = false
+        /// Transactions being written.
+        var writing = 0
         var waiting: [Waiter] = []
     }
 
     private let backend: any SQLBackend
     private let state = Mutex(State())
+    /// How many transactions may be written at once.
+    private let writers: Int
 
     init(backend: any SQLBackend) {
         self.backend = backend
+        self.writers = backend.kind == .sqlite ? 1 : Self.postgresTransactions
     }
 
     /// Writes `events`, in the next transaction or in one that takes them with other batches.
@@ -41,12 +54,13 @@ final class EventWriter: Sendable {
 
     private func writeInTurn(_ events: Prepared) async throws -> EventInsertion {
         let turn: Turn = await withCheckedContinuation { continuation in
+            let writers = writers
             let leads = state.withLock { state in
-                if state.writing {
+                if state.writing >= writers {
                     state.waiting.append(Waiter(events: events, continuation: continuation))
                     return false
                 }
-                state.writing = true
+                state.writing += 1
                 return true
             }
             if leads { continuation.resume(returning: .lead) }
@@ -65,7 +79,7 @@ final class EventWriter: Sendable {
         // The first batch still waiting writes the next transaction.
         let next = state.withLock { state -> Waiter? in
             guard !state.waiting.isEmpty else {
-                state.writing = false
+                state.writing -= 1
                 return nil
             }
             return state.waiting.removeFirst()
@@ -76,12 +90,13 @@ final class EventWriter: Sendable {
     }
 
     /// Writes the batches in one transaction; if it fails, each batch alone, so that one bad
-    /// batch fails only its own request.
+    /// batch fails only its own request (on PostgreSQL a lone batch too: it may have been the
+    /// one aborted of two transactions waiting for each other).
     private func commit(_ batches: [Prepared]) async -> [Result<EventInsertion, any Error>] {
         do {
             return try await write(together: batches).map { .success($0) }
         } catch {
-            guard batches.count > 1 else { return [.failure(error)] }
+            guard batches.count > 1 || writers > 1 else { return [.failure(error)] }
             var results: [Result<EventInsertion, any Error>] = []
             for batch in batches {
                 do {
@@ -99,10 +114,6 @@ final class EventWriter: Sendable {
         if let written = try await backend.withUsageLog({ log in try log.transaction { try batches.map { try log.write($0) } } }) {
             return written
         }
-        return try await backend.transaction { database in
-            var results: [EventInsertion] = []
-            for batch in batches { results.append(try await TollgateStore.writePostgres(batch, to: database)) }
-            return results
-        }
+        return try await backend.transaction { database in try await TollgateStore.writePostgres(batches, to: database) }
     }
 }

@@ -11,6 +11,19 @@ public struct BillingCandidate: Sendable {
     public var invoicedThrough: Date?
 }
 
+/// Which meters to value for one subscription over one span (`TollgateStore.meterValues`).
+public struct MeterValuesRequest: Sendable {
+    public var subscription: String
+    public var span: TimeSpan
+    public var meters: [Meter]
+
+    public init(subscription: String, span: TimeSpan, meters: [Meter]) {
+        self.subscription = subscription
+        self.span = span
+        self.meters = meters
+    }
+}
+
 /// A usage event stored after its period was invoiced.
 public struct LateEvent: Sendable {
     public var id: String
@@ -71,64 +84,139 @@ extension TollgateStore {
     /// aggregates: sums, maxima and distinct counts are taken by the database.
     public func meterValues(subscription: String, span: TimeSpan, meters: [Meter]) async throws -> [String: Decimal] {
         guard !meters.isEmpty else { return [:] }
-        let start = Micros.of(span.start)
-        let end = Micros.of(span.end)
+        return try await meterValues([MeterValuesRequest(subscription: subscription, span: span, meters: meters)])[0]
+    }
+
+    /// The meter values of many subscriptions and spans (a page of the period close), in the
+    /// order asked. On PostgreSQL the aggregates of all of them are summed by one statement;
+    /// only maxima, latest values and distinct counts take a statement of their own.
+    public func meterValues(_ requests: [MeterValuesRequest]) async throws -> [[String: Decimal]] {
+        let kind = backend.kind
+        guard requests.contains(where: { !$0.meters.isEmpty }) else { return requests.map { _ in [:] } }
         return try await backend.read { database in
-            let rows = try await database.raw("""
-                SELECT meter_id, CAST(SUM(event_count) AS BIGINT) AS events, CAST(SUM(sum_units) AS BIGINT) AS sum_units,
-                CAST(SUM(sum_nanos) AS BIGINT) AS sum_nanos,
-                MAX(max_units) AS max_units, MAX(latest_at) AS latest_at FROM meter_aggregates
-                WHERE subscription_id = \(bind: subscription) AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
-                GROUP BY meter_id
-                """).all()
-            var totals: [String: (any SQLRow)] = [:]
-            for row in rows { totals[try row.decode(column: "meter_id", as: String.self)] = row }
-            var values: [String: Decimal] = [:]
-            for meter in meters {
-                let range: SQLQueryString = """
-                    subscription_id = \(bind: subscription) AND meter_id = \(bind: meter.id)
-                    AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
-                    """
-                if meter.aggregation == .uniqueCount {
-                    // Distinct values live apart from the aggregate rows.
-                    let distinct = try await database.raw(
-                        "SELECT COUNT(DISTINCT value) AS n FROM meter_uniques WHERE \(range)"
-                    ).first()?.decode(column: "n", as: Int.self) ?? 0
-                    values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: distinct).value
-                    continue
+            var totals: [[String: PeriodTotal]] = Array(repeating: [:], count: requests.count)
+            // An empty span (a first invoice, billed in advance) has no buckets to read.
+            let asked = requests.indices.filter { !requests[$0].meters.isEmpty && requests[$0].span.start < requests[$0].span.end }
+            if kind == .postgres, !asked.isEmpty {
+                var columns = ColumnArrays([.text, .bigint, .bigint, .bigint])
+                var meterIDs: Set<String> = []
+                for index in asked {
+                    columns.arrays[0].append(requests[index].subscription)
+                    columns.arrays[1].append(Micros.of(requests[index].span.start))
+                    columns.arrays[2].append(Micros.of(requests[index].span.end))
+                    columns.arrays[3].append(Int64(index))
+                    meterIDs.formUnion(requests[index].meters.map(\.id))
                 }
-                guard let row = totals[meter.id] else {
-                    values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: 0).value
-                    continue
+                // Only the meters asked for: the aggregate key starts (subscription, meter), so the
+                // rows of other meters (each endpoint's calls among them) are never read.
+                var meters = PostgresArray(.text)
+                for id in meterIDs.sorted() { meters.append(id) }
+                let rows = try await database.raw("""
+                    SELECT r.request, a.meter_id, \(unsafeRaw: Self.totalColumns)
+                    FROM \(columns.unnest(as: "r", columns: ["subscription_id", "start_at", "end_at", "request"]))
+                    JOIN meter_aggregates a ON a.subscription_id = r.subscription_id AND a.meter_id = ANY(\(bind: meters)::text[])
+                    AND a.bucket_at >= r.start_at AND a.bucket_at < r.end_at
+                    GROUP BY r.request, a.meter_id
+                    """).all()
+                for row in rows {
+                    totals[Int(try row.decode(column: "request", as: Int64.self))][try row.decode(column: "meter_id", as: String.self)] =
+                        try Self.periodTotal(row)
                 }
-                var aggregate = MeterAggregate(
-                    count: try row.decode(column: "events", as: Int64.self),
-                    sum: MeterNumber(units: try row.decode(column: "sum_units", as: Int64.self), nanos: try row.decode(column: "sum_nanos", as: Int64.self)))
-                switch meter.aggregation {
-                case .max:
-                    if let units = try row.decode(column: "max_units", as: Int64?.self) {
-                        let nanos = try await database.raw(
-                            "SELECT MAX(max_nanos) AS nanos FROM meter_aggregates WHERE \(range) AND max_units = \(bind: units)"
-                        ).first()?.decode(column: "nanos", as: Int64?.self)
-                        aggregate.max = MeterNumber(units: units, nanos: nanos ?? 0)
-                    }
-                case .latest:
-                    if let at = try row.decode(column: "latest_at", as: Int64?.self),
-                       let latest = try await database.raw(
-                           "SELECT latest_units, latest_nanos FROM meter_aggregates WHERE \(range) AND latest_at = \(bind: at) LIMIT 1"
-                       ).first() {
-                        aggregate.latestAt = at
-                        aggregate.latest = MeterNumber(
-                            units: try latest.decode(column: "latest_units", as: Int64.self),
-                            nanos: try latest.decode(column: "latest_nanos", as: Int64.self))
-                    }
-                case .count, .sum, .uniqueCount:
-                    break
-                }
-                values[meter.id] = Metering.value(of: meter, aggregates: [aggregate], distinctValues: 0).value
+            } else {
+                for index in asked { totals[index] = try await Self.periodTotals(requests[index], on: database) }
+            }
+            var values: [[String: Decimal]] = []
+            for (index, request) in requests.enumerated() {
+                values.append(try await Self.meterValues(request, totals: totals[index], on: database))
             }
             return values
         }
+    }
+
+    /// What the aggregates of one meter add up to over a span.
+    private struct PeriodTotal {
+        var events: Int64
+        var sum: MeterNumber
+        var maxUnits: Int64?
+        var latestAt: Int64?
+    }
+
+    /// `SUM`s and `MAX`es of each requested subscription's aggregates over its span, by meter.
+    private static let totalColumns = """
+        CAST(SUM(event_count) AS BIGINT) AS events, CAST(SUM(sum_units) AS BIGINT) AS sum_units,
+        CAST(SUM(sum_nanos) AS BIGINT) AS sum_nanos, MAX(max_units) AS max_units, MAX(latest_at) AS latest_at
+        """
+
+    private static func periodTotals(_ request: MeterValuesRequest, on database: any SQLDatabase) async throws -> [String: PeriodTotal] {
+        let rows = try await database.raw("""
+            SELECT meter_id, \(unsafeRaw: totalColumns) FROM meter_aggregates
+            WHERE subscription_id = \(bind: request.subscription) AND meter_id IN (\(binds: request.meters.map(\.id)))
+            AND bucket_at >= \(bind: Micros.of(request.span.start)) AND bucket_at < \(bind: Micros.of(request.span.end))
+            GROUP BY meter_id
+            """).all()
+        var totals: [String: PeriodTotal] = [:]
+        for row in rows { totals[try row.decode(column: "meter_id", as: String.self)] = try periodTotal(row) }
+        return totals
+    }
+
+    private static func periodTotal(_ row: any SQLRow) throws -> PeriodTotal {
+        PeriodTotal(
+            events: try row.decode(column: "events", as: Int64.self),
+            sum: MeterNumber(units: try row.decode(column: "sum_units", as: Int64.self), nanos: try row.decode(column: "sum_nanos", as: Int64.self)),
+            maxUnits: try row.decode(column: "max_units", as: Int64?.self), latestAt: try row.decode(column: "latest_at", as: Int64?.self))
+    }
+
+    /// One request's meter values from its totals, with the statements maxima, latest values and
+    /// distinct counts need.
+    private static func meterValues(
+        _ request: MeterValuesRequest, totals: [String: PeriodTotal], on database: any SQLDatabase
+    ) async throws -> [String: Decimal] {
+        let subscription = request.subscription
+        let start = Micros.of(request.span.start)
+        let end = Micros.of(request.span.end)
+        var values: [String: Decimal] = [:]
+        for meter in request.meters {
+            let range: SQLQueryString = """
+                subscription_id = \(bind: subscription) AND meter_id = \(bind: meter.id)
+                AND bucket_at >= \(bind: start) AND bucket_at < \(bind: end)
+                """
+            if meter.aggregation == .uniqueCount {
+                // Distinct values live apart from the aggregate rows.
+                let distinct = try await database.raw(
+                    "SELECT COUNT(DISTINCT value) AS n FROM meter_uniques WHERE \(range)"
+                ).first()?.decode(column: "n", as: Int.self) ?? 0
+                values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: distinct).value
+                continue
+            }
+            guard let total = totals[meter.id] else {
+                values[meter.id] = Metering.value(of: meter, aggregates: [], distinctValues: 0).value
+                continue
+            }
+            var aggregate = MeterAggregate(count: total.events, sum: total.sum)
+            switch meter.aggregation {
+            case .max:
+                if let units = total.maxUnits {
+                    let nanos = try await database.raw(
+                        "SELECT MAX(max_nanos) AS nanos FROM meter_aggregates WHERE \(range) AND max_units = \(bind: units)"
+                    ).first()?.decode(column: "nanos", as: Int64?.self)
+                    aggregate.max = MeterNumber(units: units, nanos: nanos ?? 0)
+                }
+            case .latest:
+                if let at = total.latestAt,
+                   let latest = try await database.raw(
+                       "SELECT latest_units, latest_nanos FROM meter_aggregates WHERE \(range) AND latest_at = \(bind: at) LIMIT 1"
+                   ).first() {
+                    aggregate.latestAt = at
+                    aggregate.latest = MeterNumber(
+                        units: try latest.decode(column: "latest_units", as: Int64.self),
+                        nanos: try latest.decode(column: "latest_nanos", as: Int64.self))
+                }
+            case .count, .sum, .uniqueCount:
+                break
+            }
+            values[meter.id] = Metering.value(of: meter, aggregates: [aggregate], distinctValues: 0).value
+        }
+        return values
     }
 
     /// Stores new invoices, each with its webhook event (if any) in the same transaction. The
@@ -136,6 +224,7 @@ extension TollgateStore {
     /// races another, or repeats one that died half-way, adds nothing twice. Returns the ids stored.
     public func insertInvoices(_ invoices: [(invoice: Invoice, webhook: WebhookDelivery?)]) async throws -> [String] {
         guard !invoices.isEmpty else { return [] }
+        if backend.kind == .postgres { return try await insertInvoicesPostgres(invoices) }
         return try await backend.transaction { database in
             var stored: [String] = []
             for (invoice, webhook) in invoices {
@@ -156,6 +245,48 @@ extension TollgateStore {
             return stored
         }
     }
+
+    /// PostgreSQL: the invoices as one array per column in one statement, then the webhook events
+    /// of those it stored, in the same transaction.
+    private func insertInvoicesPostgres(_ invoices: [(invoice: Invoice, webhook: WebhookDelivery?)]) async throws -> [String] {
+        var columns = ColumnArrays(Self.invoiceInsertColumns.map(\.element))
+        for (invoice, _) in invoices {
+            columns.arrays[0].append(invoice.id)
+            columns.arrays[1].append(invoice.subscription)
+            columns.arrays[2].append(invoice.customer)
+            columns.arrays[3].append(invoice.product)
+            columns.arrays[4].append(invoice.currency)
+            columns.arrays[5].append(Micros.of(invoice.period.start))
+            columns.arrays[6].append(Micros.of(invoice.period.end))
+            columns.arrays[7].append(invoice.status.rawValue)
+            columns.arrays[8].append(Self.linesJSON(invoice))
+            columns.arrays[9].append(invoice.total.description)
+            columns.arrays[10].append(Micros.of(invoice.createdAt))
+            columns.arrays[11].append(invoice.finalizedAt.map { Micros.of($0) })
+            columns.arrays[12].append(invoice.settledAt.map { Micros.of($0) })
+            columns.arrays[13].append(Int64(Timestamp.now))
+        }
+        let names = Self.invoiceInsertColumns.map(\.name)
+        let insert: SQLQueryString = """
+            INSERT INTO invoices (\(unsafeRaw: names.joined(separator: ", "))) SELECT * FROM \(columns.unnest(as: "i", columns: names))
+            ON CONFLICT (subscription_id, period_end) DO NOTHING RETURNING id
+            """
+        return try await backend.transaction { database in
+            let inserted = Set(try await database.raw(insert).all().map { try $0.decode(column: "id", as: String.self) })
+            var stored: [String] = []
+            for (invoice, webhook) in invoices where inserted.contains(invoice.id) {
+                stored.append(invoice.id)
+                if let webhook { try await self.enqueue(webhook, on: database) }
+            }
+            return stored
+        }
+    }
+
+    private static let invoiceInsertColumns: [(name: String, element: PostgresArray.Element)] = [
+        ("id", .text), ("subscription_id", .text), ("customer_id", .text), ("product_id", .text), ("currency", .text),
+        ("period_start", .bigint), ("period_end", .bigint), ("status", .text), ("lines", .text), ("total", .text),
+        ("created_at", .bigint), ("finalized_at", .bigint), ("settled_at", .bigint), ("updated_at", .bigint),
+    ]
 
     private static func linesJSON(_ invoice: Invoice) -> String {
         DocumentNode(.list(invoice.lines.map { line in

@@ -72,9 +72,9 @@ extension TollgateStore {
     /// the new ones to their meters' aggregates in the same transaction; returns the new keys.
     ///
     /// On SQLite each event is bound to one prepared insert (`SQLiteUsageLog`); on PostgreSQL
-    /// one statement takes up to 5,000 events as one JSON text bound to one parameter and
-    /// unpacked by the database (`jsonb_array_elements`). Batches that arrive while another is
-    /// being written share the next transaction (`EventWriter`).
+    /// one statement takes up to `postgresRowsPerStatement` events as one binary array per
+    /// column, turned into rows by `unnest` (`EventBatch.postgres`). Batches that arrive while
+    /// another is being written share the next transaction (`EventWriter`).
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
         guard let prepared = try await prepare(events) else { return EventInsertion() }
@@ -119,38 +119,72 @@ extension TollgateStore {
         }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
+        let perStatement = Self.postgresRowsPerStatement
         return PreparedEvents(
             events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters),
-            postgresBatches: backend.kind == .sqlite ? [] : stride(from: 0, to: unique.count, by: 5000).map { start in
-                EventBatch.json(unique[start..<min(start + 5000, unique.count)])
+            postgresBatches: backend.kind == .sqlite ? [] : stride(from: 0, to: unique.count, by: perStatement).map { start in
+                EventBatch.postgres(unique[start..<min(start + perStatement, unique.count)])
             })
     }
+
+    /// The most events one PostgreSQL insert statement takes.
+    static let postgresRowsPerStatement = 10_000
 
     /// Writes prepared events and their aggregates on PostgreSQL, inside a transaction that is
     /// already open (SQLite's are written by `SQLiteUsageLog`).
     static func writePostgres(_ prepared: PreparedEvents, to database: any SQLDatabase) async throws -> EventInsertion {
-        var result = EventInsertion()
-        for json in prepared.postgresBatches {
-            let rows = try await database.raw("\(unsafeRaw: postgresInsert.prefix)\(bind: json)\(unsafeRaw: postgresInsert.suffix)").all()
-            for row in rows {
-                let key = UsageEvent.Key(
-                    id: try row.decode(column: "id", as: String.self), time: try row.decode(column: "keyed_at", as: Int64.self))
-                result.inserted.insert(key)
-                if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
-            }
-        }
-        // Duplicates add nothing: only when some were already stored are the deltas computed again.
-        let inserted = result.inserted
-        let deltas = inserted.count == prepared.events.count
-            ? prepared.deltas
-            : Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters)
-        try await Self.write(PreparedDeltas(deltas), kind: .postgres, to: database)
-        return result
+        try await writePostgres([prepared], to: database)[0]
     }
 
-    /// PostgreSQL's insert around the bound JSON array. An event that falls in a period already
-    /// invoiced is stored with that invoice's id in `late_invoice` (DESIGN §3.5: kept and
-    /// reported, never re-rated).
+    /// Writes the events of several batches on PostgreSQL, inside a transaction that is already
+    /// open: each batch's events with one insert per `postgresRowsPerStatement`, then the
+    /// aggregates of all of them with one upsert (a row that several batches add to is written
+    /// once per transaction).
+    static func writePostgres(_ batches: [PreparedEvents], to database: any SQLDatabase) async throws -> [EventInsertion] {
+        var results: [EventInsertion] = []
+        var deltas = MeterDeltas()
+        for prepared in batches {
+            var result = EventInsertion()
+            for (index, columns) in prepared.postgresBatches.enumerated() {
+                let start = index * postgresRowsPerStatement
+                let events = prepared.events[start..<min(start + postgresRowsPerStatement, prepared.events.count)]
+                let insert = SQLQueryString(postgresInsert.prefix)
+                    + columns.unnest(as: "batch", columns: EventBatch.columns.map(\.name))
+                    + "\(unsafeRaw: postgresInsert.suffix)\(bind: Int64(events.count))"
+                var stored: Int64?
+                var returned: [UsageEvent.Key] = []
+                for row in try await database.raw(insert).all() {
+                    guard let id = try row.decode(column: "id", as: String?.self) else {
+                        stored = try row.decode(column: "keyed_at", as: Int64.self)
+                        continue
+                    }
+                    let key = UsageEvent.Key(id: id, time: try row.decode(column: "keyed_at", as: Int64.self))
+                    returned.append(key)
+                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
+                }
+                // Every event stored: only those that fell in invoiced periods came back.
+                if stored == Int64(events.count) {
+                    for event in events { result.inserted.insert(event.key) }
+                } else {
+                    result.inserted.formUnion(returned)
+                }
+            }
+            // Duplicates add nothing: only when some were already stored are the deltas computed again.
+            let inserted = result.inserted
+            deltas.add(inserted.count == prepared.events.count
+                ? prepared.deltas
+                : Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters))
+            results.append(result)
+        }
+        try await Self.write(deltas, kind: .postgres, to: database)
+        return results
+    }
+
+    /// PostgreSQL's insert around the arrays' `unnest`, then the number of events it stored. An
+    /// event that falls in a period already invoiced is stored with that invoice's id in
+    /// `late_invoice` (DESIGN §3.5: kept and reported, never re-rated). The keys stored come back
+    /// only when some events were not (duplicates); late events always come back: with all of
+    /// them stored, a batch's answer needs nothing else, and nothing is sent per event.
     private static let postgresInsert: (prefix: String, suffix: String) = {
         let names = EventBatch.columns.map(\.name)
         let late = """
@@ -158,31 +192,22 @@ extension TollgateStore {
             AND i.period_start <= batch.occurred_at AND i.period_end > batch.occurred_at ORDER BY i.period_end LIMIT 1)
             """
         let prefix = """
-            INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
-            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late)
-            FROM (SELECT \(unpackedColumns(EventBatch.columns, kind: .postgres, named: true)) \(unpackSource(.postgres))
+            WITH inserted AS (INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
+            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late) FROM\u{20}
             """
-        return (prefix, unpackClose(.postgres) + ") AS batch ON CONFLICT (keyed_at, id) DO NOTHING RETURNING id, keyed_at, late_invoice")
+        let suffix = """
+             ON CONFLICT (keyed_at, id) DO NOTHING RETURNING id, keyed_at, late_invoice)
+            SELECT NULL AS id, count(*) AS keyed_at, NULL AS late_invoice FROM inserted
+            UNION ALL SELECT id, keyed_at, late_invoice FROM inserted
+            WHERE late_invoice IS NOT NULL OR (SELECT count(*) FROM inserted) <\u{20}
+            """
+        return (prefix, suffix)
     }()
 
-    /// `SELECT` expressions for the columns of one JSON array of arrays (`AS` their names when `named`).
-    private static func unpackedColumns(_ columns: [(name: String, isInteger: Bool)], kind: DatabaseKind, named: Bool = false) -> String {
-        columns.enumerated().map { index, column in
-            let expression = switch kind {
-            // jsonb_each hands each row over as JSONB, so the lookups do not parse text again.
-            case .sqlite: "json_extract(value, '$[\(index)]')"
-            case .postgres: column.isInteger ? "(e->>\(index))::bigint" : "e->>\(index)"
-            }
-            return named ? "\(expression) AS \(column.name)" : expression
-        }.joined(separator: ", ")
-    }
-
-    private static func unpackSource(_ kind: DatabaseKind) -> String {
-        kind == .sqlite ? "FROM jsonb_each(" : "FROM jsonb_array_elements(CAST("
-    }
-
-    private static func unpackClose(_ kind: DatabaseKind) -> String {
-        kind == .sqlite ? ") WHERE true" : " AS jsonb)) AS e"
+    /// `SELECT` expressions for the columns of one JSON array of arrays (SQLite's `jsonb_each`,
+    /// which hands each row over as JSONB, so the lookups do not parse text again).
+    private static func unpackedColumns(_ columns: [(name: String, isInteger: Bool)]) -> String {
+        columns.indices.map { "json_extract(value, '$[\($0)]')" }.joined(separator: ", ")
     }
 
     /// Fills in each owned event's bucket from its subscription's billing periods.
@@ -262,11 +287,11 @@ extension TollgateStore {
         var events: [UsageEvent]
         var meters: [Meter]
         var deltas: MeterDeltas
-        /// PostgreSQL: each insert statement's events as one JSON array (SQLite binds each event).
-        var postgresBatches: [String]
+        /// PostgreSQL: each insert statement's events as one array per column (SQLite binds each event).
+        var postgresBatches: [ColumnArrays]
     }
 
-    /// Deltas as the JSON texts their statements bind.
+    /// Deltas as the JSON texts SQLite's statements bind.
     struct PreparedDeltas: Sendable {
         var aggregates: String?
         var uniques: String?
@@ -311,20 +336,65 @@ extension TollgateStore {
 
     /// Adds deltas to the stored aggregates: counts and sums add, a maximum or a later value
     /// replaces the stored one (the database does the arithmetic, so concurrent writers of
-    /// several nodes never lose an update).
-    static func write(_ deltas: PreparedDeltas, kind: DatabaseKind, to database: any SQLDatabase) async throws {
-        if let json = deltas.aggregates {
+    /// several nodes never lose an update). SQLite takes them as JSON (`jsonb_each`), PostgreSQL
+    /// as one array per column, in key order (concurrent writers lock rows in the same order).
+    static func write(_ deltas: MeterDeltas, kind: DatabaseKind, to database: any SQLDatabase) async throws {
+        guard !deltas.isEmpty else { return }
+        if kind == .postgres { return try await writePostgresDeltas(deltas, to: database) }
+        let prepared = PreparedDeltas(deltas)
+        if let json = prepared.aggregates {
             let columns = aggregateColumns.map(\.name).joined(separator: ", ")
-            let sql = """
-                INSERT INTO meter_aggregates (\(columns)) SELECT \(unpackedColumns(aggregateColumns, kind: kind)) \(unpackSource(kind))
-                """
-            let suffix = unpackClose(kind) + " " + aggregateConflict
-            try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: suffix)").run()
+            let sql = "INSERT INTO meter_aggregates (\(columns)) SELECT \(unpackedColumns(aggregateColumns)) FROM jsonb_each("
+            try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: ") WHERE true " + aggregateConflict)").run()
         }
-        if let json = deltas.uniques {
+        if let json = prepared.uniques {
             let columns = uniqueColumns.map(\.name).joined(separator: ", ")
-            let sql = "INSERT INTO meter_uniques (\(columns)) SELECT \(unpackedColumns(uniqueColumns, kind: kind)) \(unpackSource(kind))"
-            try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: unpackClose(kind) + " ON CONFLICT DO NOTHING")").run()
+            let sql = "INSERT INTO meter_uniques (\(columns)) SELECT \(unpackedColumns(uniqueColumns)) FROM jsonb_each("
+            try await database.raw("\(unsafeRaw: sql)\(bind: json)\(unsafeRaw: ") WHERE true ON CONFLICT DO NOTHING")").run()
+        }
+    }
+
+    private static func writePostgresDeltas(_ deltas: MeterDeltas, to database: any SQLDatabase) async throws {
+        if !deltas.aggregates.isEmpty {
+            var columns = ColumnArrays(aggregateColumns.map { $0.isInteger ? PostgresArray.Element.bigint : .text })
+            let sorted = deltas.aggregates.sorted { a, b in
+                (a.key.subscription, a.key.meter, a.key.bucket) < (b.key.subscription, b.key.meter, b.key.bucket)
+            }
+            for (key, aggregate) in sorted {
+                columns.arrays[0].append(key.subscription)
+                columns.arrays[1].append(key.meter)
+                columns.arrays[2].append(key.bucket)
+                columns.arrays[3].append(aggregate.count)
+                columns.arrays[4].append(aggregate.sum.units)
+                columns.arrays[5].append(aggregate.sum.nanos)
+                columns.arrays[6].append(aggregate.max?.units)
+                columns.arrays[7].append(aggregate.max?.nanos)
+                columns.arrays[8].append(aggregate.latestAt)
+                columns.arrays[9].append(aggregate.latest?.units)
+                columns.arrays[10].append(aggregate.latest?.nanos)
+            }
+            let names = aggregateColumns.map(\.name)
+            try await database.raw("""
+                INSERT INTO meter_aggregates (\(unsafeRaw: names.joined(separator: ", "))) SELECT * FROM \(columns.unnest(as: "delta", columns: names))
+                \(unsafeRaw: aggregateConflict)
+                """).run()
+        }
+        if !deltas.uniques.isEmpty {
+            var columns = ColumnArrays(uniqueColumns.map { $0.isInteger ? PostgresArray.Element.bigint : .text })
+            let sorted = deltas.uniques.sorted { a, b in
+                (a.key.subscription, a.key.meter, a.key.bucket, a.value) < (b.key.subscription, b.key.meter, b.key.bucket, b.value)
+            }
+            for unique in sorted {
+                columns.arrays[0].append(unique.key.subscription)
+                columns.arrays[1].append(unique.key.meter)
+                columns.arrays[2].append(unique.key.bucket)
+                columns.arrays[3].append(unique.value)
+            }
+            let names = uniqueColumns.map(\.name)
+            try await database.raw("""
+                INSERT INTO meter_uniques (\(unsafeRaw: names.joined(separator: ", "))) SELECT * FROM \(columns.unnest(as: "delta", columns: names))
+                ON CONFLICT DO NOTHING
+                """).run()
         }
     }
 
@@ -395,8 +465,7 @@ extension TollgateStore {
                     cursor = UsageEvent.Key(
                         id: try last.decode(column: "id", as: String.self), time: try last.decode(column: "keyed_at", as: Int64.self))
                 }
-                try await Self.write(
-                    PreparedDeltas(Metering.deltas(events, meters: [meter], endpoints: false)), kind: kind, to: database)
+                try await Self.write(Metering.deltas(events, meters: [meter], endpoints: false), kind: kind, to: database)
             }
         }
     }
@@ -435,5 +504,17 @@ extension TollgateStore {
                         value: try row.decode(column: "value", as: String.self))
                 })
         }
+    }
+}
+
+extension MeterDeltas {
+    /// Adds another batch's deltas (aggregates merge, distinct values unite).
+    mutating func add(_ other: MeterDeltas) {
+        if isEmpty {
+            self = other
+            return
+        }
+        for (key, aggregate) in other.aggregates { aggregates[key, default: MeterAggregate()].merge(aggregate) }
+        uniques.formUnion(other.uniques)
     }
 }
