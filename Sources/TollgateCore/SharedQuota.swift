@@ -65,6 +65,8 @@ public struct SharedQuotaBook: Sendable {
         public var leasing = false
         /// No allowance anywhere: refuse without asking until then.
         public var refusedUntil: Date?
+        /// This node has told the vendor that the counter is used up (`quota.exhausted`).
+        public var exhaustionAnnounced = false
 
         public var unused: Int { max(0, held - admitted) }
         /// The calls of the window counted anywhere, as far as this node knows.
@@ -143,6 +145,18 @@ public struct SharedQuotaBook: Sendable {
     /// Takes back one call counted by `admit` (Tollgate answered it itself).
     public mutating func giveBack(_ counted: [QuotaCounter]) {
         for counter in counted where (counters[counter]?.admitted ?? 0) > 0 { counters[counter]?.admitted -= 1 }
+    }
+
+    /// The counters among `counters` whose exhaustion this node has not announced yet, now
+    /// marked as announced: a refused call tells the vendor once per node and window, not once
+    /// per refusal.
+    public mutating func announce(_ counters: [QuotaCounter]) -> [QuotaCounter] {
+        counters.filter { counter in
+            guard var current = self.counters[counter], !current.exhaustionAnnounced else { return false }
+            current.exhaustionAnnounced = true
+            self.counters[counter] = current
+            return true
+        }
     }
 
     /// Another node asked for what this node holds unused: hands it all back (returns how much).

@@ -449,8 +449,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// may not see the very call that used it up elsewhere): the vendor is told then. The
     /// event's id is the counter's, so the outbox keeps one per window however many refusals.
     private func announceRefusal(_ call: ProxiedCall, states: [LimitState], at now: Date) {
-        guard shared.quotas.isShared else { return }
-        announceExhausted(states.filter { $0.remaining == 0 }.map(\.limit), call: call, at: now)
+        guard shared.quotas.isShared, let plan = shared.directory.plan(call.consumer.plan) else { return }
+        announceExhausted(shared.quotas.exhaustionToAnnounce(states, consumer: call.consumer, plan: plan), call: call, at: now)
     }
 
     private func announceExhausted(_ limits: [AppliedLimit], call: ProxiedCall, at now: Date) {

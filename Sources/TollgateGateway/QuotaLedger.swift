@@ -240,6 +240,16 @@ public final class QuotaLedger: Sendable {
         })
     }
 
+    /// Shared mode: of the limits a refused call found used up, those this node has not yet
+    /// announced (`quota.exhausted` goes out once per node and window, not per refusal).
+    public func exhaustionToAnnounce(_ states: [LimitState], consumer: Consumer, plan: Plan) -> [AppliedLimit] {
+        let used = states.filter { $0.remaining == 0 }.map(\.limit)
+        guard isShared, !used.isEmpty else { return [] }
+        let counters = used.map { QuotaCounter(subscription: consumer.subscription, plan: plan.id, limit: $0) }
+        let fresh = Set(state.withLockedValue { state in state.shared.announce(counters) })
+        return used.filter { fresh.contains(QuotaCounter(subscription: consumer.subscription, plan: plan.id, limit: $0)) }
+    }
+
     /// Shared mode: this node's leases are its own until `date` (its time-out was renewed).
     public func leasesValid(until date: Date) {
         state.withLockedValue { state in state.leasesValidUntil = max(state.leasesValidUntil, date) }

@@ -98,6 +98,16 @@ struct SharedQuotaBookTests {
         #expect(book.handBackAll() == [counter: 2])
     }
 
+    @Test func aCounterIsAnnouncedUsedUpOncePerNode() {
+        var book = SharedQuotaBook()
+        let limits = Self.counted(Self.month)
+        let counter = limits[0].counter
+        #expect(book.announce([counter]).isEmpty)  // unknown here: nothing to announce
+        _ = book.admit(limits, at: Self.start)
+        #expect(book.announce([counter]) == [counter])
+        #expect(book.announce([counter]).isEmpty)
+    }
+
     @Test func endedWindowsAreForgotten() {
         var book = SharedQuotaBook()
         let limits = Self.counted(Self.minute)
