@@ -109,6 +109,7 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
         Task { await handBackNow(unused) }
     }
 
+    /// Hands `unused` back and tells every node how much (also when it is 0).
     private func handBackNow(_ unused: [QuotaCounter: Int]) async {
         for (counter, amount) in unused {
             do {
@@ -171,18 +172,8 @@ public final class SharedQuotas: QuotaLeaseSource, Service {
         switch message {
         case .reclaim(let asker, let counter):
             guard asker != node else { return }
-            var unused = ledger?.handBack(counter) ?? 0
-            if unused > 0 {
-                do {
-                    try await store.returnQuota(node: node, counter: counter, amount: unused)
-                    Counter(label: MetricName.handedBack).increment(by: unused)
-                } catch {
-                    unused = 0
-                    logger.warning("quota could not be handed back", metadata: ["error": "\(type(of: error))"])
-                }
-            }
-            // Answered even with nothing to hand back, so that the asker need not wait.
-            try? await store.notifyQuotaNodes(Message.returned(node: node, amount: unused, counter).text)
+            // Answered even with nothing to hand back (`returned` 0), so that the asker need not wait.
+            await handBackNow([counter: ledger?.handBack(counter) ?? 0])
         case .returned(let other, let amount, let counter):
             // Only calls actually handed back make refusing nodes ask again.
             if amount > 0 { ledger?.allowanceReturned(counter) }
