@@ -475,11 +475,6 @@ public final class TollgateStore: Sendable {
         try await writeLeases(leases, onlyUpward: true)
     }
 
-    /// Sets leases to exactly the calls admitted (at a graceful shutdown, nothing is in flight).
-    public func settleQuotaLeases(_ leases: [QuotaLease]) async throws {
-        try await writeLeases(leases, onlyUpward: false)
-    }
-
     private func writeLeases(_ leases: [QuotaLease], onlyUpward: Bool) async throws {
         guard !leases.isEmpty else { return }
         if try await backend.withUsageLog({ log in try log.transaction { try log.write(leases: leases, onlyUpward: onlyUpward) } }) != nil {
