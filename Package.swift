@@ -195,7 +195,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateStoreTests",
-            dependencies: ["TollgateStore", "TollgateTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: [
+                "TollgateStore", "TollgateTestSupport", .product(name: "SQLKit", package: "sql-kit"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -150,6 +150,14 @@ public struct ScannedJSON: Sendable {
         out.append(contentsOf: document.bytes[Int(token.start)..<Int(token.end)])
     }
 
+    /// Calls `body` with the value's JSON text, without insignificant whitespace, in place.
+    public func withText<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        let token = token
+        return try document.bytes.withUnsafeBufferPointer { bytes in
+            try body(UnsafeBufferPointer(rebasing: bytes[Int(token.start)..<Int(token.end)]))
+        }
+    }
+
     /// Calls `body` with a string's bytes (between its quotes) when it has no escapes, so that
     /// they can be read without making a `String`; nil for other strings and other values.
     public func withUnescapedBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result? {

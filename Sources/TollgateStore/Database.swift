@@ -377,7 +377,7 @@ final class PostgresBackend: SQLBackend {
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in
-                try await body(connection.sql(queryLogLevel: nil))
+                try await body(PostgresSession(connection))
             }
         } catch let error as PostgresTransactionError {
             // Callers see their own error, as with SQLite, once the rollback went through.

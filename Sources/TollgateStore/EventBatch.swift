@@ -1,8 +1,9 @@
 import TollgateCore
 
 /// Usage events in the column order of `usage_events`, as insert statements take them: SQLite
-/// bound to its prepared insert of one row (`bind`), PostgreSQL as one binary array per column
-/// (`postgres`).
+/// bound to its prepared insert of one row (`bind`), PostgreSQL as `COPY` rows (`copy`) or, when
+/// some may be stored already, as one binary array per column (`postgres`). `write` is the one
+/// place that lists an event's values in that order.
 enum EventBatch {
     static let columns: [(name: String, isInteger: Bool)] = [
         ("id", false), ("keyed_at", true), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
@@ -11,75 +12,122 @@ enum EventBatch {
         ("weight", true), ("body", false), ("bucket_at", true),
     ]
 
-    /// Binds an event to SQLite's insert of one row (`SQLiteUsageLog`): the columns in order,
-    /// then `late_invoice`.
+    /// The columns and then `late_invoice`: what every insert writes.
+    static let columnsWithLateInvoice = columns + [("late_invoice", false)]
+
+    /// Writes an event's values to `row` in the order of `columnsWithLateInvoice`.
+    static func write<Row: EventRow>(_ event: UsageEvent, key: UsageEvent.Key, lateInvoice: String?, to row: inout Row) throws(Row.Failure) {
+        try row.text(key.id)
+        try row.integer(key.time)
+        try row.text(event.source.rawValue)
+        try row.text(event.name)
+        try row.integer(Micros.of(event.occurredAt))
+        try row.text(event.subscription)
+        try row.text(event.customer)
+        try row.text(event.product)
+        try row.text(event.endpoint)
+        try row.text(event.method)
+        try row.text(event.path)
+        try row.integer(event.status.map { Int64($0) })
+        try row.integer(event.latencyMicroseconds.map { Int64($0) })
+        try row.integer(event.requestBytes.map { Int64($0) })
+        try row.integer(event.responseBytes.map { Int64($0) })
+        try row.integer(event.billable ? 1 : 0)
+        try row.integer(Int64(event.weight))
+        try row.json(event.properties)
+        try row.integer(event.bucket.map { Micros.of($0) })
+        try row.text(lateInvoice)
+        row.endRow()
+    }
+
+    /// Binds an event to SQLite's insert of one row (`SQLiteUsageLog`).
     static func bind(_ event: UsageEvent, key: UsageEvent.Key, lateInvoice: String?, to insert: SQLiteStatementHandle) throws {
-        try insert.bind(1, key.id)
-        try insert.bind(2, key.time)
-        try insert.bind(3, event.source.rawValue)
-        try insert.bind(4, event.name)
-        try insert.bind(5, Micros.of(event.occurredAt))
-        try insert.bind(6, event.subscription)
-        try insert.bind(7, event.customer)
-        try insert.bind(8, event.product)
-        try insert.bind(9, event.endpoint)
-        try insert.bind(10, event.method)
-        try insert.bind(11, event.path)
-        try insert.bind(12, event.status)
-        try insert.bind(13, event.latencyMicroseconds)
-        try insert.bind(14, event.requestBytes)
-        try insert.bind(15, event.responseBytes)
-        try insert.bind(16, event.billable ? 1 : 0)
-        try insert.bind(17, event.weight)
-        try insert.bind(18, event.properties?.text)
-        try insert.bind(19, event.bucket.map { Micros.of($0) })
-        try insert.bind(20, lateInvoice)
+        var row = SQLiteBoundRow(statement: insert)
+        try write(event, key: key, lateInvoice: lateInvoice, to: &row)
     }
 
-    /// The columns' element types on PostgreSQL, in order.
-    static let postgresColumns: [(name: String, element: PostgresArray.Element)] = columns.map {
-        ($0.name, $0.isInteger ? PostgresArray.Element.bigint : .text)
+    /// Appends the events as `COPY` rows of `columnsWithLateInvoice`; `late` gives an event's
+    /// late invoice by its position.
+    static func copy(_ events: [UsageEvent], late: [Int: String], into rows: inout CopyText) {
+        for (position, event) in events.enumerated() {
+            write(event, key: event.key, lateInvoice: late[position], to: &rows)
+        }
     }
 
-    /// The events as one array per column (`postgresColumns`), for PostgreSQL's insert through
-    /// `unnest`. The event's own JSON goes in as the text the scanner kept, as on SQLite.
-    static func postgres(_ events: ArraySlice<UsageEvent>) -> ColumnArrays {
+    /// About how many bytes the events take as `COPY` rows.
+    static func copyCapacity(_ events: [UsageEvent]) -> Int {
+        events.reduce(0) { $0 + 200 + ($1.properties?.byteCount ?? 0) }
+    }
+
+    /// The events as one array per column of `columnsWithLateInvoice`, for PostgreSQL's insert
+    /// through `unnest`; `late` gives an event's late invoice by its position in `events`.
+    static func postgres(_ events: ArraySlice<UsageEvent>, late: [Int: String]) -> ColumnArrays {
         var bodyBytes = 0
         for event in events { bodyBytes += 4 + (event.properties?.byteCount ?? 0) }
-        var reserved: [Int] = []
-        for column in postgresColumns {
-            reserved.append(column.name == "body" ? bodyBytes : events.count * (column.element == .bigint ? 12 : 28))
-        }
-        var columns = ColumnArrays(postgresColumns.map(\.element), reservingCapacity: reserved)
-        var body: [UInt8] = []
-        for event in events {
-            let key = event.key
-            columns.arrays[0].append(key.id)
-            columns.arrays[1].append(key.time)
-            columns.arrays[2].append(event.source.rawValue)
-            columns.arrays[3].append(event.name)
-            columns.arrays[4].append(Micros.of(event.occurredAt))
-            columns.arrays[5].append(event.subscription)
-            columns.arrays[6].append(event.customer)
-            columns.arrays[7].append(event.product)
-            columns.arrays[8].append(event.endpoint)
-            columns.arrays[9].append(event.method)
-            columns.arrays[10].append(event.path)
-            columns.arrays[11].append(event.status)
-            columns.arrays[12].append(event.latencyMicroseconds)
-            columns.arrays[13].append(event.requestBytes)
-            columns.arrays[14].append(event.responseBytes)
-            columns.arrays[15].append(Int64(event.billable ? 1 : 0))
-            columns.arrays[16].append(Int64(event.weight))
-            if let properties = event.properties {
-                body.removeAll(keepingCapacity: true)
-                properties.appendText(to: &body)
-                columns.arrays[17].append(utf8: body)
-            } else {
-                columns.arrays[17].appendNull()
-            }
-            columns.arrays[18].append(event.bucket.map { Micros.of($0) })
+        var columns = ColumnArrays(
+            columnsWithLateInvoice.map { $0.isInteger ? .bigint : .text },
+            reservingCapacity: columnsWithLateInvoice.map { $0.name == "body" ? bodyBytes : events.count * ($0.isInteger ? 12 : 28) })
+        for (position, event) in zip(events.indices, events) {
+            write(event, key: event.key, lateInvoice: late[position], to: &columns)
         }
         return columns
     }
+}
+
+/// Where an event's values go, column by column (`EventBatch.write`).
+protocol EventRow {
+    /// What taking a value can throw: `Never` when it cannot fail.
+    associatedtype Failure: Error
+    mutating func text(_ value: String?) throws(Failure)
+    mutating func integer(_ value: Int64?) throws(Failure)
+    /// The event's own JSON, stored as its text.
+    mutating func json(_ value: ScannedJSON?) throws(Failure)
+    mutating func endRow()
+}
+
+/// SQLite: each value bound to the next parameter of a one-row insert.
+private struct SQLiteBoundRow: EventRow {
+    typealias Failure = any Error
+    let statement: SQLiteStatementHandle
+    var index: Int32 = 1
+
+    mutating func text(_ value: String?) throws {
+        try statement.bind(index, value)
+        index += 1
+    }
+
+    mutating func integer(_ value: Int64?) throws {
+        try statement.bind(index, value)
+        index += 1
+    }
+
+    mutating func json(_ value: ScannedJSON?) throws {
+        try text(value?.text)
+    }
+
+    mutating func endRow() {}
+}
+
+extension CopyText: EventRow {
+    typealias Failure = Never
+    mutating func text(_ value: String?) { append(value) }
+    mutating func integer(_ value: Int64?) { append(value) }
+
+    mutating func json(_ value: ScannedJSON?) {
+        guard let value else { return appendNull() }
+        value.withText { append(utf8: $0) }
+    }
+}
+
+extension ColumnArrays: EventRow {
+    typealias Failure = Never
+    mutating func text(_ value: String?) { arrays[next].append(value); next += 1 }
+    mutating func integer(_ value: Int64?) { arrays[next].append(value); next += 1 }
+
+    mutating func json(_ value: ScannedJSON?) {
+        if let value { value.withText { arrays[next].append(utf8: $0) } } else { arrays[next].appendNull() }
+        next += 1
+    }
+
+    mutating func endRow() { next = 0 }
 }

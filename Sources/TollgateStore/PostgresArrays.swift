@@ -56,10 +56,10 @@ struct PostgresArray: PostgresDynamicTypeEncodable, Sendable {
     }
 
     /// A text element from raw UTF-8 bytes (a JSON text as the scanner kept it).
-    mutating func append(utf8 value: [UInt8]) {
+    mutating func append(utf8 value: UnsafeBufferPointer<UInt8>) {
         precondition(element == .text)
         bytes.writeInteger(Int32(value.count))
-        bytes.writeBytes(value)
+        bytes.writeBytes(UnsafeRawBufferPointer(value))
         counted()
     }
 
@@ -90,6 +90,8 @@ struct PostgresArray: PostgresDynamicTypeEncodable, Sendable {
 /// Rows of one table as one array per column, for `INSERT ... SELECT ... FROM unnest(...)`.
 struct ColumnArrays: Sendable {
     var arrays: [PostgresArray]
+    /// The column the next value of a row goes to (`EventRow`).
+    var next = 0
 
     init(_ elements: [PostgresArray.Element], reservingCapacity bytes: [Int] = []) {
         arrays = elements.enumerated().map { index, element in

@@ -62,29 +62,20 @@ final class SQLiteUsageLog: @unchecked Sendable {
         """
 
     /// The invoice each event falls in, by position, for events whose period was already
-    /// invoiced (DESIGN §3.5: kept and reported, never re-rated; the earliest-ending invoice
-    /// wins, as on PostgreSQL). Usually there are none.
+    /// invoiced (`InvoicedPeriods`). Usually there are none.
     private func lateInvoices(_ events: [UsageEvent]) throws -> [Int: String] {
-        var periods: [String: [(id: String, period: Range<Int64>)]] = [:]
+        var invoiced = InvoicedPeriods()
         let query = try connection.statement(Self.invoicesOfSubscription)
-        var late: [Int: String] = [:]
-        for (position, event) in events.enumerated() {
-            guard let subscription = event.subscription else { continue }
-            if periods[subscription] == nil {
-                var found: [(id: String, period: Range<Int64>)] = []
-                try query.bind(1, subscription)
-                try query.rows { row in
-                    // A first invoice's period is empty: no event falls in it.
-                    guard let id = row.text(0), let start = row.integer(1), let end = row.integer(2), start < end else { return }
-                    found.append((id, start..<end))
-                }
-                periods[subscription] = found
+        for event in events {
+            guard let subscription = event.subscription, !invoiced.knows(subscription) else { continue }
+            try query.bind(1, subscription)
+            try query.rows { row in
+                guard let id = row.text(0), let start = row.integer(1), let end = row.integer(2) else { return }
+                invoiced.add(invoice: id, subscription: subscription, start: start, end: end)
             }
-            guard let invoices = periods[subscription], !invoices.isEmpty else { continue }
-            let time = Micros.of(event.occurredAt)
-            if let invoice = invoices.first(where: { $0.period.contains(time) }) { late[position] = invoice.id }
+            invoiced.loaded(subscription)
         }
-        return late
+        return invoiced.lateInvoices(events)
     }
 
     // MARK: Aggregates

@@ -72,8 +72,7 @@ extension TollgateStore {
     /// the new ones to their meters' aggregates in the same transaction; returns the new keys.
     ///
     /// On SQLite each event is bound to one prepared insert (`SQLiteUsageLog`); on PostgreSQL
-    /// one statement takes up to `postgresRowsPerStatement` events as one binary array per
-    /// column, turned into rows by `unnest` (`EventBatch.postgres`). Batches that arrive while
+    /// one `COPY` takes a transaction's events (`writePostgres`). Batches that arrive while
     /// another is being written share the next transaction (`EventWriter`).
     @discardableResult
     public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
@@ -119,15 +118,10 @@ extension TollgateStore {
         }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
-        let perStatement = Self.postgresRowsPerStatement
-        return PreparedEvents(
-            events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters),
-            postgresBatches: backend.kind == .sqlite ? [] : stride(from: 0, to: unique.count, by: perStatement).map { start in
-                EventBatch.postgres(unique[start..<min(start + perStatement, unique.count)])
-            })
+        return PreparedEvents(events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters))
     }
 
-    /// The most events one PostgreSQL insert statement takes.
+    /// The most events one PostgreSQL insert through `unnest` takes.
     static let postgresRowsPerStatement = 10_000
 
     /// Writes prepared events and their aggregates on PostgreSQL, inside a transaction that is
@@ -137,63 +131,99 @@ extension TollgateStore {
     }
 
     /// Writes the events of several batches on PostgreSQL, inside a transaction that is already
-    /// open: each batch's events with one insert per `postgresRowsPerStatement`, then the
-    /// aggregates of all of them with one upsert (a row that several batches add to is written
-    /// once per transaction).
+    /// open, then the aggregates of all of them with one upsert (a row that several batches add
+    /// to is written once per transaction).
+    ///
+    /// The events go in with one `COPY`, PostgreSQL's bulk path, which takes about half the
+    /// work per row of an insert that skips stored keys: almost always none of them is stored
+    /// yet. Should one be (a sender's retry), the `COPY` fails on the unique key, is rolled back
+    /// to a savepoint, and each batch goes in through `unnest` with `ON CONFLICT DO NOTHING`.
+    /// Late events' invoices are found in Swift beforehand (`InvoicedPeriods`), as on SQLite.
     static func writePostgres(_ batches: [PreparedEvents], to database: any SQLDatabase) async throws -> [EventInsertion] {
+        let invoiced = try await invoicedPeriods(of: batches, in: database)
+        let late = batches.map { invoiced.lateInvoices($0.events) }
         var results: [EventInsertion] = []
         var deltas = MeterDeltas()
-        for prepared in batches {
-            var result = EventInsertion()
-            for (index, columns) in prepared.postgresBatches.enumerated() {
-                let start = index * postgresRowsPerStatement
-                let events = prepared.events[start..<min(start + postgresRowsPerStatement, prepared.events.count)]
-                let insert = SQLQueryString(postgresInsert.prefix)
-                    + columns.unnest(as: "batch", columns: EventBatch.columns.map(\.name))
-                    + "\(unsafeRaw: postgresInsert.suffix)\(bind: Int64(events.count))"
-                var stored: Int64?
-                var returned: [UsageEvent.Key] = []
-                for row in try await database.raw(insert).all() {
-                    guard let id = try row.decode(column: "id", as: String?.self) else {
-                        stored = try row.decode(column: "keyed_at", as: Int64.self)
-                        continue
-                    }
-                    let key = UsageEvent.Key(id: id, time: try row.decode(column: "keyed_at", as: Int64.self))
-                    returned.append(key)
-                    if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
-                }
-                // Every event stored: only those that fell in invoiced periods came back.
-                if stored == Int64(events.count) {
-                    for event in events { result.inserted.insert(event.key) }
-                } else {
-                    result.inserted.formUnion(returned)
-                }
+        if try await copyNew(batches, late: late, to: database) {
+            for (prepared, late) in zip(batches, late) {
+                var result = EventInsertion()
+                result.inserted.reserveCapacity(prepared.events.count)
+                for event in prepared.events { result.inserted.insert(event.key) }
+                for (position, invoice) in late { result.late[prepared.events[position].key] = invoice }
+                deltas.add(prepared.deltas)
+                results.append(result)
             }
-            // Duplicates add nothing: only when some were already stored are the deltas computed again.
-            let inserted = result.inserted
-            deltas.add(inserted.count == prepared.events.count
-                ? prepared.deltas
-                : Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters))
-            results.append(result)
+        } else {
+            for (prepared, late) in zip(batches, late) {
+                let result = try await insertNew(prepared.events, late: late, to: database)
+                // Duplicates add nothing: only when some were already stored are the deltas computed again.
+                let inserted = result.inserted
+                deltas.add(inserted.count == prepared.events.count
+                    ? prepared.deltas
+                    : Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters))
+                results.append(result)
+            }
         }
         try await Self.write(deltas, kind: .postgres, to: database)
         return results
     }
 
-    /// PostgreSQL's insert around the arrays' `unnest`, then the number of events it stored. An
-    /// event that falls in a period already invoiced is stored with that invoice's id in
-    /// `late_invoice` (DESIGN §3.5: kept and reported, never re-rated). The keys stored come back
-    /// only when some events were not (duplicates); late events always come back: with all of
-    /// them stored, a batch's answer needs nothing else, and nothing is sent per event.
+    /// Copies the batches' events into the ledger if none of them is stored yet; false, with
+    /// nothing written, if one is. Not on a `PostgresSession` (never in practice): false.
+    private static func copyNew(_ batches: [PreparedEvents], late: [[Int: String]], to database: any SQLDatabase) async throws -> Bool {
+        guard let session = database as? PostgresSession else { return false }
+        var rows = CopyText(reservingCapacity: batches.reduce(0) { $0 + EventBatch.copyCapacity($1.events) })
+        for (prepared, late) in zip(batches, late) { EventBatch.copy(prepared.events, late: late, into: &rows) }
+        try await session.raw("SAVEPOINT copy_events").run()
+        do {
+            try await session.copy(rows, into: "usage_events", columns: EventBatch.columnsWithLateInvoice.map(\.name))
+        } catch where isUniqueViolation(error) {
+            try await session.raw("ROLLBACK TO SAVEPOINT copy_events").run()
+            return false
+        }
+        try await session.raw("RELEASE SAVEPOINT copy_events").run()
+        return true
+    }
+
+    /// Inserts the events whose keys are not stored yet, `postgresRowsPerStatement` at a time.
+    private static func insertNew(_ events: [UsageEvent], late: [Int: String], to database: any SQLDatabase) async throws -> EventInsertion {
+        var result = EventInsertion()
+        for start in stride(from: 0, to: events.count, by: postgresRowsPerStatement) {
+            let slice = events[start..<min(start + postgresRowsPerStatement, events.count)]
+            let columns = EventBatch.postgres(slice, late: late)
+            let insert = SQLQueryString(postgresInsert.prefix)
+                + columns.unnest(as: "batch", columns: EventBatch.columnsWithLateInvoice.map(\.name))
+                + "\(unsafeRaw: postgresInsert.suffix)\(bind: Int64(slice.count))"
+            var stored: Int64?
+            var returned: [UsageEvent.Key] = []
+            for row in try await database.raw(insert).all() {
+                guard let id = try row.decode(column: "id", as: String?.self) else {
+                    stored = try row.decode(column: "keyed_at", as: Int64.self)
+                    continue
+                }
+                let key = UsageEvent.Key(id: id, time: try row.decode(column: "keyed_at", as: Int64.self))
+                returned.append(key)
+                if let invoice = try row.decode(column: "late_invoice", as: String?.self) { result.late[key] = invoice }
+            }
+            // Every event stored: only those that fell in invoiced periods came back.
+            if stored == Int64(slice.count) {
+                for event in slice { result.inserted.insert(event.key) }
+            } else {
+                result.inserted.formUnion(returned)
+            }
+        }
+        return result
+    }
+
+    /// PostgreSQL's insert around the arrays' `unnest`, then the number of events it stored.
+    /// The keys stored come back only when some events were not (duplicates); late events
+    /// always come back: with all of them stored, a batch's answer needs nothing else, and
+    /// nothing is sent per event.
     private static let postgresInsert: (prefix: String, suffix: String) = {
-        let names = EventBatch.columns.map(\.name)
-        let late = """
-            (SELECT i.id FROM invoices i WHERE i.subscription_id = batch.subscription_id
-            AND i.period_start <= batch.occurred_at AND i.period_end > batch.occurred_at ORDER BY i.period_end LIMIT 1)
-            """
+        let names = EventBatch.columnsWithLateInvoice.map(\.name)
         let prefix = """
-            WITH inserted AS (INSERT INTO usage_events (\(names.joined(separator: ", ")), late_invoice)
-            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")), \(late) FROM\u{20}
+            WITH inserted AS (INSERT INTO usage_events (\(names.joined(separator: ", ")))
+            SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")) FROM\u{20}
             """
         let suffix = """
              ON CONFLICT (keyed_at, id) DO NOTHING RETURNING id, keyed_at, late_invoice)
@@ -203,6 +233,34 @@ extension TollgateStore {
             """
         return (prefix, suffix)
     }()
+
+    /// The invoices of the batches' subscriptions whose periods end after the earliest event:
+    /// all that a late event can fall in.
+    private static func invoicedPeriods(of batches: [PreparedEvents], in database: any SQLDatabase) async throws -> InvoicedPeriods {
+        var invoiced = InvoicedPeriods()
+        var subscriptions = Set<String>()
+        var earliest = Int64.max
+        for prepared in batches {
+            for event in prepared.events {
+                guard let subscription = event.subscription else { continue }
+                subscriptions.insert(subscription)
+                earliest = min(earliest, Micros.of(event.occurredAt))
+            }
+        }
+        guard !subscriptions.isEmpty else { return invoiced }
+        var ids = PostgresArray(.text)
+        for subscription in subscriptions { ids.append(subscription) }
+        let rows = try await database.raw("""
+            SELECT subscription_id, id, period_start, period_end FROM invoices
+            WHERE subscription_id = ANY(\(bind: ids)::text[]) AND period_end > \(bind: earliest) ORDER BY period_end
+            """).all()
+        for row in rows {
+            invoiced.add(
+                invoice: try row.decode(column: "id", as: String.self), subscription: try row.decode(column: "subscription_id", as: String.self),
+                start: try row.decode(column: "period_start", as: Int64.self), end: try row.decode(column: "period_end", as: Int64.self))
+        }
+        return invoiced
+    }
 
     /// `SELECT` expressions for the columns of one JSON array of arrays (SQLite's `jsonb_each`,
     /// which hands each row over as JSONB, so the lookups do not parse text again).
@@ -287,8 +345,6 @@ extension TollgateStore {
         var events: [UsageEvent]
         var meters: [Meter]
         var deltas: MeterDeltas
-        /// PostgreSQL: each insert statement's events as one array per column (SQLite binds each event).
-        var postgresBatches: [ColumnArrays]
     }
 
     /// Deltas as the JSON texts SQLite's statements bind.

@@ -57,4 +57,28 @@ struct EventWriteTests {
             #expect(try await Conformance.summary(store, from: -100, to: 86_400, meters: [meter]).meters["odd-pages"] == Amount(2))
         }
     }
+
+    @Test(arguments: TestDatabase.allCases)
+    func newAndLateEventsWithAnyTextAreStoredExactlyAndFoundAgain(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Conformance.seedSubscription(store)
+            _ = try await store.insertInvoices([(Conformance.invoice("inv_a", from: 0, to: 60), nil)])
+            // Text that PostgreSQL's COPY must escape, and a literal that means NULL to it.
+            let odd = "tab\there\nnew\r\\N back\\slash \\t"
+            var late = Conformance.call(odd, 30, endpoint: "tile")
+            late.path = "/maps/\t\\N"
+            let fresh = [late, Conformance.call("n1", 500, endpoint: "tile"), Conformance.call("l\\2", 59, endpoint: "tile")]
+            let result = try await store.insertEvents(fresh)
+            #expect(result.ids == [odd, "n1", "l\\2"])
+            #expect(Dictionary(uniqueKeysWithValues: result.late.map { ($0.key.id, $0.value) }) == [odd: "inv_a", "l\\2": "inv_a"])
+            let stored = try await store.lateEvents(subscription: "sub_1", limit: 10).items
+            #expect(Set(stored.map(\.id)) == [odd, "l\\2"] && stored.allSatisfy { $0.invoice == "inv_a" })
+            // Sent again beside a new one: the stored ones are found, only the new one is added.
+            let again = try await store.insertEvents([late, Conformance.call("n2", 700, endpoint: "tile")])
+            #expect(again.ids == ["n2"] && again.late.isEmpty)
+            #expect(try await store.eventCount() == 4)
+            let summary = try await Conformance.summary(store, from: -100, to: 86_400, meters: [Conformance.meter])
+            #expect(summary.endpoints["tile"] == 4)
+        }
+    }
 }

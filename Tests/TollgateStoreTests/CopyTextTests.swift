@@ -1,0 +1,50 @@
+import NIOCore
+import Testing
+import TollgateCore
+@testable import TollgateStore
+
+/// PostgreSQL's `COPY` text format as `CopyText` writes it, and which invoice a late event
+/// belongs to (`InvoicedPeriods`): in memory, without a database.
+@Suite("COPY rows and invoiced periods")
+struct CopyTextTests {
+    @Test func valuesAreEscapedSeparatedAndNullsSpelledOut() {
+        var rows = CopyText()
+        rows.append("a\tb\nc\rd\\e")
+        rows.append(nil as String?)
+        rows.append("\\N")
+        rows.append(Int64(-9_223_372_036_854_775_808))
+        rows.append(0 as Int64?)
+        rows.endRow()
+        rows.append(Int64.max)
+        rows.append("")
+        rows.endRow()
+        #expect(String(buffer: rows.bytes) == "a\\tb\\nc\\rd\\\\e\t\\N\t\\\\N\t-9223372036854775808\t0\n9223372036854775807\t\n")
+    }
+
+    @Test func anEventsJSONGoesInAsTheScannerKeptIt() throws {
+        var rows = CopyText()
+        try rows.json(ScannedJSON.scan(#"{ "a" : "x\ty\\" , "b":[1, 2] }"#.utf8))
+        rows.json(nil)
+        rows.endRow()
+        #expect(String(buffer: rows.bytes) == #"{"a":"x\\ty\\\\","b":[1,2]}"# + "\t\\N\n")
+    }
+
+    @Test func aLateEventBelongsToTheEarliestEndingInvoiceThatHoldsIt() {
+        var invoiced = InvoicedPeriods()
+        invoiced.add(invoice: "first", subscription: "s1", start: 100, end: 100)
+        invoiced.add(invoice: "a", subscription: "s1", start: 100, end: 200)
+        invoiced.add(invoice: "overlap", subscription: "s1", start: 150, end: 300)
+        invoiced.loaded("s2")
+        func event(_ subscription: String?, at micros: Int64) -> UsageEvent {
+            UsageEvent(
+                id: "e\(micros)", source: .gateway, occurredAt: Micros.date(micros), timeFromSender: true, subscription: subscription,
+                customer: nil, product: nil, endpoint: nil, method: nil, path: nil, status: nil, latencyMicroseconds: nil,
+                requestBytes: nil, responseBytes: nil, billable: true)
+        }
+        #expect(invoiced.knows("s1") && invoiced.knows("s2") && !invoiced.knows("s3"))
+        let events = [event("s1", at: 99), event("s1", at: 100), event("s1", at: 160), event("s1", at: 250), event("s1", at: 300),
+                      event("s2", at: 160), event(nil, at: 160), event("s3", at: 160)]
+        #expect(invoiced.lateInvoices(events) == [1: "a", 2: "a", 3: "overlap"])
+        #expect(InvoicedPeriods().lateInvoices(events).isEmpty)
+    }
+}
