@@ -50,7 +50,11 @@ enum EventBatch {
     /// late invoice by its position.
     static func copy(_ events: [UsageEvent], late: [Int: String], into rows: inout CopyText) {
         for (position, event) in events.enumerated() {
-            write(event, key: event.key, lateInvoice: late[position], to: &rows)
+            let key = event.key
+            let invoice = late[position]
+            var bound = CopyRowBound()
+            write(event, key: key, lateInvoice: invoice, to: &bound)
+            rows.appendRow(maximumBytes: bound.bytes) { row in write(event, key: key, lateInvoice: invoice, to: &row) }
         }
     }
 
@@ -108,15 +112,23 @@ private struct SQLiteBoundRow: EventRow {
     mutating func endRow() {}
 }
 
-extension CopyText: EventRow {
+extension CopyRow: EventRow {
     typealias Failure = Never
     mutating func text(_ value: String?) { append(value) }
     mutating func integer(_ value: Int64?) { append(value) }
 
     mutating func json(_ value: ScannedJSON?) {
         guard let value else { return appendNull() }
-        value.withText { append(utf8: $0) }
+        value.withText { append(json: $0) }
     }
+}
+
+extension CopyRowBound: EventRow {
+    typealias Failure = Never
+    mutating func text(_ value: String?) { text(utf8Count: value?.utf8.count) }
+    mutating func integer(_ value: Int64?) { integer() }
+    mutating func json(_ value: ScannedJSON?) { text(utf8Count: value?.byteCount) }
+    mutating func endRow() {}
 }
 
 extension ColumnArrays: EventRow {

@@ -114,6 +114,8 @@ final class EventWriter: Sendable {
         if let written = try await backend.withUsageLog({ log in try log.transaction { try batches.map { try log.write($0) } } }) {
             return written
         }
-        return try await backend.transaction { database in try await TollgateStore.writePostgres(batches, to: database) }
+        return try await TollgateStore.eventTransaction(backend) { database, mode in
+            try await TollgateStore.writePostgres(batches, mode: mode, to: database)
+        }
     }
 }

@@ -97,11 +97,11 @@ extension TollgateStore {
             }
         }
         guard written == nil else { return }
-        try await backend.transaction { database in
+        try await Self.eventTransaction(backend) { database, mode in
             try await Self.writeLeases(commit.raisedLeases, onlyUpward: true, to: database)
             try await Self.writeLeases(commit.settledLeases, onlyUpward: false, to: database)
             for delivery in commit.webhooks { try await database.raw(Self.insertDelivery(delivery)).run() }
-            if let prepared { _ = try await Self.writePostgres(prepared, to: database) }
+            if let prepared { _ = try await Self.writePostgres(prepared, mode: mode, to: database) }
             try await Self.writeQuotaUse(commit.quotaUse, to: database)
         }
     }
@@ -118,44 +118,72 @@ extension TollgateStore {
         }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
-        return PreparedEvents(events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters))
+        var prepared = PreparedEvents(events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters))
+        if backend.kind == .postgres {
+            // Late events and the COPY rows are found and built here, beside other batches'
+            // transactions, rather than in one's turn. An invoice issued between this look-up
+            // and the commit is not seen, as one issued during an insert statement was not:
+            // the billing grace (DESIGN §3.5) lets events in flight arrive first.
+            let events = unique
+            let invoiced = try await backend.read { database in try await Self.invoicedPeriods(of: events, in: database) }
+            prepared.late = invoiced.lateInvoices(unique)
+            var rows = CopyText(reservingCapacity: EventBatch.copyCapacity(unique))
+            EventBatch.copy(unique, late: prepared.late, into: &rows)
+            prepared.copyRows = rows
+        }
+        return prepared
     }
 
     /// The most events one PostgreSQL insert through `unnest` takes.
     static let postgresRowsPerStatement = 10_000
 
+    /// How PostgreSQL's writers put events in: `copy` (PostgreSQL's bulk path, about half the
+    /// work per row, but it fails if an event is stored already) or `skipStored` (inserts that
+    /// leave out what is stored).
+    enum EventInsertMode: Sendable {
+        case copy, skipStored
+    }
+
+    /// Runs `body` in a PostgreSQL transaction whose events are copied; should one be stored
+    /// already (a sender's retry: rare), the transaction is rolled back and run once more with
+    /// inserts that skip stored events.
+    static func eventTransaction<T: Sendable>(
+        _ backend: any SQLBackend, _ body: @escaping @Sendable (any SQLDatabase, EventInsertMode) async throws -> T
+    ) async throws -> T {
+        do {
+            return try await backend.transaction { database in try await body(database, .copy) }
+        } catch where isUniqueViolation(error) {
+            return try await backend.transaction { database in try await body(database, .skipStored) }
+        }
+    }
+
     /// Writes prepared events and their aggregates on PostgreSQL, inside a transaction that is
     /// already open (SQLite's are written by `SQLiteUsageLog`).
-    static func writePostgres(_ prepared: PreparedEvents, to database: any SQLDatabase) async throws -> EventInsertion {
-        try await writePostgres([prepared], to: database)[0]
+    static func writePostgres(_ prepared: PreparedEvents, mode: EventInsertMode, to database: any SQLDatabase) async throws -> EventInsertion {
+        try await writePostgres([prepared], mode: mode, to: database)[0]
     }
 
     /// Writes the events of several batches on PostgreSQL, inside a transaction that is already
-    /// open, then the aggregates of all of them with one upsert (a row that several batches add
-    /// to is written once per transaction).
-    ///
-    /// The events go in with one `COPY`, PostgreSQL's bulk path, which takes about half the
-    /// work per row of an insert that skips stored keys: almost always none of them is stored
-    /// yet. Should one be (a sender's retry), the `COPY` fails on the unique key, is rolled back
-    /// to a savepoint, and each batch goes in through `unnest` with `ON CONFLICT DO NOTHING`.
-    /// Late events' invoices are found in Swift beforehand (`InvoicedPeriods`), as on SQLite.
-    static func writePostgres(_ batches: [PreparedEvents], to database: any SQLDatabase) async throws -> [EventInsertion] {
-        let invoiced = try await invoicedPeriods(of: batches, in: database)
-        let late = batches.map { invoiced.lateInvoices($0.events) }
+    /// open (`eventTransaction`), then the aggregates of all of them with one upsert (a row that
+    /// several batches add to is written once per transaction). The events go in with one
+    /// `COPY` of the rows `prepare` built, or, with `skipStored`, through `unnest` with
+    /// `ON CONFLICT DO NOTHING`.
+    static func writePostgres(_ batches: [PreparedEvents], mode: EventInsertMode, to database: any SQLDatabase) async throws -> [EventInsertion] {
         var results: [EventInsertion] = []
         var deltas = MeterDeltas()
-        if try await copyNew(batches, late: late, to: database) {
-            for (prepared, late) in zip(batches, late) {
+        if mode == .copy, let session = database as? PostgresSession {
+            try await session.copy(batches.compactMap(\.copyRows), into: "usage_events", columns: EventBatch.columnsWithLateInvoice.map(\.name))
+            for prepared in batches {
                 var result = EventInsertion()
                 result.inserted.reserveCapacity(prepared.events.count)
                 for event in prepared.events { result.inserted.insert(event.key) }
-                for (position, invoice) in late { result.late[prepared.events[position].key] = invoice }
+                for (position, invoice) in prepared.late { result.late[prepared.events[position].key] = invoice }
                 deltas.add(prepared.deltas)
                 results.append(result)
             }
         } else {
-            for (prepared, late) in zip(batches, late) {
-                let result = try await insertNew(prepared.events, late: late, to: database)
+            for prepared in batches {
+                let result = try await insertNew(prepared.events, late: prepared.late, to: database)
                 // Duplicates add nothing: only when some were already stored are the deltas computed again.
                 let inserted = result.inserted
                 deltas.add(inserted.count == prepared.events.count
@@ -166,23 +194,6 @@ extension TollgateStore {
         }
         try await Self.write(deltas, kind: .postgres, to: database)
         return results
-    }
-
-    /// Copies the batches' events into the ledger if none of them is stored yet; false, with
-    /// nothing written, if one is. Not on a `PostgresSession` (never in practice): false.
-    private static func copyNew(_ batches: [PreparedEvents], late: [[Int: String]], to database: any SQLDatabase) async throws -> Bool {
-        guard let session = database as? PostgresSession else { return false }
-        var rows = CopyText(reservingCapacity: batches.reduce(0) { $0 + EventBatch.copyCapacity($1.events) })
-        for (prepared, late) in zip(batches, late) { EventBatch.copy(prepared.events, late: late, into: &rows) }
-        try await session.raw("SAVEPOINT copy_events").run()
-        do {
-            try await session.copy(rows, into: "usage_events", columns: EventBatch.columnsWithLateInvoice.map(\.name))
-        } catch where isUniqueViolation(error) {
-            try await session.raw("ROLLBACK TO SAVEPOINT copy_events").run()
-            return false
-        }
-        try await session.raw("RELEASE SAVEPOINT copy_events").run()
-        return true
     }
 
     /// Inserts the events whose keys are not stored yet, `postgresRowsPerStatement` at a time.
@@ -236,16 +247,14 @@ extension TollgateStore {
 
     /// The invoices of the batches' subscriptions whose periods end after the earliest event:
     /// all that a late event can fall in.
-    private static func invoicedPeriods(of batches: [PreparedEvents], in database: any SQLDatabase) async throws -> InvoicedPeriods {
+    private static func invoicedPeriods(of events: [UsageEvent], in database: any SQLDatabase) async throws -> InvoicedPeriods {
         var invoiced = InvoicedPeriods()
         var subscriptions = Set<String>()
         var earliest = Int64.max
-        for prepared in batches {
-            for event in prepared.events {
-                guard let subscription = event.subscription else { continue }
-                subscriptions.insert(subscription)
-                earliest = min(earliest, Micros.of(event.occurredAt))
-            }
+        for event in events {
+            guard let subscription = event.subscription else { continue }
+            subscriptions.insert(subscription)
+            earliest = min(earliest, Micros.of(event.occurredAt))
         }
         guard !subscriptions.isEmpty else { return invoiced }
         var ids = PostgresArray(.text)
@@ -345,6 +354,10 @@ extension TollgateStore {
         var events: [UsageEvent]
         var meters: [Meter]
         var deltas: MeterDeltas
+        /// PostgreSQL: the late events' invoices by position (SQLite finds them in its writer).
+        var late: [Int: String] = [:]
+        /// PostgreSQL: the events as `COPY` rows, late invoices included.
+        var copyRows: CopyText?
     }
 
     /// Deltas as the JSON texts SQLite's statements bind.

@@ -9,24 +9,52 @@ import TollgateCore
 struct CopyTextTests {
     @Test func valuesAreEscapedSeparatedAndNullsSpelledOut() {
         var rows = CopyText()
-        rows.append("a\tb\nc\rd\\e")
-        rows.append(nil as String?)
-        rows.append("\\N")
-        rows.append(Int64(-9_223_372_036_854_775_808))
-        rows.append(0 as Int64?)
-        rows.endRow()
-        rows.append(Int64.max)
-        rows.append("")
-        rows.endRow()
-        #expect(String(buffer: rows.bytes) == "a\\tb\\nc\\rd\\\\e\t\\N\t\\\\N\t-9223372036854775808\t0\n9223372036854775807\t\n")
+        rows.appendRow(maximumBytes: 200) { row in
+            row.append("a\tb\nc\rd\\e")
+            row.append(nil as String?)
+            row.append("\\N")
+            row.append(Int64.min)
+            row.append(0 as Int64?)
+            row.append(-7 as Int64?)
+            row.endRow()
+        }
+        rows.appendRow(maximumBytes: 200) { row in
+            row.append(Int64.max)
+            row.append(1_000 as Int64?)
+            row.append("")
+            row.endRow()
+        }
+        #expect(String(buffer: rows.bytes) == "a\\tb\\nc\\rd\\\\e\t\\N\t\\\\N\t-9223372036854775808\t0\t-7\n9223372036854775807\t1000\t\n")
     }
 
     @Test func anEventsJSONGoesInAsTheScannerKeptIt() throws {
+        let json = try ScannedJSON.scan(#"{ "a" : "x\ty\\" , "b":[1, 2] }"#.utf8)
+        var bound = CopyRowBound()
+        bound.json(json)
+        bound.json(nil)
         var rows = CopyText()
-        try rows.json(ScannedJSON.scan(#"{ "a" : "x\ty\\" , "b":[1, 2] }"#.utf8))
-        rows.json(nil)
-        rows.endRow()
+        rows.appendRow(maximumBytes: bound.bytes) { row in
+            row.json(json)
+            row.json(nil)
+            row.endRow()
+        }
         #expect(String(buffer: rows.bytes) == #"{"a":"x\\ty\\\\","b":[1,2]}"# + "\t\\N\n")
+    }
+
+    @Test func aRowOfEscapesOnlyFitsItsBound() {
+        let text = String(repeating: "\\\t\n\r", count: 50)
+        var bound = CopyRowBound()
+        bound.text(text)
+        bound.text(nil)
+        bound.integer(Int64.min)
+        var rows = CopyText()
+        rows.appendRow(maximumBytes: bound.bytes) { row in
+            row.text(text)
+            row.text(nil)
+            row.integer(Int64.min)
+            row.endRow()
+        }
+        #expect(rows.bytes.readableBytes == 400 + 1 + 2 + 1 + 20 + 1)
     }
 
     @Test func aLateEventBelongsToTheEarliestEndingInvoiceThatHoldsIt() {
