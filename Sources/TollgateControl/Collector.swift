@@ -39,8 +39,11 @@ struct Collector: Sendable {
     /// keeps); refused items are reported, the others stored in one transaction.
     func ingest(_ items: [ScannedJSON], kind: Kind, now: Date = Date()) async throws -> Outcome {
         var outcome = Outcome()
-        var collected: [(index: Int, item: CollectedEvent)] = []
+        // What was read, and each one's position in the batch.
+        var collected: [CollectedEvent] = []
+        var collectedIndexes: [Int] = []
         collected.reserveCapacity(items.count)
+        collectedIndexes.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
             if item.arrivedSize > CollectorFormat.largestEvent {
                 outcome.refused.append((index, "larger than 1 MB"))
@@ -52,15 +55,17 @@ struct Collector: Sendable {
             case .cloudEvent: CollectorFormat.cloudEvent(item, receivedAt: now)
             }
             switch result {
-            case .success(let collectedEvent): collected.append((index, collectedEvent))
+            case .success(let collectedEvent):
+                collected.append(collectedEvent)
+                collectedIndexes.append(index)
             case .failure(let refusal): outcome.refused.append((index, refusal.message))
             }
         }
-        let attribution = try await Attribution.load(for: collected.map(\.item), store: store)
+        let attribution = try await Attribution.load(for: collected, store: store)
         var events: [UsageEvent] = []
         var indexes: [Int] = []
         events.reserveCapacity(collected.count)
-        for (index, item) in collected {
+        for (index, item) in zip(collectedIndexes, collected) {
             switch attribution.attribute(item) {
             case .success(let event):
                 events.append(event)
@@ -69,13 +74,15 @@ struct Collector: Sendable {
             }
         }
         outcome.refused.sort { $0.index < $1.index }
-        let stored = try await store.insertEvents(events)
-        outcome.accepted = events.count
-        outcome.duplicates = events.count - stored.inserted.count
+        // The store takes the events; their keys are kept to report late ones.
+        let keys = events.map(\.key)
+        let stored = try await store.insertEvents(consume events)
+        outcome.accepted = keys.count
+        outcome.duplicates = keys.count - stored.inserted.count
         Self.count(accepted: stored.inserted.count, duplicates: outcome.duplicates, refused: outcome.refused.count)
         if !stored.late.isEmpty {
-            for (index, event) in zip(indexes, events) {
-                if let invoice = stored.late[event.key] { outcome.late.append((index, invoice)) }
+            for (index, key) in zip(indexes, keys) {
+                if let invoice = stored.late[key] { outcome.late.append((index, invoice)) }
             }
         }
         return outcome

@@ -75,8 +75,8 @@ extension TollgateStore {
     /// one `COPY` takes a transaction's events (`writePostgres`). Batches that arrive while
     /// another is being written share the next transaction (`EventWriter`).
     @discardableResult
-    public func insertEvents(_ events: [UsageEvent]) async throws -> EventInsertion {
-        guard let prepared = try await prepare(events) else { return EventInsertion() }
+    public func insertEvents(_ events: consuming [UsageEvent]) async throws -> EventInsertion {
+        guard let prepared = try await prepare(consume events) else { return EventInsertion() }
         return try await eventWriter.write(prepared)
     }
 
@@ -108,13 +108,14 @@ extension TollgateStore {
 
     /// Everything about events that does not need the writer's turn: duplicates within the
     /// batch left out, buckets filled in, meter deltas computed. Nil for no events.
-    private func prepare(_ events: [UsageEvent]) async throws -> PreparedEvents? {
-        guard !events.isEmpty else { return nil }
-        var unique = events
-        let keys = Set(events.lazy.map(\.key))
-        if keys.count < events.count {
+    /// Taking the events (`consuming`) lets buckets be filled in without copying every event.
+    private func prepare(_ events: consuming [UsageEvent]) async throws -> PreparedEvents? {
+        var unique = consume events
+        guard !unique.isEmpty else { return nil }
+        let keys = Set(unique.lazy.map(\.key))
+        if keys.count < unique.count {
             var seen = Set<UsageEvent.Key>(minimumCapacity: keys.count)
-            unique = events.filter { seen.insert($0.key).inserted }
+            unique = unique.filter { seen.insert($0.key).inserted }
         }
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
