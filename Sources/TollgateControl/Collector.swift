@@ -117,7 +117,7 @@ struct Attribution: Sendable {
             attribution.byCustomer[subscription.customer, default: []].append(subscription)
         }
         for product in Set(attribution.subscriptions.values.map(\.product)) {
-            if let stored = try await store.product(product) { attribution.endpoints[product] = EndpointTable(stored.value) }
+            if let stored = try await store.productForIngestion(product) { attribution.endpoints[product] = EndpointTable(stored) }
         }
         return attribution
     }

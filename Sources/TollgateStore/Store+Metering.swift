@@ -37,10 +37,11 @@ public struct UsageCommit: Sendable {
     public var isEmpty: Bool { events.isEmpty && raisedLeases.isEmpty && settledLeases.isEmpty && webhooks.isEmpty }
 }
 
-/// What ingestion keeps in memory between batches: the active meters, and where each
-/// subscription's billing periods fall.
+/// What ingestion keeps in memory between batches: the active meters, the products events are
+/// attributed to, and where each subscription's billing periods fall.
 struct MeteringCache: Sendable {
     var meters: [Meter]?
+    var products: [String: Product] = [:]
     var clocks: [String: SubscriptionClock] = [:]
     var planPeriods: [String: BillingPeriodUnit] = [:]
 }
@@ -331,8 +332,17 @@ extension TollgateStore {
         return meters
     }
 
-    /// Forgets cached meters and periods (after catalog or subscription changes, here or on
-    /// another node).
+    /// A product as ingestion attributes events to it (its endpoints), kept until the catalog
+    /// changes (`invalidateMeteringCache`); nil if there is none.
+    public func productForIngestion(_ id: String) async throws -> Product? {
+        if let product = metering.withLock({ $0.products[id] }) { return product }
+        guard let product = try await product(id)?.value else { return nil }
+        metering.withLock { $0.products[id] = product }
+        return product
+    }
+
+    /// Forgets cached meters, products and periods (after catalog or subscription changes, here
+    /// or on another node).
     public func invalidateMeteringCache() {
         metering.withLock { $0 = MeteringCache() }
     }

@@ -197,6 +197,7 @@ public final class TollgateStore: Sendable {
 
     public func saveProduct(_ product: Product, mode: SaveMode) async throws {
         try await save(.products, id: product.id, product: nil, body: product.document(secrets: true), mode: mode)
+        invalidateMeteringCache()
     }
 
     public func product(_ id: String) async throws -> Stored<Product>? {

@@ -113,6 +113,23 @@ struct CollectorTests {
         }
     }
 
+    @Test func anEndpointAddedToTheProductAttributesTheNextBatch() async throws {
+        try await withTollgate { server in
+            let (id, _) = try await server.subscribe(plan: "shop-basic", startedAt: Self.time(-3600))
+            let company = try await Self.customer(of: id, server)
+            let report = Self.apiEvent("r1", company: company, uri: "/reports/7", status: 200)
+            #expect(try await Self.post(server, "/v1/events", report).status == 201)
+            #expect(try await Self.usage(server, id).endpoints["report"] == nil)
+            // The collector keeps the products it attributes to: a catalog change must reach it.
+            #expect(try await server.admin("POST", "/v1/products/shop/endpoints", body: """
+                {"identifier":"report","name":"Report","method":"GET","path":"/reports/{id}"}
+                """).status == 201)
+            let again = Self.apiEvent("r2", company: company, uri: "/reports/8", status: 200)
+            #expect(try await Self.post(server, "/v1/events", again).status == 201)
+            #expect(try await Self.usage(server, id).endpoints["report"] == 1)
+        }
+    }
+
     @Test func aRetryIsADuplicateWhileTheSameIdAtAnotherTimeIsAnotherEvent() async throws {
         try await withTollgate { server in
             let (id, _) = try await server.subscribe(plan: "shop-basic", startedAt: Self.time(-3600))
