@@ -30,19 +30,26 @@ public struct Consumer: Sendable, Equatable {
 }
 
 /// A product as the gateway routes it: endpoints ordered from the most specific.
-public struct ProductRoute: Sendable {
+///
+/// A class: every call holds its route, and a reference is one retain where a copy of the
+/// product's strings, endpoints and settings would be dozens.
+public final class ProductRoute: Sendable {
     public let product: Product
     let endpoints: EndpointTable
     /// The `Host` header sent upstream, computed once.
     let upstreamHost: String
     /// How an `https://` upstream is reached (nil for `http://`).
     let tls: UpstreamTLS?
+    /// The upstream pool's key of the product's connections, computed once.
+    let upstreamKey: UpstreamKey
 
     public init(product: Product) {
         self.product = product
         self.upstreamHost = product.upstream.hostHeader
         self.endpoints = EndpointTable(product)
         self.tls = product.upstream.isTLS ? UpstreamTLS(product) : nil
+        self.upstreamKey = UpstreamKey(
+            product: product.id, host: product.upstream.host, port: product.upstream.port, tls: product.upstream.isTLS)
     }
 
     /// The endpoint a call matches, by method and the path below the product prefix.

@@ -28,7 +28,6 @@ final class ProxiedCall {
     let eventID: String
     let startedAt = NIODeadline.now()
     let occurredAt = Date()
-    let upstreamKey: UpstreamKey
     let clientKeepAlive: Bool
     let clientVersion: HTTPVersion
     /// The request is a `HEAD`: its answer has no body.
@@ -77,7 +76,7 @@ final class ProxiedCall {
 
     init(
         consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
-        upstreamKey: UpstreamKey, clientKeepAlive: Bool, clientVersion: HTTPVersion, isHead: Bool
+        clientKeepAlive: Bool, clientVersion: HTTPVersion, isHead: Bool
     ) {
         let eventID = RandomID.timeOrdered("req")
         self.eventID = eventID
@@ -87,13 +86,14 @@ final class ProxiedCall {
         self.endpoint = endpoint
         self.method = method
         self.path = path
-        self.upstreamKey = upstreamKey
         self.clientKeepAlive = clientKeepAlive
         self.clientVersion = clientVersion
         self.isHead = isHead
     }
 
     var billable: Bool { endpoint != nil }
+
+    var upstreamKey: UpstreamKey { route.upstreamKey }
 
     /// How much of an answer is held in memory while its usage is made durable before the
     /// upstream is no longer read (back-pressure). Most answers arrive whole long before.
@@ -351,12 +351,9 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             refuseBeforeForwarding(.overloaded, head: head, context: context)
             return
         }
-        let product = forward.route.product
         let call = ProxiedCall(
             consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
             path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
-            upstreamKey: UpstreamKey(
-                product: product.id, host: product.upstream.host, port: product.upstream.port, tls: product.upstream.isTLS),
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version, isHead: head.method == .HEAD)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?

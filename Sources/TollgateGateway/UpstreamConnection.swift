@@ -264,14 +264,19 @@ final class UpstreamPool {
     func release(_ connection: UpstreamHandler, key: UpstreamKey) {
         connection.owner = nil
         guard connection.isActive else { return }
-        var list = idle[key, default: []]
-        list.removeAll { !$0.isActive }
-        if list.count >= configuration.maxIdleConnectionsPerUpstream {
+        // Changed in place: a copy of the list taken out of the dictionary and put back would
+        // copy the whole array (and retain every connection in it) on every call.
+        if !Self.keep(connection, in: &idle[key, default: []], limit: configuration.maxIdleConnectionsPerUpstream) {
             connection.close()
-        } else {
-            list.append(connection)
         }
-        idle[key] = list
+    }
+
+    /// Adds `connection` to an idle list (dropping closed ones first) unless it holds `limit`.
+    private static func keep(_ connection: UpstreamHandler, in list: inout [UpstreamHandler], limit: Int) -> Bool {
+        list.removeAll { !$0.isActive }
+        guard list.count < limit else { return false }
+        list.append(connection)
+        return true
     }
 
     /// Closes every idle connection (at shutdown).

@@ -180,6 +180,7 @@ public final class UsageRecorder: Service, Sendable {
 
     private func writeLoop() async {
         var rings = doorbell.makeAsyncIterator()
+        var metrics = MetricHandles()
         while true {
             let (work, counts, stop, depthNow) = state.withLockedValue { pending in
                 let taken = Batch(
@@ -205,8 +206,8 @@ public final class UsageRecorder: Service, Sendable {
                 depth.store(pending.depth, ordering: .relaxed)
                 return (taken, counts, pending.stopping, pending.depth)
             }
-            Gauge(label: MetricName.queueDepth).record(depthNow)
-            Self.count(dropped: counts.dropped, refusals: counts.refusals)
+            metrics.queueDepth.record(depthNow)
+            metrics.count(dropped: counts.dropped, refusals: counts.refusals)
             if work.isEmpty {
                 if stop { return }
                 // Everything queued before the last ring was taken above; a ring since then is kept.
@@ -216,14 +217,14 @@ public final class UsageRecorder: Service, Sendable {
                 }
                 continue
             }
-            let written = await write(work)
+            let written = await write(work, timer: metrics.commitSeconds)
             // The queue has room again before any caller learns its event was written.
             state.withLockedValue { pending in
                 pending.inFlight = 0
                 depth.store(pending.depth, ordering: .relaxed)
             }
             Self.complete(work.promises, with: written)
-            Self.measure(work.commit.events)
+            metrics.measure(work.commit.events)
         }
     }
 
@@ -251,14 +252,14 @@ public final class UsageRecorder: Service, Sendable {
     }
 
     /// Writes a batch in one transaction, trying three times.
-    private func write(_ batch: Batch) async -> Result<Void, any Error> {
+    private func write(_ batch: Batch, timer: Timer) async -> Result<Void, any Error> {
         var attempt = 0
         while true {
             do {
                 let started = ContinuousClock.now
                 try await store.commitUsage(batch.commit)
                 let duration = ContinuousClock.now - started
-                Timer(label: MetricName.commitSeconds).recordNanoseconds(duration.nanoseconds)
+                timer.recordNanoseconds(duration.nanoseconds)
                 logger.trace("usage batch written", metadata: ["events": "\(batch.commit.events.count)", "duration": "\(duration)"])
                 return .success(())
             } catch {
@@ -293,35 +294,59 @@ public final class UsageRecorder: Service, Sendable {
         var status: Int
     }
 
-    /// Adds a batch's gateway calls to `tollgate_proxy_calls_total` and their latencies to
-    /// `tollgate_upstream_latency_seconds`. Labels are the product and endpoint identifiers and
-    /// the status: never a consumer, a token or a path.
-    private static func measure(_ events: [UsageEvent]) {
-        var calls: [CallLabels: Int64] = [:]
-        var latencies: [String: [Int64]] = [:]
-        for event in events where event.source == .gateway {
-            let product = event.product ?? "none"
-            let status = event.status ?? 0
-            calls[CallLabels(product: product, endpoint: event.endpoint ?? "unlisted", status: status), default: 0] += 1
-            if event.product != nil, let latency = event.latencyMicroseconds, !refusalsBeforeUpstream.contains(status) {
-                latencies[product, default: []].append(Int64(latency) * 1000)
-            }
-        }
-        for (labels, count) in calls {
-            Counter(label: MetricName.calls, dimensions: [
-                ("product", labels.product), ("endpoint", labels.endpoint), ("status", String(labels.status)),
-            ]).increment(by: count)
-        }
-        for (product, values) in latencies {
-            let timer = Timer(label: MetricName.upstreamLatency, dimensions: [("product", product)])
-            for nanoseconds in values { timer.recordNanoseconds(nanoseconds) }
-        }
-    }
+    /// The write loop's metrics. Making a metric (`Counter(label:dimensions:)`) goes through the
+    /// metrics factory every time (locks, a look-up by name and labels); the loop makes each one
+    /// once and keeps it. Used by the write loop alone.
+    private struct MetricHandles {
+        let queueDepth = Gauge(label: MetricName.queueDepth)
+        let commitSeconds = Timer(label: MetricName.commitSeconds)
+        let dropped = Counter(label: MetricName.dropped)
+        private var calls: [CallLabels: Counter] = [:]
+        private var latencies: [String: Timer] = [:]
+        private var refusals: [Int: Counter] = [:]
 
-    private static func count(dropped: Int, refusals: [Int: Int]) {
-        if dropped > 0 { Counter(label: MetricName.dropped).increment(by: Int64(dropped)) }
-        for (status, count) in refusals {
-            Counter(label: MetricName.refusals, dimensions: [("status", String(status))]).increment(by: Int64(count))
+        /// Adds a batch's gateway calls to `tollgate_proxy_calls_total` and their latencies to
+        /// `tollgate_upstream_latency_seconds`. Labels are the product and endpoint identifiers
+        /// and the status: never a consumer, a token or a path.
+        mutating func measure(_ events: [UsageEvent]) {
+            var counts: [CallLabels: Int64] = [:]
+            for event in events where event.source == .gateway {
+                let product = event.product ?? "none"
+                let status = event.status ?? 0
+                counts[CallLabels(product: product, endpoint: event.endpoint ?? "unlisted", status: status), default: 0] += 1
+                if event.product != nil, let latency = event.latencyMicroseconds, !refusalsBeforeUpstream.contains(status) {
+                    latencyTimer(product).recordNanoseconds(Int64(latency) * 1000)
+                }
+            }
+            for (labels, count) in counts { callCounter(labels).increment(by: count) }
+        }
+
+        mutating func count(dropped: Int, refusals: [Int: Int]) {
+            if dropped > 0 { self.dropped.increment(by: Int64(dropped)) }
+            for (status, count) in refusals { refusalCounter(status).increment(by: Int64(count)) }
+        }
+
+        private mutating func callCounter(_ labels: CallLabels) -> Counter {
+            if let counter = calls[labels] { return counter }
+            let counter = Counter(label: MetricName.calls, dimensions: [
+                ("product", labels.product), ("endpoint", labels.endpoint), ("status", String(labels.status)),
+            ])
+            calls[labels] = counter
+            return counter
+        }
+
+        private mutating func latencyTimer(_ product: String) -> Timer {
+            if let timer = latencies[product] { return timer }
+            let timer = Timer(label: MetricName.upstreamLatency, dimensions: [("product", product)])
+            latencies[product] = timer
+            return timer
+        }
+
+        private mutating func refusalCounter(_ status: Int) -> Counter {
+            if let counter = refusals[status] { return counter }
+            let counter = Counter(label: MetricName.refusals, dimensions: [("status", String(status))])
+            refusals[status] = counter
+            return counter
         }
     }
 }

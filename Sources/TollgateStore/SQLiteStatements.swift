@@ -66,6 +66,11 @@ final class SQLiteHandle {
 
 /// A prepared statement of a `SQLiteHandle`: bind its parameters (from 1), step, read columns
 /// (from 0). `run` and `rows` reset it afterwards, so it is ready for its next use.
+///
+/// A reset keeps the values bound: every use binds every parameter again. Clearing them
+/// (`sqlite3_clear_bindings`) would expire any statement whose plan SQLite made with a
+/// parameter in mind (`WHERE subscription_id = ?`), and SQLite would then parse and plan it
+/// again at its next step: once per commit for the late-invoice look-up.
 struct SQLiteStatementHandle {
     fileprivate let handle: OpaquePointer
     fileprivate let owner: SQLiteHandle
@@ -115,7 +120,11 @@ struct SQLiteStatementHandle {
 
     private func reset() {
         sqlite_nio_sqlite3_reset(handle)
-        sqlite_nio_sqlite3_clear_bindings(handle)
+    }
+
+    /// How many times SQLite prepared the statement again since it was first prepared.
+    var reprepareCount: Int {
+        Int(sqlite_nio_sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_REPREPARE, 0))
     }
 
     /// SQLite copies bound text before `bind` returns.
