@@ -6,14 +6,17 @@ import Glibc
 #endif
 
 /// Where the collector reads and prepares event batches: two threads per core, at a lower CPU
-/// priority (nice +10, on Linux) than the rest of Tollgate. A batch waits for the database
-/// several times on its way (attribution, late invoices, its transaction); with one thread per
-/// core its every resumption queued behind other batches being parsed whole, and PostgreSQL
-/// sat idle meanwhile (PostgreSQL ingest, traced builds back to back: 70,872 → 86,436 events/s). Every batch then goes through one
-/// SQLite writer thread; while parsing competed with it as an equal, the writer waited in the
-/// run queue ~19 % of an ingest run (`/proc/PID/task/TID/schedstat`), and every batch waited
-/// with it; at nice +10, 8 %. The writer, and the proxy's threads, run first; parsing takes
-/// the CPU they leave.
+/// priority (nice +10, on Linux) than the rest of Tollgate.
+///
+/// The priority: on SQLite every batch goes through one writer thread; while parsing competed
+/// with it as an equal, the writer waited in the run queue ~19 % of an ingest run
+/// (`/proc/PID/task/TID/schedstat`), and every batch waited with it; at nice +10, 8 %. The
+/// writer, and the proxy's threads, run first; parsing takes the CPU they leave.
+///
+/// Two threads per core: a batch waits for the database several times on its way (attribution,
+/// late invoices, its transaction). With one thread per core each of its resumptions queued
+/// behind other batches being parsed whole, and PostgreSQL sat idle meanwhile (PostgreSQL
+/// ingest, traced builds back to back: 70,872 → 86,436 events/s).
 final class IngestExecutor: TaskExecutor {
     static let shared = IngestExecutor()
 
