@@ -9,13 +9,10 @@ enum EventBatch {
         ("id", false), ("keyed_at", true), ("source", false), ("name", false), ("occurred_at", true), ("subscription_id", false),
         ("customer_id", false), ("product_id", false), ("endpoint", false), ("method", false), ("path", false),
         ("status", true), ("latency_us", true), ("request_bytes", true), ("response_bytes", true), ("billable", true),
-        ("weight", true), ("body", false), ("bucket_at", true),
+        ("weight", true), ("body", false), ("bucket_at", true), ("late_invoice", false),
     ]
 
-    /// The columns and then `late_invoice`: what every insert writes.
-    static let columnsWithLateInvoice = columns + [("late_invoice", false)]
-
-    /// Writes an event's values to `row` in the order of `columnsWithLateInvoice`.
+    /// Writes an event's values to `row` in the order of `columns`.
     static func write<Row: EventRow>(_ event: UsageEvent, key: UsageEvent.Key, lateInvoice: String?, to row: inout Row) throws(Row.Failure) {
         try row.text(key.id)
         try row.integer(key.time)
@@ -46,7 +43,7 @@ enum EventBatch {
         try write(event, key: key, lateInvoice: lateInvoice, to: &row)
     }
 
-    /// Appends the events as `COPY` rows of `columnsWithLateInvoice`; `late` gives an event's
+    /// Appends the events as `COPY` rows of `columns`; `late` gives an event's
     /// late invoice by its position.
     static func copy(_ events: [UsageEvent], late: [Int: String], into rows: inout CopyText) {
         for (position, event) in events.enumerated() {
@@ -63,14 +60,14 @@ enum EventBatch {
         events.reduce(0) { $0 + 200 + ($1.properties?.byteCount ?? 0) }
     }
 
-    /// The events as one array per column of `columnsWithLateInvoice`, for PostgreSQL's insert
+    /// The events as one array per column of `columns`, for PostgreSQL's insert
     /// through `unnest`; `late` gives an event's late invoice by its position in `events`.
     static func postgres(_ events: ArraySlice<UsageEvent>, late: [Int: String]) -> ColumnArrays {
         var bodyBytes = 0
         for event in events { bodyBytes += 4 + (event.properties?.byteCount ?? 0) }
         var columns = ColumnArrays(
-            columnsWithLateInvoice.map { $0.isInteger ? .bigint : .text },
-            reservingCapacity: columnsWithLateInvoice.map { $0.name == "body" ? bodyBytes : events.count * ($0.isInteger ? 12 : 28) })
+            columns.map { $0.isInteger ? .bigint : .text },
+            reservingCapacity: columns.map { $0.name == "body" ? bodyBytes : events.count * ($0.isInteger ? 12 : 28) })
         for (position, event) in zip(events.indices, events) {
             write(event, key: event.key, lateInvoice: late[position], to: &columns)
         }

@@ -32,8 +32,8 @@ final class SQLiteUsageLog: @unchecked Sendable {
     // MARK: Events
 
     private static let insertEvent = """
-        INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")), late_invoice)
-        VALUES (\(Array(repeating: "?", count: EventBatch.columns.count + 1).joined(separator: ", ")))
+        INSERT OR IGNORE INTO usage_events (\(EventBatch.columns.map(\.name).joined(separator: ", ")))
+        VALUES (\(Array(repeating: "?", count: EventBatch.columns.count).joined(separator: ", ")))
         """
 
     /// Stores prepared events (those whose key is stored already are left out) and adds the new

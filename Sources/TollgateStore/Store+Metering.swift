@@ -174,7 +174,7 @@ extension TollgateStore {
         var results: [EventInsertion] = []
         var deltas = MeterDeltas()
         if mode == .copy, let session = database as? PostgresSession {
-            try await session.copy(batches.compactMap(\.copyRows), into: "usage_events", columns: EventBatch.columnsWithLateInvoice.map(\.name))
+            try await session.copy(batches.compactMap(\.copyRows), into: "usage_events", columns: EventBatch.columns.map(\.name))
             for prepared in batches {
                 var result = EventInsertion()
                 result.inserted.reserveCapacity(prepared.events.count)
@@ -205,7 +205,7 @@ extension TollgateStore {
             let slice = events[start..<min(start + postgresRowsPerStatement, events.count)]
             let columns = EventBatch.postgres(slice, late: late)
             let insert = SQLQueryString(postgresInsert.prefix)
-                + columns.unnest(as: "batch", columns: EventBatch.columnsWithLateInvoice.map(\.name))
+                + columns.unnest(as: "batch", columns: EventBatch.columns.map(\.name))
                 + "\(unsafeRaw: postgresInsert.suffix)\(bind: Int64(slice.count))"
             var stored: Int64?
             var returned: [UsageEvent.Key] = []
@@ -233,7 +233,7 @@ extension TollgateStore {
     /// always come back: with all of them stored, a batch's answer needs nothing else, and
     /// nothing is sent per event.
     private static let postgresInsert: (prefix: String, suffix: String) = {
-        let names = EventBatch.columnsWithLateInvoice.map(\.name)
+        let names = EventBatch.columns.map(\.name)
         let prefix = """
             WITH inserted AS (INSERT INTO usage_events (\(names.joined(separator: ", ")))
             SELECT \(names.map { "batch.\($0)" }.joined(separator: ", ")) FROM\u{20}
