@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// SQLite has one writer, so one transaction is written at a time. PostgreSQL takes
 /// `postgresTransactions` at once on connections of their own: while one commits (the log's
-/// fsync) or its results come back, the next one's rows are already being inserted. Their
-/// events may overlap (a retried batch): the database's unique key stores each once, and
+/// fsync) or its results come back, the next one's rows are already being copied. Their
+/// events may overlap (a retried batch): the database's unique key stores each once (a `COPY`
+/// that meets a stored event runs again with inserts that skip it, `eventTransaction`), and
 /// should two of them wait for each other, the one PostgreSQL aborts is written again batch
 /// by batch (`commit`), its events then found stored.
 final class EventWriter: Sendable {

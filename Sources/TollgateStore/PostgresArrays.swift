@@ -71,10 +71,6 @@ struct PostgresArray: PostgresDynamicTypeEncodable, Sendable {
         counted()
     }
 
-    mutating func append(_ value: Int?) {
-        append(value.map { Int64($0) })
-    }
-
     mutating func appendNull() {
         bytes.writeInteger(Int32(-1))
         bytes.setInteger(Int32(1), at: bytes.readerIndex + Self.nullFlagOffset)
