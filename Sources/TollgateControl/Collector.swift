@@ -138,14 +138,14 @@ struct Attribution: Sendable {
             }
             chosen = subscription
         } else if let customer, let owned = byCustomer[customer] {
-            let alive = owned.filter { Self.isAlive($0, at: at) }
-            if alive.isEmpty {
+            // Usually one of them is alive: found without making a list.
+            guard let first = owned.firstIndex(where: { Self.isAlive($0, at: at) }) else {
                 return .failure(.init("occurred outside the life of every subscription of customer \"\(customer)\""))
             }
-            if alive.count == 1 {
-                chosen = alive[0]
+            if !owned[(first + 1)...].contains(where: { Self.isAlive($0, at: at) }) {
+                chosen = owned[first]
             } else {
-                let matching = alive.filter { endpoint(of: event, in: $0) != nil }
+                let matching = owned.filter { Self.isAlive($0, at: at) && endpoint(of: event, in: $0) != nil }
                 guard matching.count == 1 else {
                     return .failure(.init(
                         "customer \"\(customer)\" has several subscriptions this event could belong to; name one in subscription_id"))

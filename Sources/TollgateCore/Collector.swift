@@ -15,6 +15,12 @@ public enum CollectorTime {
         return value.scalarText.flatMap(parse)
     }
 
+    /// The time the value at `position` in `document`'s text says (`ScannedJSON.position(of:)`).
+    static func parse(at position: Int, in document: ScannedJSON) -> Date? {
+        if let date = document.withUnescapedBytes(at: position, parse) { return date }
+        return document.scalarText(at: position).flatMap(parse)
+    }
+
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         var index = 0
         func number(_ count: Int) -> Int? {
@@ -94,25 +100,26 @@ public enum CollectorFormat {
     /// A Moesif API event (`/v1/events`).
     public static func apiEvent(_ node: ScannedJSON, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
         read(node, receivedAt: receivedAt) { (node) throws(Refusal) -> Shape in
-            let request = node["request"]
-            let method = request?["verb"]?.scalarText?.uppercased()
-            let path = request?["uri"]?.scalarText.map(pathOf)
+            let method = node.scalarText(at: node.position(of: "request", "verb"))?.uppercased()
+            let path = node.scalarText(at: node.position(of: "request", "uri")).map(pathOf)
             var status: Int?
-            if let text = node["response"]?["status"]?.scalarText {
+            if let text = node.scalarText(at: node.position(of: "response", "status")) {
                 guard let code = Int(text), (100...999).contains(code) else { throw Refusal("response.status must be an HTTP status code") }
                 status = code
             }
-            return (.apiLog, "api_calls", method, path, status, node["transaction_id"]?.scalarText.map { "mo:" + $0 })
+            return (.apiLog, "api_calls", method, path, status, node.scalarText(at: node.position(of: "transaction_id")).map { "mo:" + $0 })
         }
     }
 
     /// A Moesif action (`/v1/actions`).
     public static func action(_ node: ScannedJSON, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
         read(node, receivedAt: receivedAt) { (node) throws(Refusal) -> Shape in
-            guard let name = node["action_name"]?.scalarText, !name.isEmpty else { throw Refusal("action_name is required") }
-            let request = node["request"]
-            return (.action, name, request?["verb"]?.scalarText?.uppercased(), request?["uri"]?.scalarText.map(pathOf), nil,
-                    node["transaction_id"]?.scalarText.map { "mo:" + $0 })
+            guard let name = node.scalarText(at: node.position(of: "action_name")), !name.isEmpty else {
+                throw Refusal("action_name is required")
+            }
+            return (.action, name, node.scalarText(at: node.position(of: "request", "verb"))?.uppercased(),
+                    node.scalarText(at: node.position(of: "request", "uri")).map(pathOf), nil,
+                    node.scalarText(at: node.position(of: "transaction_id")).map { "mo:" + $0 })
         }
     }
 
@@ -162,19 +169,21 @@ public enum CollectorFormat {
         } catch {
             return .failure(error)
         }
-        let request = node["request"]
         var occurredAt = receivedAt
-        let time = request?["time"].flatMap { $0.isScalar ? $0 : nil }
+        let time = node.position(of: "request", "time").flatMap { node.value(at: $0).isScalar ? $0 : nil }
         if let time {
-            guard let date = CollectorTime.parse(time) else { return .failure(Refusal("request.time must be an ISO 8601 time")) }
+            guard let date = CollectorTime.parse(at: time, in: node) else {
+                return .failure(Refusal("request.time must be an ISO 8601 time"))
+            }
             occurredAt = date
         }
         var latency: Int?
-        if let answeredAt = node["response"]?["time"], let answered = CollectorTime.parse(answeredAt), answered >= occurredAt {
+        if let answeredAt = node.position(of: "response", "time"), let answered = CollectorTime.parse(at: answeredAt, in: node),
+           answered >= occurredAt {
             latency = Int((answered.timeIntervalSince(occurredAt) * 1_000_000).rounded())
         }
         let weight: Int
-        switch readWeight(node["weight"]) {
+        switch readWeight(node.position(of: "weight").map(node.value(at:))) {
         case .success(let value): weight = value
         case .failure(let refusal): return .failure(refusal)
         }
@@ -183,10 +192,11 @@ public enum CollectorFormat {
             id: id, source: source, name: name, occurredAt: occurredAt, timeFromSender: time != nil, subscription: nil, customer: nil, product: nil,
             endpoint: nil, method: method, path: path, status: status, latencyMicroseconds: latency, requestBytes: nil,
             responseBytes: nil, billable: true, weight: weight, properties: node)
-        let subscription = node["subscription_id"]?.scalarText ?? node["metadata"]?["subscription_id"]?.scalarText
+        let subscription = node.scalarText(at: node.position(of: "subscription_id"))
+            ?? node.scalarText(at: node.position(of: "metadata", "subscription_id"))
         return check(
-            CollectedEvent(event: event, company: node["company_id"]?.scalarText, user: node["user_id"]?.scalarText,
-                           subscription: subscription),
+            CollectedEvent(event: event, company: node.scalarText(at: node.position(of: "company_id")),
+                           user: node.scalarText(at: node.position(of: "user_id")), subscription: subscription),
             receivedAt: receivedAt)
     }
 
@@ -211,25 +221,28 @@ public enum CollectorFormat {
     }
 
     /// Where the authority of an absolute URL starts (after `://`), if `uri` has one.
-    private static func schemeEnd(_ uri: String) -> String.Index? {
-        let utf8 = uri.utf8
-        var index = utf8.startIndex
-        while let colon = utf8[index...].firstIndex(of: UInt8(ascii: ":")) {
-            let rest = utf8[utf8.index(after: colon)...]
-            if rest.starts(with: "//".utf8) { return utf8.index(colon, offsetBy: 3) }
-            index = utf8.index(after: colon)
+    private static func schemeEnd(_ uri: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
+        var rest = uri
+        while let colon = rest.firstIndex(of: UInt8(ascii: ":")) {
+            rest = rest[(colon + 1)...]
+            if rest.starts(with: "//".utf8) { return colon + 3 }
         }
         return nil
     }
 
     /// The path of a `request.uri`: an absolute URL's path, or the text itself, without query.
     static func pathOf(_ uri: String) -> String {
-        var rest = Substring(uri)
-        if let scheme = schemeEnd(uri) {
-            rest = rest[scheme...]
-            rest = rest.utf8.firstIndex(of: UInt8(ascii: "/")).map { rest[$0...] } ?? "/"
+        var uri = uri
+        return uri.withUTF8 { bytes in
+            var path = bytes[...]
+            if let authority = schemeEnd(path) {
+                // The authority ends at the path, the query or the fragment.
+                let end = path[authority...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
+                guard let end, path[end] == UInt8(ascii: "/") else { return "/" }
+                path = path[end...]
+            }
+            if let end = path.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { path = path[..<end] }
+            return path.isEmpty ? "/" : String(decoding: path, as: UTF8.self)
         }
-        if let end = rest.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { rest = rest[..<end] }
-        return rest.isEmpty ? "/" : String(rest)
     }
 }

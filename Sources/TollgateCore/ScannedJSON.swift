@@ -112,27 +112,30 @@ public struct ScannedJSON: Sendable {
 
     /// The value at a dotted path of object keys (`metadata.cost`).
     public func value(atPath path: String) -> ScannedJSON? {
-        var value = self
-        var rest = Substring(path)
-        while let dot = rest.utf8.firstIndex(of: UInt8(ascii: ".")) {
-            guard let next = value[rest[..<dot]] else { return nil }
-            value = next
-            rest = rest[rest.index(after: dot)...]
+        position(atPath: path).map(value(at:))
+    }
+
+    /// The position of `value(atPath:)` in this value's document, found without making a value
+    /// per step.
+    func position(atPath path: String) -> Int? {
+        var path = path
+        return path.withUTF8 { path in
+            var found = position
+            var rest = path[...]
+            while true {
+                let dot = rest.firstIndex(of: UInt8(ascii: ".")) ?? rest.endIndex
+                guard document.tokens[found].kind == .object,
+                      let next = document.member(UnsafeBufferPointer(rebasing: rest[..<dot]), ofObjectAt: found) else { return nil }
+                found = next
+                guard dot < rest.endIndex else { return found }
+                rest = rest[(dot + 1)...]
+            }
         }
-        return value[rest]
     }
 
     /// The plain text of a scalar (a string decoded, a number's digits, `true`/`false`); nil for
     /// null, objects and arrays.
-    public var scalarText: String? {
-        switch kind {
-        case .string: string(at: position)
-        case .number: String(decoding: document.bytes[Int(token.start)..<Int(token.end)], as: UTF8.self)
-        case .true: "true"
-        case .false: "false"
-        case .object, .array, .null: nil
-        }
-    }
+    public var scalarText: String? { scalarText(at: position) }
 
     /// The value's JSON text, without insignificant whitespace.
     public var text: String {
@@ -161,7 +164,39 @@ public struct ScannedJSON: Sendable {
     /// Calls `body` with a string's bytes (between its quotes) when it has no escapes, so that
     /// they can be read without making a `String`; nil for other strings and other values.
     public func withUnescapedBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result? {
-        let token = token
+        withUnescapedBytes(at: position, body)
+    }
+
+    // MARK: Reading a known shape
+
+    /// Where the value under `key`, and under `inner` within that, is in this object's
+    /// document; nil where a step is missing or not an object. Readers of a fixed shape
+    /// (`CollectorFormat`) find their members this way, without making a value per step.
+    func position(of key: StaticString, _ inner: StaticString? = nil) -> Int? {
+        guard var found = document.member(key, ofObjectAt: position) else { return nil }
+        if let inner { found = document.member(inner, ofObjectAt: found) ?? -1 }
+        return found < 0 ? nil : found
+    }
+
+    /// The value at a `position(of:)` in the same document.
+    func value(at position: Int) -> ScannedJSON { ScannedJSON(document: document, position: position) }
+
+    /// `scalarText` of the value at a `position(of:)`, nil for no position.
+    func scalarText(at position: Int?) -> String? {
+        guard let position else { return nil }
+        let token = document.tokens[position]
+        switch token.kind {
+        case .string: return string(at: position)
+        case .number: return String(decoding: document.bytes[Int(token.start)..<Int(token.end)], as: UTF8.self)
+        case .true: return "true"
+        case .false: return "false"
+        case .object, .array, .null: return nil
+        }
+    }
+
+    /// `withUnescapedBytes` of the value at a `position(of:)`.
+    func withUnescapedBytes<Result>(at position: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result? {
+        let token = document.tokens[position]
         guard token.kind == .string, !token.escaped else { return nil }
         return document.bytes.withUnsafeBufferPointer { body(token.key(in: $0).body) }
     }
@@ -177,8 +212,20 @@ extension ScannedJSON.Document {
     /// The token of the value stored under the UTF-8 key `wanted` in the object at `object`.
     /// Keys are compared as `JSONScanner.sameKey` says.
     func member(_ wanted: UnsafeBufferPointer<UInt8>, ofObjectAt object: Int) -> Int? {
-        let wantedKey = JSONScanner.Key(body: wanted, escaped: false, ascii: wanted.allSatisfy { $0 < 0x80 })
-        return tokens.withUnsafeBufferPointer { tokens in
+        member(JSONScanner.Key(body: wanted, escaped: false, ascii: wanted.allSatisfy { $0 < 0x80 }), ofObjectAt: object)
+    }
+
+    /// The token of the value stored under a key known in advance; nil also when the value at
+    /// `object` is not an object.
+    func member(_ wanted: StaticString, ofObjectAt object: Int) -> Int? {
+        guard tokens[object].kind == .object else { return nil }
+        return wanted.withUTF8Buffer { body in
+            member(JSONScanner.Key(body: body, escaped: false, ascii: wanted.isASCII), ofObjectAt: object)
+        }
+    }
+
+    private func member(_ wantedKey: JSONScanner.Key, ofObjectAt object: Int) -> Int? {
+        tokens.withUnsafeBufferPointer { tokens in
             bytes.withUnsafeBufferPointer { bytes in
                 var key = object + 1
                 let end = Int(tokens[object].after)
@@ -372,8 +419,9 @@ struct JSONScanner {
     /// `DocumentNode`).
     static func sameKey(_ a: Key, _ b: Key) -> Bool {
         guard a.ascii && b.ascii && !a.escaped && !b.escaped else { return a.text == b.text }
+        // Keys of one object mostly differ in length or in their first byte.
         return a.body.count == b.body.count
-            && (a.body.isEmpty || memcmp(a.body.baseAddress!, b.body.baseAddress!, a.body.count) == 0)
+            && (a.body.isEmpty || a.body[0] == b.body[0] && memcmp(a.body.baseAddress!, b.body.baseAddress!, a.body.count) == 0)
     }
 
     private mutating func scanArray() throws(Failure) {
@@ -435,11 +483,7 @@ struct JSONScanner {
         while true {
             // The usual run: printable ASCII, copied as it is.
             let runStart = index
-            while index < input.count {
-                let byte = input[index]
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
-                index += 1
-            }
+            index = Self.plainRunEnd(in: input, from: index)
             if index > runStart {
                 (output.baseAddress! + count).initialize(from: input.baseAddress! + runStart, count: index - runStart)
                 count += index - runStart
@@ -465,6 +509,34 @@ struct JSONScanner {
             }
             for byte in input[from..<index] { emit(byte) }
         }
+    }
+
+    /// Where a run of bytes that a string keeps as they are (printable ASCII other than `"` and
+    /// `\\`) ends, from `start`: eight bytes at a time while eight are left, then byte by byte.
+    static func plainRunEnd(in input: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        var index = start
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        if let base = input.baseAddress {
+            while index + 8 <= input.count {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+                // A byte's high bit is set where it is a quote, a backslash, a control character
+                // or not ASCII. Borrows only reach bytes after one that is, so the lowest set bit
+                // is exact (the first byte in memory is the lowest in a little-endian word).
+                let quotes = word ^ (ones &* 0x22), backslashes = word ^ (ones &* 0x5C)
+                let stops = ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes)
+                    | ((word &- ones &* 0x20) & ~word) | word
+                let found = stops & highs
+                if found != 0 { return index + found.trailingZeroBitCount / 8 }
+                index += 8
+            }
+        }
+        while index < input.count {
+            let byte = input[index]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
+            index += 1
+        }
+        return index
     }
 
     private mutating func skipEscape() throws(Failure) {

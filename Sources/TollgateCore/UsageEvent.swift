@@ -88,7 +88,7 @@ public struct UsageEvent: Sendable {
     /// The scalar text at a meter's dotted property path: the event as it arrived, or for the
     /// gateway's own calls `response.status`, `request.bytes`, `response.bytes`, `latency_ms`.
     public func propertyText(_ path: String) -> String? {
-        if let properties { return properties.value(atPath: path)?.scalarText }
+        if let properties { return properties.position(atPath: path).flatMap(properties.scalarText(at:)) }
         switch path {
         case "response.status": return status.map(String.init)
         case "request.bytes": return requestBytes.map(String.init)

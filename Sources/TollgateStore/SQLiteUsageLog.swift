@@ -47,12 +47,12 @@ final class SQLiteUsageLog: @unchecked Sendable {
             try EventBatch.bind(event, key: key, lateInvoice: late[position], to: insert)
             try insert.run()
             guard connection.changes == 1 else { continue }
-            result.inserted.insert(key)
+            result.inserted.append(key)
             if let invoice = late[position] { result.late[key] = invoice }
         }
         let deltas = result.inserted.count == prepared.events.count
             ? prepared.deltas
-            : Metering.deltas(prepared.events.filter { result.inserted.contains($0.key) }, meters: prepared.meters)
+            : Metering.deltas(prepared.events, storedNow: result.inserted, meters: prepared.meters)
         try write(deltas)
         return result
     }

@@ -6,8 +6,8 @@ import TollgateCore
 
 /// What `insertEvents` stored.
 public struct EventInsertion: Sendable {
-    /// The keys of the events stored now (not of those already stored).
-    public var inserted: Set<UsageEvent.Key> = []
+    /// The keys of the events stored now (not of those already stored), each once.
+    public var inserted: [UsageEvent.Key] = []
     /// Stored events that fall in an already invoiced period, with that invoice's id.
     public var late: [UsageEvent.Key: String] = [:]
 }
@@ -177,8 +177,7 @@ extension TollgateStore {
             try await session.copy(batches.compactMap(\.copyRows), into: "usage_events", columns: EventBatch.columns.map(\.name))
             for prepared in batches {
                 var result = EventInsertion()
-                result.inserted.reserveCapacity(prepared.events.count)
-                for event in prepared.events { result.inserted.insert(event.key) }
+                result.inserted = prepared.events.map(\.key)
                 for (position, invoice) in prepared.late { result.late[prepared.events[position].key] = invoice }
                 deltas.add(prepared.deltas)
                 results.append(result)
@@ -187,10 +186,9 @@ extension TollgateStore {
             for prepared in batches {
                 let result = try await insertNew(prepared.events, late: prepared.late, to: database)
                 // Duplicates add nothing: only when some were already stored are the deltas computed again.
-                let inserted = result.inserted
-                deltas.add(inserted.count == prepared.events.count
+                deltas.add(result.inserted.count == prepared.events.count
                     ? prepared.deltas
-                    : Metering.deltas(prepared.events.filter { inserted.contains($0.key) }, meters: prepared.meters))
+                    : Metering.deltas(prepared.events, storedNow: result.inserted, meters: prepared.meters))
                 results.append(result)
             }
         }
@@ -220,9 +218,9 @@ extension TollgateStore {
             }
             // Every event stored: only those that fell in invoiced periods came back.
             if stored == Int64(slice.count) {
-                for event in slice { result.inserted.insert(event.key) }
+                result.inserted.append(contentsOf: slice.lazy.map(\.key))
             } else {
-                result.inserted.formUnion(returned)
+                result.inserted.append(contentsOf: returned)
             }
         }
         return result
@@ -596,5 +594,13 @@ extension MeterDeltas {
         }
         for (key, aggregate) in other.aggregates { aggregates[key, default: MeterAggregate()].merge(aggregate) }
         uniques.formUnion(other.uniques)
+    }
+}
+
+extension Metering {
+    /// The aggregates of those of `events` stored now, when some of them were stored already.
+    static func deltas(_ events: [UsageEvent], storedNow: [UsageEvent.Key], meters: [Meter]) -> MeterDeltas {
+        let stored = Set(storedNow)
+        return deltas(events.lazy.filter { stored.contains($0.key) }, meters: meters)
     }
 }

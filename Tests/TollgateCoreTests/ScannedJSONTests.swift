@@ -102,4 +102,21 @@ struct ScannedJSONTests {
         let text = #"{"b":1,"a":[true,false,null,"x\"y\\z\n",{"k":"0.10"}],"c":-1.5e-3}"#
         #expect(DocumentNode(try ScannedJSON.scan(text.utf8)).jsonText() == text)
     }
+
+    @Test("every byte at every place of a long string: printable ASCII is kept, anything else is read as JSON says")
+    func everyByteInALongString() {
+        // Strings are read eight bytes at a time: a byte missed or stopped at by mistake, in any
+        // lane of the word or in the bytes after the last whole word, changes the answer.
+        for length in [7, 8, 9, 16, 23] {
+            for place in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var text = Array("\"".utf8) + Array(repeating: UInt8(ascii: "a"), count: length) + Array("\"".utf8)
+                    text[1 + place] = byte
+                    let scanned = try? ScannedJSON.scan(text)
+                    let plain = byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+                    #expect(scanned?.text == (plain ? String(decoding: text, as: UTF8.self) : nil), "byte \(byte) at \(place) of \(length)")
+                }
+            }
+        }
+    }
 }
