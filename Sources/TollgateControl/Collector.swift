@@ -107,10 +107,10 @@ struct Attribution: Sendable {
 
     static func load(for items: [CollectedEvent], store: TollgateStore) async throws -> Attribution {
         var attribution = Attribution()
-        let unknownUsers = Set(items.compactMap { $0.company == nil && $0.subscription == nil ? $0.user : nil })
+        let unknownUsers = items.distinctValues { $0.company == nil && $0.subscription == nil ? $0.user : nil }
         if !unknownUsers.isEmpty { attribution.userCustomers = try await store.collectorUserCustomers(Array(unknownUsers)) }
-        let ids = Set(items.compactMap(\.subscription) + items.compactMap { $0.subjectMayBeSubscription ? $0.company : nil })
-        let customers = Set(items.compactMap(\.company) + attribution.userCustomers.values)
+        let ids = items.distinctValues(\.subscription).union(items.distinctValues { $0.subjectMayBeSubscription ? $0.company : nil })
+        let customers = items.distinctValues(\.company).union(attribution.userCustomers.values)
         guard !ids.isEmpty || !customers.isEmpty else { return attribution }
         for subscription in try await store.subscriptions(ids: Array(ids), customers: Array(customers)) {
             attribution.subscriptions[subscription.id] = subscription

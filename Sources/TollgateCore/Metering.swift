@@ -107,7 +107,7 @@ public enum Metering {
                 run.bucket = bucketMicros
             }
             if endpoints, event.name == "api_calls", let endpoint = event.endpoint {
-                run.endpoints[endpoint, default: 0] += Int64(event.weight)
+                run.count(Int64(event.weight), for: endpoint)
             }
             for (index, meter) in meters.enumerated() where matches(meter, event) {
                 switch meter.aggregation {
@@ -144,11 +144,20 @@ public enum Metering {
         var subscription = ""
         var bucket: Int64 = 0
         var aggregates: [MeterAggregate?]
-        var endpoints: [String: Int64] = [:]
+        /// Billable calls per endpoint: a few endpoints a run, found by comparing, not hashing.
+        var endpoints: [(endpoint: String, calls: Int64)] = []
 
         init(meters: [Meter]) {
             self.meters = meters
             aggregates = Array(repeating: nil, count: meters.count)
+        }
+
+        mutating func count(_ calls: Int64, for endpoint: String) {
+            if let index = endpoints.firstIndex(where: { $0.endpoint == endpoint }) {
+                endpoints[index].calls += calls
+            } else {
+                endpoints.append((endpoint, calls))
+            }
         }
 
         mutating func add(_ delta: MeterAggregate, to index: Int) {

@@ -38,6 +38,12 @@ public struct ScannedJSON: Sendable {
         var after: UInt32
         /// How many bytes the value took in the text as it arrived, whitespace inside included.
         var arrivedSize: UInt32 = 0
+        /// A key's `JSONScanner.keyPrint`: two plain keys (ASCII, no escapes) that differ in it
+        /// differ, so most pairs are told apart without reading their bytes.
+        var keyPrint: UInt32 = 0
+
+        /// A key of ASCII characters only, without escapes: compared byte for byte.
+        var isPlainKey: Bool { ascii && !escaped }
 
         /// A string's bytes between its quotes, in the text it was scanned into.
         func body(in text: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
@@ -225,12 +231,18 @@ extension ScannedJSON.Document {
     }
 
     private func member(_ wantedKey: JSONScanner.Key, ofObjectAt object: Int) -> Int? {
-        tokens.withUnsafeBufferPointer { tokens in
+        let wantedIsPlain = wantedKey.ascii && !wantedKey.escaped
+        let wantedPrint = JSONScanner.keyPrint(wantedKey.body)
+        return tokens.withUnsafeBufferPointer { tokens in
             bytes.withUnsafeBufferPointer { bytes in
                 var key = object + 1
                 let end = Int(tokens[object].after)
                 while key < end {
-                    if JSONScanner.sameKey(tokens[key].key(in: bytes), wantedKey) { return key + 1 }
+                    let token = tokens[key]
+                    if !(wantedIsPlain && token.isPlainKey && token.keyPrint != wantedPrint),
+                       JSONScanner.sameKey(token.key(in: bytes), wantedKey) {
+                        return key + 1
+                    }
                     key = Int(tokens[key + 1].after)
                 }
                 return nil
@@ -345,6 +357,7 @@ struct JSONScanner {
             }
             let key = tokens.count
             try scanString()
+            tokens[key].keyPrint = Self.keyPrint(tokens[key].body(in: UnsafeBufferPointer(output)))
             keys += 1
             if keys <= Self.keysComparedInPairs { try checkNewKey(key, in: object) }
             skipWhitespace()
@@ -401,7 +414,16 @@ struct JSONScanner {
     }
 
     private func sameKey(_ a: Int, _ b: Int) -> Bool {
-        Self.sameKey(tokens[a].key(in: UnsafeBufferPointer(output)), tokens[b].key(in: UnsafeBufferPointer(output)))
+        let (first, second) = (tokens[a], tokens[b])
+        if first.isPlainKey && second.isPlainKey && first.keyPrint != second.keyPrint { return false }
+        return Self.sameKey(first.key(in: UnsafeBufferPointer(output)), second.key(in: UnsafeBufferPointer(output)))
+    }
+
+    /// A key's length and its first, middle and last bytes in one number: plain keys that are
+    /// the same have the same print.
+    static func keyPrint(_ body: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        guard let first = body.first, let last = body.last else { return 0 }
+        return UInt32(truncatingIfNeeded: body.count) | UInt32(first) << 8 | UInt32(body[body.count / 2]) << 16 | UInt32(last) << 24
     }
 
     /// A key's bytes between its quotes, with what says how to compare them.
@@ -481,13 +503,7 @@ struct JSONScanner {
         emit(UInt8(ascii: "\""))
         index += 1
         while true {
-            // The usual run: printable ASCII, copied as it is.
-            let runStart = index
-            index = Self.plainRunEnd(in: input, from: index)
-            if index > runStart {
-                (output.baseAddress! + count).initialize(from: input.baseAddress! + runStart, count: index - runStart)
-                count += index - runStart
-            }
+            copyPlainRun()
             guard index < input.count else { throw Failure(reason: "unterminated string") }
             let byte = input[index]
             if byte == UInt8(ascii: "\"") {
@@ -511,32 +527,43 @@ struct JSONScanner {
         }
     }
 
-    /// Where a run of bytes that a string keeps as they are (printable ASCII other than `"` and
-    /// `\\`) ends, from `start`: eight bytes at a time while eight are left, then byte by byte.
-    static func plainRunEnd(in input: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
-        var index = start
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        if let base = input.baseAddress {
+    /// Copies the run of bytes that a string keeps as they are (printable ASCII other than `"`
+    /// and `\\`) from `index`: eight bytes at a time while eight are left, then byte by byte.
+    /// A word is stored whole before its stop is looked for; the bytes from the stop on are
+    /// written again by what follows (the output is never ahead of the input, so eight bytes
+    /// from `count` are always inside it).
+    private mutating func copyPlainRun() {
+        if let source = input.baseAddress, let target = output.baseAddress {
             while index + 8 <= input.count {
-                let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
-                // A byte's high bit is set where it is a quote, a backslash, a control character
-                // or not ASCII. Borrows only reach bytes after one that is, so the lowest set bit
-                // is exact (the first byte in memory is the lowest in a little-endian word).
-                let quotes = word ^ (ones &* 0x22), backslashes = word ^ (ones &* 0x5C)
-                let stops = ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes)
-                    | ((word &- ones &* 0x20) & ~word) | word
-                let found = stops & highs
-                if found != 0 { return index + found.trailingZeroBitCount / 8 }
+                let word = UnsafeRawPointer(source + index).loadUnaligned(as: UInt64.self)
+                UnsafeMutableRawPointer(target + count).storeBytes(of: word, as: UInt64.self)
+                let stops = Self.stops(in: UInt64(littleEndian: word))
+                if stops != 0 {
+                    let plain = stops.trailingZeroBitCount / 8
+                    index += plain
+                    count += plain
+                    return
+                }
                 index += 8
+                count += 8
             }
         }
-        while index < input.count {
-            let byte = input[index]
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
-            index += 1
-        }
-        return index
+        while index < input.count, Self.isPlain(input[index]) { emit(input[index]); index += 1 }
+    }
+
+    /// A byte a string keeps as it is.
+    private static func isPlain(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+    }
+
+    /// The high bit of each byte of `word` that is not `isPlain` (the first byte in memory is
+    /// the lowest of a little-endian word). Borrows only reach bytes above one that is flagged,
+    /// so the lowest flagged byte is exact.
+    private static func stops(in word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quotes = word ^ (ones &* 0x22), backslashes = word ^ (ones &* 0x5C)
+        let flagged = ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes) | ((word &- ones &* 0x20) & ~word) | word
+        return flagged & (ones &* 0x80)
     }
 
     private mutating func skipEscape() throws(Failure) {

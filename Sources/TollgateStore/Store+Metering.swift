@@ -249,13 +249,9 @@ extension TollgateStore {
     /// all that a late event can fall in.
     private static func invoicedPeriods(of events: [UsageEvent], in database: any SQLDatabase) async throws -> InvoicedPeriods {
         var invoiced = InvoicedPeriods()
-        var subscriptions = Set<String>()
+        let subscriptions = events.distinctValues(\.subscription)
         var earliest = Int64.max
-        for event in events {
-            guard let subscription = event.subscription else { continue }
-            subscriptions.insert(subscription)
-            earliest = min(earliest, Micros.of(event.occurredAt))
-        }
+        for event in events where event.subscription != nil { earliest = min(earliest, Micros.of(event.occurredAt)) }
         guard !subscriptions.isEmpty else { return invoiced }
         var ids = PostgresArray(.text)
         for subscription in subscriptions { ids.append(subscription) }
@@ -279,21 +275,30 @@ extension TollgateStore {
 
     /// Fills in each owned event's bucket from its subscription's billing periods.
     private func placeInBuckets(_ events: inout [UsageEvent]) async throws {
-        let wanted = Set(events.compactMap { $0.bucket == nil ? $0.subscription : nil })
+        let wanted = events.distinctValues { $0.bucket == nil ? $0.subscription : nil }
         guard !wanted.isEmpty else { return }
         let missing = metering.withLock { cache in wanted.filter { cache.clocks[$0] == nil } }
         if !missing.isEmpty { try await loadClocks(Array(missing)) }
         metering.withLock { cache in
+            // Events come in runs of one subscription: its clock is looked up and put back once a run.
+            var runID: String?
+            var runClock: SubscriptionClock?
             for index in events.indices where events[index].bucket == nil {
                 guard let id = events[index].subscription else { continue }
-                guard var clock = cache.clocks[id] else {
+                if id != runID {
+                    if let runID, let runClock { cache.clocks[runID] = runClock }
+                    runID = id
+                    runClock = cache.clocks[id]
+                }
+                if var clock = runClock {
+                    events[index].bucket = clock.bucket(of: events[index].occurredAt)
+                    runClock = clock
+                } else {
                     // Not a stored subscription: plain hours keep its usage visible.
                     events[index].bucket = Granularity.hour.floor(events[index].occurredAt)
-                    continue
                 }
-                events[index].bucket = clock.bucket(of: events[index].occurredAt)
-                cache.clocks[id] = clock
             }
+            if let runID, let runClock { cache.clocks[runID] = runClock }
         }
     }
 

@@ -76,6 +76,12 @@ struct ScannedJSONTests {
         let accented = try ScannedJSON.scan("{\"\(precomposed)\":1}".utf8)
         #expect(accented[decomposed]?.scalarText == "1")
         #expect(DocumentNode(accented)[decomposed]?.scalarText == "1")
+        // Keys of one length and the same first, middle and last bytes are told apart by the rest.
+        let alike = try ScannedJSON.scan(#"{"aXbcd":1,"aYbcd":2,"":3}"#.utf8)
+        #expect(alike["aXbcd"]?.scalarText == "1" && alike["aYbcd"]?.scalarText == "2" && alike[""]?.scalarText == "3")
+        #expect(alike["aZbcd"] == nil && alike["aXbc"] == nil)
+        #expect(throws: InvalidDocument.self) { try ScannedJSON.scan(#"{"aXbcd":1,"aYbcd":2,"aXbcd":3}"#.utf8) }
+        #expect(throws: InvalidDocument.self) { try ScannedJSON.scan(#"{"":1,"":2}"#.utf8) }
         // Thousands of keys are checked in one pass, not pair by pair.
         let many = "{" + (0..<20_000).map { "\"k\($0)\":0" }.joined(separator: ",") + "}"
         #expect(try ScannedJSON.scan(many.utf8).members.count == 20_000)
