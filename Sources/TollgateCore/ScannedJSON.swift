@@ -270,7 +270,9 @@ struct JSONScanner {
     private init(input: UnsafeBufferPointer<UInt8>, output: UnsafeMutableBufferPointer<UInt8>) {
         self.input = input
         self.output = output
-        tokens.reserveCapacity(input.count / 16 + 1)
+        // About one token per eight bytes of JSON with short keys and values (a batch of API
+        // events has one per ten or so); a denser document grows the array.
+        tokens.reserveCapacity(input.count / 8 + 1)
     }
 
     static func scan(_ input: UnsafeBufferPointer<UInt8>) -> Result<ScannedJSON.Document, Failure> {
@@ -359,7 +361,7 @@ struct JSONScanner {
             try scanString()
             tokens[key].keyPrint = Self.keyPrint(tokens[key].body(in: UnsafeBufferPointer(output)))
             keys += 1
-            if keys <= Self.keysComparedInPairs { try checkNewKey(key, in: object) }
+            if keys <= Self.keysComparedInPairs { try Self.checkNewKey(key, in: object, of: tokens, in: output) }
             skipWhitespace()
             guard index < input.count, input[index] == UInt8(ascii: ":") else {
                 throw Failure(reason: "expected ':' at byte \(index)")
@@ -389,11 +391,15 @@ struct JSONScanner {
         return false
     }
 
-    /// Refuses a key that an earlier key of the same object already says.
-    private func checkNewKey(_ key: Int, in object: Int) throws(Failure) {
+    /// Refuses a key that an earlier key of the same object already says. Static, and given the
+    /// tokens: a method of the scanner, called from its mutating scan, would be handed a copy of
+    /// the whole scanner for every key.
+    private static func checkNewKey(_ key: Int, in object: Int, of tokens: [Token], in output: UnsafeMutableBufferPointer<UInt8>) throws(Failure) {
         var earlier = object + 1
         while earlier < key {
-            if sameKey(earlier, key) { throw Failure(reason: "duplicate key \"\(keyText(key))\"") }
+            if sameKey(earlier, key, of: tokens, in: output) {
+                throw Failure(reason: "duplicate key \"\(tokens[key].key(in: UnsafeBufferPointer(output)).text)\"")
+            }
             earlier = Int(tokens[earlier + 1].after)
         }
     }
@@ -413,10 +419,10 @@ struct JSONScanner {
         tokens[key].key(in: UnsafeBufferPointer(output)).text
     }
 
-    private func sameKey(_ a: Int, _ b: Int) -> Bool {
+    private static func sameKey(_ a: Int, _ b: Int, of tokens: [Token], in output: UnsafeMutableBufferPointer<UInt8>) -> Bool {
         let (first, second) = (tokens[a], tokens[b])
         if first.isPlainKey && second.isPlainKey && first.keyPrint != second.keyPrint { return false }
-        return Self.sameKey(first.key(in: UnsafeBufferPointer(output)), second.key(in: UnsafeBufferPointer(output)))
+        return sameKey(first.key(in: UnsafeBufferPointer(output)), second.key(in: UnsafeBufferPointer(output)))
     }
 
     /// A key's length and its first, middle and last bytes in one number: plain keys that are
