@@ -209,7 +209,7 @@ public enum CollectorFormat {
     }
 
     /// Refuses events too old or too far ahead.
-    private static func check(_ collected: CollectedEvent, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
+    private static func check(_ collected: consuming CollectedEvent, receivedAt: Date) -> Result<CollectedEvent, Refusal> {
         let occurredAt = collected.event.occurredAt
         if occurredAt < receivedAt.addingTimeInterval(-oldest) {
             return .failure(Refusal("occurred more than 35 days ago"))

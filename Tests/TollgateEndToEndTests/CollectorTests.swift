@@ -192,6 +192,21 @@ struct CollectorTests {
             #expect((refused[3]["message"] as? String)?.contains("unknown subscription") == true)
             #expect(try await Self.usage(server, id).meters["item-reads"] == "1")
 
+            // A refused event between accepted ones: the others keep their places and are stored.
+            let (other, _) = try await server.subscribe(plan: "shop-basic", startedAt: Self.time(-3600))
+            let mixed = try await Self.post(server, "/v1/events/batch", "[" + [
+                Self.apiEvent("m1", company: company, uri: "/items/1", status: 200),
+                Self.apiEvent("m2", company: company, uri: "/items/1", status: 200, extra: #","subscription_id":"\#(other)""#),
+                Self.apiEvent("m3", company: company, uri: "/items/2", status: 200),
+            ].joined(separator: ",") + "]")
+            let mixedOutcome = try mixed.json()
+            #expect(mixedOutcome["accepted"] as? Int == 2)
+            let mixedRefused = try #require(mixedOutcome["refused"] as? [[String: Any]])
+            #expect(mixedRefused.map { $0["index"] as? Int } == [1])
+            #expect((mixedRefused.first?["message"] as? String)?.contains("belongs to another customer") == true)
+            #expect(try await Self.usage(server, id).meters["item-reads"] == "3")
+            #expect(try await Self.usage(server, other).meters["item-reads"] == "0")
+
             let noType = try await Self.post(
                 server, "/v1/cloudevents", #"{"specversion":"1.0","id":"x","source":"/s"}"#, contentType: "application/cloudevents+json")
             #expect(noType.status == 422)
