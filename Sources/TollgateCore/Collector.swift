@@ -33,14 +33,14 @@ public enum CollectorTime {
             index += count
             return value
         }
-        func expect(_ characters: String) -> Bool {
-            guard index < bytes.count, characters.utf8.contains(bytes[index]) else { return false }
+        func expect(_ character: UInt8, or other: UInt8? = nil, or third: UInt8? = nil) -> Bool {
+            guard index < bytes.count, bytes[index] == character || bytes[index] == other || bytes[index] == third else { return false }
             index += 1
             return true
         }
-        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
-              (1...12).contains(month), (1...CivilTime.daysIn(year: year, month: month)).contains(day), expect("Tt "),
-              let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
+        guard let year = number(4), expect(UInt8(ascii: "-")), let month = number(2), expect(UInt8(ascii: "-")), let day = number(2),
+              (1...12).contains(month), (1...CivilTime.daysIn(year: year, month: month)).contains(day), expect(UInt8(ascii: "T"), or: UInt8(ascii: "t"), or: UInt8(ascii: " ")),
+              let hour = number(2), expect(UInt8(ascii: ":")), let minute = number(2), expect(UInt8(ascii: ":")), let second = number(2),
               hour < 24, minute < 60, second < 61
         else { return nil }
         var nanos = 0
@@ -57,12 +57,12 @@ public enum CollectorTime {
         }
         var offset = 0
         if index < bytes.count {
-            if expect("Zz") {
+            if expect(UInt8(ascii: "Z"), or: UInt8(ascii: "z")) {
             } else if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
                 let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
                 index += 1
                 guard let hours = number(2) else { return nil }
-                _ = expect(":")
+                _ = expect(UInt8(ascii: ":"))
                 guard let minutes = number(2), hours < 24, minutes < 60 else { return nil }
                 offset = sign * (hours * 3600 + minutes * 60)
             } else {

@@ -33,41 +33,52 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// most upstream frameworks route `/INVOICE` to the handler of `/invoice`, so a billed
     /// endpoint must not have a free spelling.
     public func matches(_ path: Substring, caseSensitive: Bool = false) -> Bool {
-        // Segment by segment, without splitting the path into an array. Slashes are found byte
-        // by byte, as upstream servers and `RequestPath` find them: a slash followed by a
-        // combining mark still separates segments.
+        var path = path
+        return path.withUTF8 { matches($0[...], caseSensitive: caseSensitive) }
+    }
+
+    private func matches(_ path: Slice<UnsafeBufferPointer<UInt8>>, caseSensitive: Bool) -> Bool {
+        // Segment by segment, on the path's bytes. Slashes are found byte by byte, as upstream
+        // servers and `RequestPath` find them: a slash followed by a combining mark still
+        // separates segments.
         let slash = UInt8(ascii: "/")
         // The leading slash, and a trailing one, are dropped.
-        var remaining = path.isEmpty ? path : path[path.utf8.index(after: path.startIndex)...]
-        if remaining.utf8.last == slash {
-            remaining = remaining[..<remaining.utf8.index(before: remaining.endIndex)]
-        }
-        if remaining.isEmpty { return segments == [.literal("")] }
+        var remaining = path.dropFirst()
+        if remaining.last == slash { remaining = remaining.dropLast() }
+        if remaining.isEmpty { return segments.count == 1 && segments[0] == .literal("") }
         var index = 0
         while true {
             guard index < segments.count else { return false }
-            let end = remaining.utf8.firstIndex(of: slash)
-            let part = end.map { remaining[..<$0] } ?? remaining
+            let end = remaining.firstIndex(of: slash)
+            let part = remaining[..<(end ?? remaining.endIndex)]
             switch segments[index] {
             case .literal(let literal):
-                if caseSensitive ? part != literal : !Self.equalIgnoringCase(part, literal) { return false }
+                if !Self.segment(part, equals: literal, caseSensitive: caseSensitive) { return false }
             case .parameter: if part.isEmpty { return false }
             }
             index += 1
             guard let end else { return index == segments.count }
-            remaining = remaining[remaining.utf8.index(after: end)...]
+            remaining = remaining[(end + 1)...]
         }
     }
 
-    /// Whether two segments are equal when case is ignored: byte by byte for ASCII, otherwise
-    /// by their lower-cased forms.
-    static func equalIgnoringCase(_ lhs: Substring, _ rhs: String) -> Bool {
-        if lhs.utf8.count == rhs.utf8.count,
-           zip(lhs.utf8, rhs.utf8).allSatisfy({ asciiLowercased($0) == asciiLowercased($1) }) {
-            return true
+    /// Whether a segment of a path says a literal segment: byte for byte (ASCII letters in
+    /// either case unless `caseSensitive`); when either has other than ASCII, as Swift strings
+    /// compare (canonically equivalent spellings are equal), lower-cased unless `caseSensitive`.
+    static func segment(_ part: Slice<UnsafeBufferPointer<UInt8>>, equals literal: String, caseSensitive: Bool) -> Bool {
+        var literal = literal
+        let (equalBytes, ascii) = literal.withUTF8 { wanted -> (Bool, Bool) in
+            let ascii = part.allSatisfy { $0 < 0x80 } && wanted.allSatisfy { $0 < 0x80 }
+            guard part.count == wanted.count else { return (false, ascii) }
+            let equal = caseSensitive
+                ? part.elementsEqual(wanted)
+                : zip(part, wanted).allSatisfy { asciiLowercased($0) == asciiLowercased($1) }
+            return (equal, ascii)
         }
-        let ascii = lhs.utf8.allSatisfy { $0 < 0x80 } && rhs.utf8.allSatisfy { $0 < 0x80 }
-        return !ascii && lhs.lowercased() == rhs.lowercased()
+        if equalBytes { return true }
+        if ascii { return false }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: part), as: UTF8.self)
+        return caseSensitive ? text == literal : text.lowercased() == literal.lowercased()
     }
 
     private static func asciiLowercased(_ byte: UInt8) -> UInt8 {

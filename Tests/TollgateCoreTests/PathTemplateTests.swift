@@ -56,6 +56,21 @@ struct PathTemplateTests {
         #expect(parsed.matches(path[...], caseSensitive: true) == expected)
     }
 
+    @Test("literal segments ignore case unless the product says otherwise, for any script", arguments: [
+        ("/Invoice/{id}", "/INVOICE/7", true, false),
+        ("/items", "/ITEMS/", true, false),
+        ("/items", "/itemz", false, false),
+        ("/café/{id}", "/CAFÉ/1", true, false),
+        ("/café/{id}", "/CAFE\u{301}/1", true, false),
+        ("/café/{id}", "/CAFE/1", false, false),
+        ("/Invoice/{id}", "/invoice/7", false, true),
+        ("/café/{id}", "/CAFÉ/1", false, true),
+    ])
+    func caseOfLiterals(template: String, path: String, ignoringCase: Bool, caseSensitive: Bool) throws {
+        let parsed = try #require(PathTemplate(template))
+        #expect(parsed.matches(path[...], caseSensitive: caseSensitive) == ignoringCase)
+    }
+
     @Test("valid templates keep their text", arguments: [
         "/", "/invoice", "/invoice/", "/invoice/{id}", "/v1/{org}/invoice/{invoice_id}", "/{kebab-id}", "/{x1}",
     ])
