@@ -179,9 +179,9 @@ public struct ScannedJSON: Sendable {
     /// document; nil where a step is missing or not an object. Readers of a fixed shape
     /// (`CollectorFormat`) find their members this way, without making a value per step.
     func position(of key: StaticString, _ inner: StaticString? = nil) -> Int? {
-        guard var found = document.member(key, ofObjectAt: position) else { return nil }
-        if let inner { found = document.member(inner, ofObjectAt: found) ?? -1 }
-        return found < 0 ? nil : found
+        guard let found = document.member(key, ofObjectAt: position) else { return nil }
+        guard let inner else { return found }
+        return document.member(inner, ofObjectAt: found)
     }
 
     /// The value at a `position(of:)` in the same document.
@@ -534,7 +534,7 @@ struct JSONScanner {
     }
 
     /// Copies the run of bytes that a string keeps as they are (printable ASCII other than `"`
-    /// and `\\`) from `index`: eight bytes at a time while eight are left, then byte by byte.
+    /// and `\`) from `index`: eight bytes at a time while eight are left, then byte by byte.
     /// A word is stored whole before its stop is looked for; the bytes from the stop on are
     /// written again by what follows (the output is never ahead of the input, so eight bytes
     /// from `count` are always inside it).
