@@ -11,8 +11,7 @@ public enum CollectorTime {
 
     /// The time a JSON value says, read in place when it is a string without escapes.
     static func parse(_ value: ScannedJSON) -> Date? {
-        if let date = value.withUnescapedBytes(parse) { return date }
-        return value.scalarText.flatMap(parse)
+        parse(at: value.position, in: value)
     }
 
     /// The time the value at `position` in `document`'s text says (`ScannedJSON.position(of:)`).

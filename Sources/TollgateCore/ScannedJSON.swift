@@ -398,7 +398,7 @@ struct JSONScanner {
         var earlier = object + 1
         while earlier < key {
             if sameKey(earlier, key, of: tokens, in: output) {
-                throw Failure(reason: "duplicate key \"\(tokens[key].key(in: UnsafeBufferPointer(output)).text)\"")
+                throw Failure(reason: "duplicate key \"\(keyText(key, of: tokens, in: output))\"")
             }
             earlier = Int(tokens[earlier + 1].after)
         }
@@ -409,13 +409,13 @@ struct JSONScanner {
         var seen: Set<String> = []
         var key = object + 1
         while key < Int(tokens[object].after) {
-            let text = keyText(key)
+            let text = Self.keyText(key, of: tokens, in: output)
             guard seen.insert(text).inserted else { throw Failure(reason: "duplicate key \"\(text)\"") }
             key = Int(tokens[key + 1].after)
         }
     }
 
-    private func keyText(_ key: Int) -> String {
+    private static func keyText(_ key: Int, of tokens: [Token], in output: UnsafeMutableBufferPointer<UInt8>) -> String {
         tokens[key].key(in: UnsafeBufferPointer(output)).text
     }
 

@@ -67,9 +67,8 @@ enum ResponseHead {
         buffer.writeStaticString("\r\n")
     }
 
-    /// `name: value\r\n`.
-    /// One write to the buffer, not four: each write checks the buffer's capacity, its
-    /// uniqueness and, in NIO's code, exclusive access.
+    /// `name: value\r\n`, in one write to the buffer rather than four: each write checks the
+    /// buffer's capacity, its uniqueness and, in NIO's code, exclusive access.
     static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
         var name = name, value = value
         name.withUTF8 { name in
