@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tollgate", targets: ["tollgate"]),
+        .executable(name: "proxy-floor", targets: ["ProxyFloor"]),
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
     ],
     dependencies: [
@@ -167,6 +168,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The floors `scripts/bench` measures beside nginx: a SwiftNIO relay of bytes, and one of
+        // HTTP/1.1 parts through NIOHTTP1's codec (docs/benchmarks.md).
+        .executableTarget(
+            name: "ProxyFloor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
