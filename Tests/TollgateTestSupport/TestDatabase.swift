@@ -54,11 +54,20 @@ public enum TestLogger {
     }
 }
 
-/// Fresh folders under the system's temporary directory.
+/// Fresh folders for tests, all in one folder of this test process under the system's temporary
+/// directory, which is removed with everything in it when the process exits.
 public enum TemporaryDirectory {
     public static func make() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-" + RandomID.make("d"))
+        let url = root.appendingPathComponent(RandomID.make("d"))
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// This process's folder, made on first use; its removal is registered then.
+    private static let root: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-" + RandomID.make("p"))
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: TemporaryDirectory.root) }
+        return url
+    }()
 }
