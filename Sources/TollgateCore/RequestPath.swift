@@ -32,6 +32,7 @@ public enum RequestPath {
     /// such a `/` (and a `..` before it) in the path unresolved, for the upstream to resolve.
     public static func normalize(_ raw: Substring) throws(Failure) -> String {
         guard raw.utf8.first == UInt8(ascii: "/") else { throw .notAbsolute }
+        if isNormal(raw.utf8) { return String(raw) }
         let decoded = try decodeUnreserved(raw.utf8)
         let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
         var output: [ArraySlice<UInt8>] = []
@@ -55,6 +56,28 @@ public enum RequestPath {
         }
         if trailingSlash, !output.isEmpty { bytes.append(slash) }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether an absolute path is its own normal form: nothing escaped, and no empty, `.` or
+    /// `..` segment (a trailing `/` aside). Most request paths are, and need no rebuilding.
+    private static func isNormal(_ path: Substring.UTF8View) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var segmentBytes = 0
+        var segmentDots = 0
+        var atStart = true
+        for byte in path {
+            if byte == UInt8(ascii: "%") { return false }
+            if byte == slash {
+                if !atStart, segmentBytes == 0 || (segmentBytes <= 2 && segmentDots == segmentBytes) { return false }
+                atStart = false
+                segmentBytes = 0
+                segmentDots = 0
+            } else {
+                segmentBytes += 1
+                if byte == dot { segmentDots += 1 }
+            }
+        }
+        return !(segmentBytes > 0 && segmentBytes <= 2 && segmentDots == segmentBytes)
     }
 
     /// The path with the `;` parameters of every segment removed (`/invoice;v=1/7;x` becomes

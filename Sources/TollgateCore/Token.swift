@@ -20,6 +20,10 @@ public enum APIToken {
 
     /// The hash a token is stored and looked up by.
     public static func hash(_ token: some StringProtocol) -> TokenHash {
+        // A token taken out of a header is hashed where it lies, without a copy.
+        if let hash = token.utf8.withContiguousStorageIfAvailable({ TokenHash(SHA256.hash(data: UnsafeRawBufferPointer($0))) }) {
+            return hash
+        }
         var token = String(token)
         return token.withUTF8 { TokenHash(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
     }
@@ -30,13 +34,12 @@ public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
     public let words: (UInt64, UInt64, UInt64, UInt64)
 
     init(_ digest: SHA256.Digest) {
-        var words: [UInt64] = []
-        digest.withUnsafeBytes { raw in
-            for index in 0..<4 {
-                words.append(UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
+        words = digest.withUnsafeBytes { raw in
+            func word(_ index: Int) -> UInt64 {
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
             }
+            return (word(0), word(1), word(2), word(3))
         }
-        self.words = (words[0], words[1], words[2], words[3])
     }
 
     /// A hash from its four words, most significant first (as `description` prints them).

@@ -103,10 +103,16 @@ enum Decision {
     /// The first segment of the raw target, with unreserved escapes decoded; nil when it is a
     /// dot segment or empty (those are resolved by normalization, not prefixes).
     private static func rawFirstSegment(_ uri: String) -> Substring? {
-        let path = uri.prefix { $0 != "?" }
-        let segment = path.dropFirst().prefix { $0 != "/" }
+        // Cut at bytes: a `/` or `?` followed by a combining mark is no `Character` of its own.
+        // (`RequestPath.split` refused every target that does not start with `/` before.)
+        let bytes = uri.utf8
+        guard bytes.first == UInt8(ascii: "/") else { return nil }
+        let start = bytes.index(after: bytes.startIndex)
+        let end = bytes[start...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
+        let segment = uri[start..<end]
         // The usual case, nothing escaped and no dot segment, needs no second normalization.
-        if !segment.utf8.contains(UInt8(ascii: "%")) && segment != "." && segment != ".." { return segment.isEmpty ? nil : segment }
+        let isDotSegment = !segment.isEmpty && segment.utf8.count <= 2 && segment.utf8.allSatisfy { $0 == UInt8(ascii: ".") }
+        if !segment.utf8.contains(UInt8(ascii: "%")) && !isDotSegment { return segment.isEmpty ? nil : segment }
         guard let decoded = try? RequestPath.normalize("/" + segment) else { return nil }
         let first = decoded.dropFirst().prefix { $0 != "/" }
         if first.isEmpty || segment.isEmpty { return nil }

@@ -190,7 +190,9 @@ public final class UsageRecorder: Service, Sendable {
                         quotaUse: pending.quotaCalls.isEmpty ? nil : quotaNode.map { QuotaUse(node: $0, calls: pending.quotaCalls) }),
                     promises: pending.promises)
                 let counts = (dropped: pending.dropped, refusals: pending.refusals)
+                // Room for as many as this batch: the calls of the next one are appended without regrowing.
                 pending.events = []
+                pending.events.reserveCapacity(max(16, taken.commit.events.count))
                 pending.webhooks = []
                 pending.quotaCalls = [:]
                 pending.leases = []

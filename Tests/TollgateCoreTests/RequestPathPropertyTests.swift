@@ -112,4 +112,14 @@ struct RequestPathPropertyTests {
             #expect((try? RequestPath.normalize(once[...])) == once, "\(target) -> \(once)")
         }
     }
+
+    /// A path already in normal form is returned as it came; `/.` in front makes any path go
+    /// the long way (its segments cut, resolved and joined again): both ways agree.
+    @Test func aLeadingDotSegmentChangesNothing() async {
+        await propertyCheck(count: 3000, input: Self.targets) { target in
+            let direct = Result { () throws(RequestPath.Failure) in try RequestPath.normalize(target[...]) }
+            let rebuilt = Result { () throws(RequestPath.Failure) in try RequestPath.normalize(("/." + target)[...]) }
+            #expect(direct == rebuilt, "\(target)")
+        }
+    }
 }
