@@ -95,7 +95,18 @@ public enum Metering {
 
     /// The aggregates a batch of new events adds, per meter, subscription and bucket (with
     /// `endpoints`, also the billable calls per endpoint).
+    public static func deltas(_ events: [UsageEvent], meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
+        // Specialized here for arrays: called from another module, the generic form would copy
+        // every event (and retain each of its strings) as it iterates.
+        aggregate(events, meters: meters, endpoints: endpoints)
+    }
+
+    /// `deltas` of any sequence of events (a filtered batch).
     public static func deltas(_ events: some Sequence<UsageEvent>, meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
+        aggregate(events, meters: meters, endpoints: endpoints)
+    }
+
+    private static func aggregate(_ events: some Sequence<UsageEvent>, meters: [Meter], endpoints: Bool) -> MeterDeltas {
         var deltas = MeterDeltas()
         var run = AggregateRun(meters: meters)
         for event in events {

@@ -27,7 +27,7 @@ final class ProxiedCall {
     /// The usage event's id: always Tollgate's, so a client cannot make two calls one event.
     let eventID: String
     let startedAt = NIODeadline.now()
-    let occurredAt = Date()
+    let occurredAt: Date
     let clientKeepAlive: Bool
     let clientVersion: HTTPVersion
     /// The request is a `HEAD`: its answer has no body.
@@ -78,7 +78,9 @@ final class ProxiedCall {
         consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
         clientKeepAlive: Bool, clientVersion: HTTPVersion, isHead: Bool
     ) {
-        let eventID = RandomID.timeOrdered("req")
+        let now = Date()
+        let eventID = RandomID.timeOrdered("req", at: now)
+        self.occurredAt = now
         self.eventID = eventID
         self.requestID = requestID ?? eventID
         self.consumer = consumer

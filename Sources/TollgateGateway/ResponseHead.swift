@@ -71,7 +71,7 @@ enum ResponseHead {
     /// buffer's capacity, its uniqueness and, in NIO's code, exclusive access.
     static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
         var name = name, value = value
-        name.withUTF8 { name in
+        _ = name.withUTF8 { name in
             value.withUTF8 { value in
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count + value.count + 4) { out in
                     var at = 0

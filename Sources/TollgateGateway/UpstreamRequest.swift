@@ -176,11 +176,15 @@ enum UpstreamRequest {
         return element
     }
 
-    /// Whether a response header is hop-by-hop; most names are told apart by their length alone.
+    /// Whether a response header is hop-by-hop; most names are told apart by their length alone,
+    /// the others compared byte by byte, without a lower-cased copy.
     static func isHopByHop(_ name: String) -> Bool {
         switch name.utf8.count {
-        case 2, 6, 7, 10, 16, 17, 18, 19: roles[name.lowercased()] == .hopByHop
+        case 2, 6, 7, 10, 16, 17, 18, 19: hopByHopNames.contains { ResponseHead.equalsIgnoringCase(name.utf8, $0.utf8) }
         default: false
         }
     }
+
+    /// The hop-by-hop names of `roles`.
+    private static let hopByHopNames = roles.filter { $0.value == .hopByHop }.map(\.key)
 }

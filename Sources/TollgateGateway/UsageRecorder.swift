@@ -241,12 +241,17 @@ public final class UsageRecorder: Service, Sendable {
     /// Completes the promises of a commit, with one task per event loop: each loop is woken
     /// once per commit, however many of its calls waited for it.
     private static func complete(_ promises: [EventLoopPromise<Void>], with result: Result<Void, any Error>) {
-        var byLoop: [ObjectIdentifier: (loop: any EventLoop, promises: [EventLoopPromise<Void>])] = [:]
+        // As many loops as cores: found by comparing, not hashing.
+        var byLoop: [(loop: any EventLoop, promises: [EventLoopPromise<Void>])] = []
         for promise in promises {
             let loop = promise.futureResult.eventLoop
-            byLoop[ObjectIdentifier(loop), default: (loop, [])].promises.append(promise)
+            if let index = byLoop.firstIndex(where: { $0.loop === loop }) {
+                byLoop[index].promises.append(promise)
+            } else {
+                byLoop.append((loop, [promise]))
+            }
         }
-        for (loop, waiting) in byLoop.values {
+        for (loop, waiting) in byLoop {
             loop.execute {
                 for promise in waiting { promise.completeWith(result) }
             }
@@ -311,16 +316,26 @@ public final class UsageRecorder: Service, Sendable {
         /// `tollgate_upstream_latency_seconds`. Labels are the product and endpoint identifiers
         /// and the status: never a consumer, a token or a path.
         mutating func measure(_ events: [UsageEvent]) {
-            var counts: [CallLabels: Int64] = [:]
+            // Calls come in runs of equal labels: each run is counted once, and its product's
+            // latency timer is looked up once.
+            var run: (labels: CallLabels, count: Int64)?
+            var latency: (product: String, timer: Timer)?
             for event in events where event.source == .gateway {
                 let product = event.product ?? "none"
                 let status = event.status ?? 0
-                counts[CallLabels(product: product, endpoint: event.endpoint ?? "unlisted", status: status), default: 0] += 1
-                if event.product != nil, let latency = event.latencyMicroseconds, !refusalsBeforeUpstream.contains(status) {
-                    latencyTimer(product).recordNanoseconds(Int64(latency) * 1000)
+                let labels = CallLabels(product: product, endpoint: event.endpoint ?? "unlisted", status: status)
+                if run?.labels == labels {
+                    run?.count += 1
+                } else {
+                    if let run { callCounter(run.labels).increment(by: run.count) }
+                    run = (labels, 1)
+                }
+                if event.product != nil, let micros = event.latencyMicroseconds, !refusalsBeforeUpstream.contains(status) {
+                    if latency?.product != product { latency = (product, latencyTimer(product)) }
+                    latency?.timer.recordNanoseconds(Int64(micros) * 1000)
                 }
             }
-            for (labels, count) in counts { callCounter(labels).increment(by: count) }
+            if let run { callCounter(run.labels).increment(by: run.count) }
         }
 
         mutating func count(dropped: Int, refusals: [Int: Int]) {
