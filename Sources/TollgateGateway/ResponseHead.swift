@@ -131,8 +131,7 @@ enum ResponseHead {
     ) -> BodyFraming {
         let mayHaveBody = upstream.status.mayHaveResponseBody
         writeStatusLine(version: clientVersion, status: upstream.status, into: &buffer)
-        var connectionListed: [Substring] = []
-        for value in upstream.headers[canonicalForm: "connection"] { connectionListed.append(value) }
+        let connectionListed = connectionTokens(upstream.headers)
         var hasLength = false
         for (name, value) in upstream.headers {
             if UpstreamRequest.isHopByHop(name) { continue }
@@ -188,6 +187,22 @@ enum ResponseHead {
     }
 
     /// Compares two names as ASCII without regard to case.
+    /// The names and options the `Connection` headers list, split at commas and trimmed; none
+    /// (and nothing allocated) when there is no such header.
+    static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {
+        var tokens: [Substring] = []
+        func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        for (name, value) in headers where equalsIgnoringCase(name.utf8, "connection".utf8) {
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                var start = token.startIndex, end = token.endIndex
+                while start < end, isBlank(token[start]) { start = token.index(after: start) }
+                while end > start, isBlank(token[token.index(before: end)]) { end = token.index(before: end) }
+                if start < end { tokens.append(value[start..<end]) }
+            }
+        }
+        return tokens
+    }
+
     static func equalsIgnoringCase<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) where x != y {

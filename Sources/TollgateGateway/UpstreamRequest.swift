@@ -97,7 +97,7 @@ enum UpstreamRequest {
         let product = forward.route.product
         let secretName = product.upstreamHeader.map { comparableName($0.name) }
         var connectionListed: Set<String> = []
-        for value in request.headers[canonicalForm: "connection"] { connectionListed.insert(comparableName(String(value))) }
+        for value in ResponseHead.connectionTokens(request.headers) { connectionListed.insert(comparableName(String(value))) }
 
         buffer.writeString(request.method.rawValue)
         buffer.writeStaticString(" ")
@@ -159,21 +159,30 @@ enum UpstreamRequest {
         buffer.writeString(product.id)
         buffer.writeStaticString("\r\n")
         ResponseHead.writeField("X-Real-IP", addresses.client, into: &buffer)
-        ResponseHead.writeField(
-            "Forwarded", forwardedElement(client: addresses.client, host: originalHost, overTLS: overTLS), into: &buffer)
+        writeForwarded(client: addresses.client, host: originalHost, overTLS: overTLS, into: &buffer)
         ResponseHead.writeField("X-Request-ID", requestID, into: &buffer)
         buffer.writeStaticString("\r\n")
         return chunked
     }
 
-    /// RFC 7239's `for=...;proto=http[s][;host=...]`, with IPv6 addresses and hosts quoted.
-    static func forwardedElement(client: String, host: String?, overTLS: Bool = false) -> String {
-        var element = "for=" + (client.utf8.contains(UInt8(ascii: ":")) ? "\"[\(client)]\"" : client)
-            + (overTLS ? ";proto=https" : ";proto=http")
-        if let host, !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            element += ";host=\"\(host)\""
+    /// The `Forwarded` header line: RFC 7239's `for=...;proto=http[s][;host=...]`, with IPv6
+    /// addresses and hosts quoted, written piece by piece into `buffer`.
+    static func writeForwarded(client: String, host: String?, overTLS: Bool = false, into buffer: inout ByteBuffer) {
+        if client.utf8.contains(UInt8(ascii: ":")) {
+            buffer.writeStaticString("Forwarded: for=\"[")
+            buffer.writeString(client)
+            buffer.writeStaticString("]\"")
+        } else {
+            buffer.writeStaticString("Forwarded: for=")
+            buffer.writeString(client)
         }
-        return element
+        buffer.writeStaticString(overTLS ? ";proto=https" : ";proto=http")
+        if let host, !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            buffer.writeStaticString(";host=\"")
+            buffer.writeString(host)
+            buffer.writeStaticString("\"")
+        }
+        buffer.writeStaticString("\r\n")
     }
 
     /// Whether a response header is hop-by-hop; most names are told apart by their length alone,

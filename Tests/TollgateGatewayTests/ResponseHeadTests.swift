@@ -28,6 +28,29 @@ struct ResponseHeadTests {
         #expect(framing == .chunked)
     }
 
+    @Test("Connection's list: split at commas, blanks trimmed, empty items skipped, every Connection header read")
+    func connectionTokens() {
+        let headers = HTTPHeaders([
+            ("connection", " keep-alive ,\tX-One,, "), ("Content-Type", "text/plain"), ("CONNECTION", "x-two"), ("X-Connection", "no"),
+        ])
+        #expect(ResponseHead.connectionTokens(headers) == ["keep-alive", "X-One", "x-two"])
+        #expect(ResponseHead.connectionTokens(HTTPHeaders([("Content-Length", "1")])).isEmpty)
+        #expect(ResponseHead.connectionTokens(HTTPHeaders([("Connection", " , ")])).isEmpty)
+    }
+
+    @Test("Forwarded: IPv6 addresses quoted in brackets, the host only when it is safe to quote")
+    func forwardedElement() {
+        func line(_ client: String, _ host: String?, tls: Bool = false) -> String {
+            var buffer = ByteBuffer()
+            UpstreamRequest.writeForwarded(client: client, host: host, overTLS: tls, into: &buffer)
+            return String(buffer: buffer)
+        }
+        #expect(line("127.0.0.1", nil) == "Forwarded: for=127.0.0.1;proto=http\r\n")
+        #expect(line("::1", "api.example", tls: true) == "Forwarded: for=\"[::1]\";proto=https;host=\"api.example\"\r\n")
+        #expect(line("127.0.0.1", "a\"b") == "Forwarded: for=127.0.0.1;proto=http\r\n")
+        #expect(line("127.0.0.1", "") == "Forwarded: for=127.0.0.1;proto=http\r\n")
+    }
+
     @Test("Content-Length keeps the body raw; the connection's end is said when it comes")
     func lengthAndConnection() {
         let (kept, framing) = Self.forwarded(.created, [("Content-Length", "3")])
