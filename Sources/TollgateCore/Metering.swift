@@ -96,55 +96,51 @@ public enum Metering {
     /// The aggregates a batch of new events adds, per meter, subscription and bucket (with
     /// `endpoints`, also the billable calls per endpoint).
     public static func deltas(_ events: [UsageEvent], meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
-        // Specialized here for arrays: called from another module, the generic form would copy
-        // every event (and retain each of its strings) as it iterates.
-        aggregate(events, meters: meters, endpoints: endpoints)
-    }
-
-    /// `deltas` of any sequence of events (a filtered batch).
-    public static func deltas(_ events: some Sequence<UsageEvent>, meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
-        aggregate(events, meters: meters, endpoints: endpoints)
-    }
-
-    private static func aggregate(_ events: some Sequence<UsageEvent>, meters: [Meter], endpoints: Bool) -> MeterDeltas {
         var deltas = MeterDeltas()
         var run = AggregateRun(meters: meters)
-        for event in events {
-            guard let subscription = event.subscription, let bucket = event.bucket, event.billable else { continue }
-            let bucketMicros = Micros.of(bucket)
-            if run.subscription != subscription || run.bucket != bucketMicros {
-                run.flush(into: &deltas)
-                run.subscription = subscription
-                run.bucket = bucketMicros
-            }
-            if endpoints, event.name == "api_calls", let endpoint = event.endpoint {
-                run.count(Int64(event.weight), for: endpoint)
-            }
-            for (index, meter) in meters.enumerated() where matches(meter, event) {
-                switch meter.aggregation {
-                case .count:
-                    run.add(MeterAggregate(count: Int64(event.weight)), to: index)
-                case .uniqueCount:
-                    guard let property = meter.property, let text = event.propertyText(property) else { continue }
-                    let key = MeterDeltas.Key(meter: meter.id, subscription: subscription, bucket: bucketMicros)
-                    deltas.uniques.insert(MeterDeltas.Unique(key: key, value: uniqueValue(text)))
-                case .sum, .max, .latest:
-                    guard let property = meter.property, let text = event.propertyText(property),
-                          let number = MeterNumber(text) else { continue }
-                    var delta = MeterAggregate(count: Int64(event.weight))
-                    switch meter.aggregation {
-                    case .sum: delta.sum = number
-                    case .max: delta.max = number
-                    default:
-                        delta.latestAt = Micros.of(event.occurredAt)
-                        delta.latest = number
-                    }
-                    run.add(delta, to: index)
-                }
-            }
+        // Each event is read where it lies (borrowed), not copied with all its strings.
+        for position in events.indices {
+            add(events[position], meters: meters, endpoints: endpoints, to: &run, flushingInto: &deltas)
         }
         run.flush(into: &deltas)
         return deltas
+    }
+
+    private static func add(
+        _ event: UsageEvent, meters: [Meter], endpoints: Bool, to run: inout AggregateRun, flushingInto deltas: inout MeterDeltas
+    ) {
+        guard let subscription = event.subscription, let bucket = event.bucket, event.billable else { return }
+        let bucketMicros = Micros.of(bucket)
+        if run.subscription != subscription || run.bucket != bucketMicros {
+            run.flush(into: &deltas)
+            run.subscription = subscription
+            run.bucket = bucketMicros
+        }
+        if endpoints, event.name == "api_calls", let endpoint = event.endpoint {
+            run.count(Int64(event.weight), for: endpoint)
+        }
+        for (index, meter) in meters.enumerated() where matches(meter, event) {
+            switch meter.aggregation {
+            case .count:
+                run.add(MeterAggregate(count: Int64(event.weight)), to: index)
+            case .uniqueCount:
+                guard let property = meter.property, let text = event.propertyText(property) else { continue }
+                let key = MeterDeltas.Key(meter: meter.id, subscription: subscription, bucket: bucketMicros)
+                deltas.uniques.insert(MeterDeltas.Unique(key: key, value: uniqueValue(text)))
+            case .sum, .max, .latest:
+                guard let property = meter.property, let text = event.propertyText(property),
+                      let number = MeterNumber(text) else { continue }
+                var delta = MeterAggregate(count: Int64(event.weight))
+                switch meter.aggregation {
+                case .sum: delta.sum = number
+                case .max: delta.max = number
+                default:
+                    delta.latestAt = Micros.of(event.occurredAt)
+                    delta.latest = number
+                }
+                run.add(delta, to: index)
+            }
+        }
     }
 
     /// The aggregates of consecutive events of one subscription and bucket (a batch usually is

@@ -320,17 +320,20 @@ public final class UsageRecorder: Service, Sendable {
             // latency timer is looked up once.
             var run: (labels: CallLabels, count: Int64)?
             var latency: (product: String, timer: Timer)?
-            for event in events where event.source == .gateway {
-                let product = event.product ?? "none"
-                let status = event.status ?? 0
-                let labels = CallLabels(product: product, endpoint: event.endpoint ?? "unlisted", status: status)
+            for position in events.indices where events[position].source == .gateway {
+                // Fields read where the event lies: the event is not copied with all its strings.
+                let product = events[position].product ?? "none"
+                let status = events[position].status ?? 0
+                let labels = CallLabels(product: product, endpoint: events[position].endpoint ?? "unlisted", status: status)
                 if run?.labels == labels {
                     run?.count += 1
                 } else {
                     if let run { callCounter(run.labels).increment(by: run.count) }
                     run = (labels, 1)
                 }
-                if event.product != nil, let micros = event.latencyMicroseconds, !refusalsBeforeUpstream.contains(status) {
+                if events[position].product != nil, let micros = events[position].latencyMicroseconds,
+                   !refusalsBeforeUpstream.contains(status)
+                {
                     if latency?.product != product { latency = (product, latencyTimer(product)) }
                     latency?.timer.recordNanoseconds(Int64(micros) * 1000)
                 }

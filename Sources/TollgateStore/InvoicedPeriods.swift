@@ -34,8 +34,8 @@ struct InvoicedPeriods: Sendable {
     func lateInvoices(_ events: [UsageEvent]) -> [Int: String] {
         guard !periods.isEmpty else { return [:] }
         var late: [Int: String] = [:]
-        for (position, event) in events.enumerated() {
-            if let invoice = invoice(of: event) { late[position] = invoice }
+        for position in events.indices {
+            if let invoice = invoice(of: events[position]) { late[position] = invoice }
         }
         return late
     }

@@ -42,9 +42,9 @@ final class SQLiteUsageLog: @unchecked Sendable {
         var result = EventInsertion()
         let late = try lateInvoices(prepared.events)
         let insert = try connection.statement(Self.insertEvent)
-        for (position, event) in prepared.events.enumerated() {
-            let key = event.key
-            try EventBatch.bind(event, key: key, lateInvoice: late[position], to: insert)
+        for position in prepared.events.indices {
+            let key = prepared.events[position].key
+            try EventBatch.bind(prepared.events[position], key: key, lateInvoice: late[position], to: insert)
             try insert.run()
             guard connection.changes == 1 else { continue }
             result.inserted.append(key)
@@ -66,8 +66,9 @@ final class SQLiteUsageLog: @unchecked Sendable {
     private func lateInvoices(_ events: [UsageEvent]) throws -> [Int: String] {
         var invoiced = InvoicedPeriods()
         let query = try connection.statement(Self.invoicesOfSubscription)
-        for event in events {
-            guard let subscription = event.subscription, !invoiced.knows(subscription) else { continue }
+        // Read where they lie, not copied: only the subscription is taken out of each.
+        for position in events.indices {
+            guard let subscription = events[position].subscription, !invoiced.knows(subscription) else { continue }
             try query.bind(1, subscription)
             try query.rows { row in
                 guard let id = row.text(0), let start = row.integer(1), let end = row.integer(2) else { return }

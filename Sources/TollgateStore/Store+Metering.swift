@@ -606,6 +606,6 @@ extension Metering {
     /// The aggregates of those of `events` stored now, when some of them were stored already.
     static func deltas(_ events: [UsageEvent], storedNow: [UsageEvent.Key], meters: [Meter]) -> MeterDeltas {
         let stored = Set(storedNow)
-        return deltas(events.lazy.filter { stored.contains($0.key) }, meters: meters)
+        return deltas(events.filter { stored.contains($0.key) }, meters: meters)
     }
 }
