@@ -203,8 +203,19 @@ enum ResponseHead {
         return tokens
     }
 
+    /// Whether two names are equal, ASCII letters compared without case.
     static func equalsIgnoringCase<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
         guard a.count == b.count else { return false }
+        // Native strings' bytes are contiguous: compared there, without stepping their views.
+        if let contiguous = a.withContiguousStorageIfAvailable({ x in b.withContiguousStorageIfAvailable { y in sameIgnoringCase(x, y) } }),
+           let result = contiguous
+        {
+            return result
+        }
+        return sameIgnoringCase(a, b)
+    }
+
+    private static func sameIgnoringCase<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
         for (x, y) in zip(a, b) where x != y {
             guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
         }
