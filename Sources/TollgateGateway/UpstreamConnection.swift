@@ -54,12 +54,32 @@ protocol UpstreamOwner: AnyObject {
 }
 
 /// Sends what `UpstreamHandler` wrote as bytes: the upstream side has SwiftNIO's response decoder
-/// but no request encoder. A request's head only tells the decoder (which sits above this
-/// handler and sees it pass) the method its answer is for; the bytes of the head and of the body,
-/// framed, come as body parts.
+/// but no request encoder. A request's head part only tells the decoder (which sits above this
+/// handler and sees it pass) the method its answer is for, and goes no further. The bytes of the
+/// head and of the body, framed, are written from here (`send`), below the decoder: they need
+/// not pass through it.
 final class UpstreamBytesWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = ByteBuffer
+
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes request bytes toward the socket, from below the decoder.
+    func send(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
@@ -96,12 +116,18 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private static let headRequest = HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/")
     private static let otherRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
 
+    /// Where request bytes are written (below the decoder); nil in a pipeline without one, where
+    /// they go through the pipeline as body parts.
+    private var bytesWriter: UpstreamBytesWriter?
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        bytesWriter = try? context.pipeline.syncOperations.handler(type: UpstreamBytesWriter.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        bytesWriter = nil
     }
 
     var isActive: Bool { context?.channel.isActive ?? false }
@@ -112,7 +138,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
         guard let context else { return }
         self.chunked = chunked
         context.write(wrapOutboundOut(.head(isHead ? Self.headRequest : Self.otherRequest)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+        sendBytes(bytes)
+    }
+
+    private func sendBytes(_ bytes: ByteBuffer) {
+        if let bytesWriter {
+            bytesWriter.send(bytes)
+        } else {
+            context?.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+        }
     }
 
     /// Writes a part of the request's body (a chunk when the body is chunked), or its end.
@@ -126,21 +160,23 @@ final class UpstreamHandler: ChannelDuplexHandler {
                 guard bytes.readableBytes > 0 else { return }
                 var framed = context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
                 BodyFraming.chunked.append(bytes, to: &framed)
-                context.write(wrapOutboundOut(.body(.byteBuffer(framed))), promise: nil)
+                sendBytes(framed)
             } else {
-                context.write(wrapOutboundOut(part), promise: nil)
+                sendBytes(bytes)
             }
         case .body(.fileRegion):
             preconditionFailure("request bodies arrive in buffers")
         case .end:
-            if chunked {
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(staticString: "0\r\n\r\n")))), promise: nil)
-            }
+            if chunked { sendBytes(ByteBuffer(staticString: "0\r\n\r\n")) }
         }
     }
 
     func flush() {
-        context?.flush()
+        if let bytesWriter {
+            bytesWriter.flush()
+        } else {
+            context?.flush()
+        }
     }
 
     func close() {
