@@ -18,7 +18,10 @@ struct ProxyContext: Sendable {
 final class ProxiedCall {
     let consumer: Consumer
     let route: ProductRoute
-    let endpoint: Endpoint?
+    /// The billed endpoint's identifier; nil for an unlisted endpoint.
+    let endpoint: String?
+    /// Whether the call is billed (its endpoint is listed): its answer waits for its usage to be durable.
+    let billable: Bool
     let method: String
     /// The path as metered (see `Forward.meteredPath`).
     let path: String
@@ -75,7 +78,7 @@ final class ProxiedCall {
     var bodyDeadline = NIODeadline.distantFuture
 
     init(
-        consumer: Consumer, route: ProductRoute, endpoint: Endpoint?, method: String, path: String, requestID: String?,
+        consumer: Consumer, route: ProductRoute, endpoint: String?, method: String, path: String, requestID: String?,
         clientKeepAlive: Bool, clientVersion: HTTPVersion, isHead: Bool
     ) {
         let now = Date()
@@ -86,14 +89,13 @@ final class ProxiedCall {
         self.consumer = consumer
         self.route = route
         self.endpoint = endpoint
+        self.billable = endpoint != nil
         self.method = method
         self.path = path
         self.clientKeepAlive = clientKeepAlive
         self.clientVersion = clientVersion
         self.isHead = isHead
     }
-
-    var billable: Bool { endpoint != nil }
 
     var upstreamKey: UpstreamKey { route.upstreamKey }
 
@@ -354,7 +356,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             return
         }
         let call = ProxiedCall(
-            consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
+            consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint?.identifier, method: forward.method,
             path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version, isHead: head.method == .HEAD)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
@@ -689,7 +691,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         UsageEvent(
             id: call.eventID, source: .gateway,
             occurredAt: call.occurredAt, timeFromSender: true, subscription: call.consumer.subscription, customer: call.consumer.customer,
-            product: call.consumer.product, endpoint: call.endpoint?.identifier, method: call.method, path: call.path,
+            product: call.consumer.product, endpoint: call.endpoint, method: call.method, path: call.path,
             status: status, latencyMicroseconds: Int((NIODeadline.now() - call.startedAt).nanoseconds / 1000),
             requestBytes: call.requestBytes, responseBytes: call.responseBytes, billable: billable)
     }
