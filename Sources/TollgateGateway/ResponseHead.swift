@@ -186,7 +186,6 @@ enum ResponseHead {
         }
     }
 
-    /// Compares two names as ASCII without regard to case.
     /// The names and options the `Connection` headers list, split at commas and trimmed; none
     /// (and nothing allocated) when there is no such header.
     static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {

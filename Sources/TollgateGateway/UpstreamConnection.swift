@@ -116,8 +116,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private static let headRequest = HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/")
     private static let otherRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
 
-    /// Where request bytes are written (below the decoder); nil in a pipeline without one, where
-    /// they go through the pipeline as body parts.
+    /// Where request bytes are written, below the decoder (every upstream pipeline has one).
     private var bytesWriter: UpstreamBytesWriter?
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -142,11 +141,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     private func sendBytes(_ bytes: ByteBuffer) {
-        if let bytesWriter {
-            bytesWriter.send(bytes)
-        } else {
-            context?.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
-        }
+        bytesWriter?.send(bytes)
     }
 
     /// Writes a part of the request's body (a chunk when the body is chunked), or its end.
@@ -172,11 +167,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func flush() {
-        if let bytesWriter {
-            bytesWriter.flush()
-        } else {
-            context?.flush()
-        }
+        bytesWriter?.flush()
     }
 
     func close() {
