@@ -177,8 +177,7 @@ public final class ControlPlane: Sendable {
         } webhook: { _, after in
             SubscriptionView.webhook(.subscriptionUpdated, after, unit: unit, target: target)
         }
-        directory.removeCredentials(subscription: id)
-        directory.setCredential(hash, Consumer(subscription))
+        directory.setCredential(hash, Consumer(subscription))  // replaces the old token
         return IssuedSubscription(subscription: subscription, token: token)
     }
 

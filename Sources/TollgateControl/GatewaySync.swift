@@ -65,12 +65,7 @@ public struct GatewaySync: Service {
     }
 
     private func apply(since: Date, catalogChangedAt: inout Date?) async throws {
-        for (subscription, hash) in try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap)) {
-            control.directory.removeCredentials(subscription: subscription.id)
-            if subscription.status.hasCredential {
-                control.directory.setCredential(hash, Consumer(subscription))
-            }
-        }
+        control.directory.apply(stored: try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap)))
         let latest = try await control.store.catalogChangedAt()
         if latest != catalogChangedAt {
             control.store.invalidateMeteringCache()

@@ -145,6 +145,24 @@ public final class GatewayDirectory: Sendable {
         }
     }
 
+    /// Brings subscriptions as stored (changed by another node) into the table under one lock: a
+    /// subscription that has a credential gets its token set, replacing any previous one, and any
+    /// other loses its token. A token whose subscription is applied again unchanged never goes
+    /// missing in between, whatever a concurrent call looks up.
+    public func apply(stored subscriptions: [(subscription: Subscription, tokenHash: TokenHash)]) {
+        guard !subscriptions.isEmpty else { return }
+        credentials.withLockedValue { credentials in
+            for (subscription, hash) in subscriptions {
+                if subscription.status.hasCredential {
+                    credentials.table.set(hash, Consumer(subscription))
+                } else {
+                    _ = credentials.table.remove(subscription: subscription.id)
+                }
+            }
+            credentials.changed()
+        }
+    }
+
     /// Removes a subscription's credential (terminate); its token stops working.
     public func removeCredentials(subscription: String) {
         credentials.withLockedValue { credentials in

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TollgateCore
 
@@ -391,5 +392,58 @@ struct CredentialTableTests {
         directory.removeCredentials(subscription: "sub_599")
         #expect(directory.consumer(token: Substring(tokens[599])) == nil)
         #expect(directory.consumer(token: Substring(tokens[598]))?.subscription == "sub_598")
+    }
+
+    static func subscription(_ id: String, status: SubscriptionStatus = .active) -> Subscription {
+        let start = Date(timeIntervalSinceReferenceDate: 800_000_000)
+        return Subscription(id: id, customer: "cus_a", plan: "starter", product: "invoices", status: status, startedAt: start, createdAt: start)
+    }
+
+    @Test func storedSubscriptionsSetReplaceAndRemoveTokens() {
+        let directory = GatewayDirectory()
+        let (kept, old, terminated) = (APIToken.generate(), APIToken.generate(), APIToken.generate())
+        directory.replaceCredentials([
+            (APIToken.hash(kept), Self.consumer("sub_kept")), (APIToken.hash(old), Self.consumer("sub_rotated")),
+            (APIToken.hash(terminated), Self.consumer("sub_terminated")),
+        ])
+        let (rotated, created) = (APIToken.generate(), APIToken.generate())
+        directory.apply(stored: [
+            (Self.subscription("sub_kept"), APIToken.hash(kept)),
+            (Self.subscription("sub_rotated"), APIToken.hash(rotated)),
+            (Self.subscription("sub_terminated", status: .terminated), APIToken.hash(terminated)),
+            (Self.subscription("sub_new", status: .suspended), APIToken.hash(created)),
+        ])
+        #expect(directory.consumer(token: Substring(kept))?.subscription == "sub_kept")
+        #expect(directory.consumer(token: Substring(old)) == nil)
+        #expect(directory.consumer(token: Substring(rotated))?.subscription == "sub_rotated")
+        #expect(directory.consumer(token: Substring(terminated)) == nil)
+        #expect(directory.consumer(token: Substring(created))?.suspended == true)
+        #expect(directory.credentialCount == 3)
+    }
+
+    @Test func aTokenAppliedAgainUnchangedIsNeverMissingMeanwhile() async {
+        // A gateway node applies every subscription changed in the last seconds at each look; a
+        // call made during a look must still find a token that did not change. One thread applies
+        // the same subscription over and over while another looks its token up.
+        let directory = GatewayDirectory()
+        let token = APIToken.generate()
+        let stored = [(subscription: Self.subscription("sub_1"), tokenHash: APIToken.hash(token))]
+        directory.apply(stored: stored)
+        let applying = Atomic(true)
+        let misses = Atomic(0)
+        let lookups = Atomic(0)
+        DispatchQueue.concurrentPerform(iterations: 2) { worker in
+            if worker == 0 {
+                for _ in 0..<100_000 { directory.apply(stored: stored) }
+                applying.store(false, ordering: .releasing)
+            } else {
+                while applying.load(ordering: .acquiring) {
+                    if directory.consumer(token: Substring(token)) == nil { misses.add(1, ordering: .relaxed) }
+                    lookups.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(lookups.load(ordering: .relaxed) > 0)
+        #expect(misses.load(ordering: .relaxed) == 0)
     }
 }
