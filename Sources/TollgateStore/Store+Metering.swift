@@ -153,9 +153,9 @@ extension TollgateStore {
         _ backend: any SQLBackend, _ body: @escaping @Sendable (any SQLDatabase, EventInsertMode) async throws -> T
     ) async throws -> T {
         do {
-            return try await backend.transaction { database in try await body(database, .copy) }
+            return try await backend.usageTransaction { database in try await body(database, .copy) }
         } catch where isUniqueViolation(error) {
-            return try await backend.transaction { database in try await body(database, .skipStored) }
+            return try await backend.usageTransaction { database in try await body(database, .skipStored) }
         }
     }
 
