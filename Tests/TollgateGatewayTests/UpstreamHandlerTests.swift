@@ -94,4 +94,21 @@ struct UpstreamHandlerTests {
         #expect(!channel.isActive)
         #expect(owner.parts.isEmpty)
     }
+
+    @Test("The idle list keeps open connections up to its limit, dropping closed ones when it looks full")
+    func idleListLimit() throws {
+        var idle: [UpstreamHandler] = []
+        let first = try Self.connection(), second = try Self.connection(), third = try Self.connection()
+        #expect(UpstreamPool.keep(first.1, in: &idle, limit: 2))
+        #expect(UpstreamPool.keep(second.1, in: &idle, limit: 2))
+        #expect(!UpstreamPool.keep(third.1, in: &idle, limit: 2))
+        #expect(idle.count == 2)
+        // A connection that closed while idle makes room once the list is full.
+        try first.0.close().wait()
+        #expect(UpstreamPool.keep(third.1, in: &idle, limit: 2))
+        #expect(idle.map { ObjectIdentifier($0) } == [ObjectIdentifier(second.1), ObjectIdentifier(third.1)])
+        // Below the limit a closed one may stay until taken: `takeIdle` skips it.
+        try second.0.close().wait()
+        #expect(idle.count == 2 && idle.filter(\.isActive).count == 1)
+    }
 }
