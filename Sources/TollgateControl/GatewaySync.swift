@@ -65,7 +65,13 @@ public struct GatewaySync: Service {
     }
 
     private func apply(since: Date, catalogChangedAt: inout Date?) async throws {
-        control.directory.apply(stored: try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap)))
+        // A change this node made directly while the rows were read may be newer than they are:
+        // then they are read again (`GatewayDirectory.apply(stored:ifUnchangedSince:)`).
+        while true {
+            let generation = control.directory.generation
+            let changed = try await control.store.subscriptionsChanged(since: since.addingTimeInterval(-overlap))
+            if control.directory.apply(stored: changed, ifUnchangedSince: generation) { break }
+        }
         let latest = try await control.store.catalogChangedAt()
         if latest != catalogChangedAt {
             control.store.invalidateMeteringCache()

@@ -74,11 +74,20 @@ public final class GatewayDirectory: Sendable {
         static let recentCount = 256
         var table = CredentialTable()
         var recent = [(hash: TokenHash, consumer: Consumer)?](repeating: nil, count: recentCount)
+        /// Counts the changes made here directly (`apply(stored:ifUnchangedSince:)` excepted).
+        var generation: UInt64 = 0
 
         static func recentIndex(_ hash: TokenHash) -> Int { Int(truncatingIfNeeded: hash.words.1) & (recentCount - 1) }
 
         mutating func changed() {
             for index in recent.indices { recent[index] = nil }
+        }
+
+        /// A change made directly (by this node's control plane), which stored state read
+        /// before it must not undo; `tableChanged` when it changed the table.
+        mutating func changedDirectly(tableChanged: Bool = true) {
+            if tableChanged { changed() }
+            generation &+= 1
         }
     }
 
@@ -132,7 +141,7 @@ public final class GatewayDirectory: Sendable {
         var table = table
         credentials.withLockedValue { credentials in
             swap(&credentials.table, &table)
-            credentials.changed()
+            credentials.changedDirectly()
         }
         // The previous table is freed here, after the lock is released.
     }
@@ -141,17 +150,27 @@ public final class GatewayDirectory: Sendable {
     public func setCredential(_ hash: TokenHash, _ consumer: Consumer) {
         credentials.withLockedValue { credentials in
             credentials.table.set(hash, consumer)
-            credentials.changed()
+            credentials.changedDirectly()
         }
     }
+
+    /// Where the direct changes stand: read before reading stored subscriptions, for
+    /// `apply(stored:ifUnchangedSince:)`.
+    public var generation: UInt64 { credentials.withLockedValue { $0.generation } }
 
     /// Brings subscriptions as stored (changed by another node) into the table under one lock: a
     /// subscription that has a credential gets its token set, replacing any previous one, and any
     /// other loses its token. A token whose subscription is applied again unchanged never goes
     /// missing in between, whatever a concurrent call looks up.
-    public func apply(stored subscriptions: [(subscription: Subscription, tokenHash: TokenHash)]) {
-        guard !subscriptions.isEmpty else { return }
+    ///
+    /// Applies nothing and returns false when a change was made directly since `generation`
+    /// (read before the subscriptions were): they may predate it, and a terminated token would
+    /// come back until the next look. The caller reads them again.
+    @discardableResult
+    public func apply(stored subscriptions: [(subscription: Subscription, tokenHash: TokenHash)], ifUnchangedSince generation: UInt64) -> Bool {
         credentials.withLockedValue { credentials in
+            guard credentials.generation == generation else { return false }
+            guard !subscriptions.isEmpty else { return true }
             for (subscription, hash) in subscriptions {
                 if subscription.status.hasCredential {
                     credentials.table.set(hash, Consumer(subscription))
@@ -160,27 +179,28 @@ public final class GatewayDirectory: Sendable {
                 }
             }
             credentials.changed()
+            return true
         }
     }
 
     /// Removes a subscription's credential (terminate); its token stops working.
     public func removeCredentials(subscription: String) {
         credentials.withLockedValue { credentials in
-            if credentials.table.remove(subscription: subscription) { credentials.changed() }
+            credentials.changedDirectly(tableChanged: credentials.table.remove(subscription: subscription))
         }
     }
 
     /// Updates the plan of a subscription's credential (change-plan).
     public func updatePlan(subscription: String, plan: String) {
         credentials.withLockedValue { credentials in
-            if credentials.table.updatePlan(subscription: subscription, plan: plan) { credentials.changed() }
+            credentials.changedDirectly(tableChanged: credentials.table.updatePlan(subscription: subscription, plan: plan))
         }
     }
 
     /// Suspends a subscription's token for non-payment (402), or lets it through again.
     public func setSuspended(subscription: String, _ suspended: Bool) {
         credentials.withLockedValue { credentials in
-            if credentials.table.setSuspended(subscription: subscription, suspended) { credentials.changed() }
+            credentials.changedDirectly(tableChanged: credentials.table.setSuspended(subscription: subscription, suspended))
         }
     }
 

@@ -407,12 +407,12 @@ struct CredentialTableTests {
             (APIToken.hash(terminated), Self.consumer("sub_terminated")),
         ])
         let (rotated, created) = (APIToken.generate(), APIToken.generate())
-        directory.apply(stored: [
+        #expect(directory.apply(stored: [
             (Self.subscription("sub_kept"), APIToken.hash(kept)),
             (Self.subscription("sub_rotated"), APIToken.hash(rotated)),
             (Self.subscription("sub_terminated", status: .terminated), APIToken.hash(terminated)),
             (Self.subscription("sub_new", status: .suspended), APIToken.hash(created)),
-        ])
+        ], ifUnchangedSince: directory.generation))
         #expect(directory.consumer(token: Substring(kept))?.subscription == "sub_kept")
         #expect(directory.consumer(token: Substring(old)) == nil)
         #expect(directory.consumer(token: Substring(rotated))?.subscription == "sub_rotated")
@@ -428,13 +428,14 @@ struct CredentialTableTests {
         let directory = GatewayDirectory()
         let token = APIToken.generate()
         let stored = [(subscription: Self.subscription("sub_1"), tokenHash: APIToken.hash(token))]
-        directory.apply(stored: stored)
+        directory.apply(stored: stored, ifUnchangedSince: directory.generation)
         let applying = Atomic(true)
         let misses = Atomic(0)
         let lookups = Atomic(0)
         DispatchQueue.concurrentPerform(iterations: 2) { worker in
             if worker == 0 {
-                for _ in 0..<100_000 { directory.apply(stored: stored) }
+                let generation = directory.generation
+                for _ in 0..<100_000 { directory.apply(stored: stored, ifUnchangedSince: generation) }
                 applying.store(false, ordering: .releasing)
             } else {
                 while applying.load(ordering: .acquiring) {
@@ -445,5 +446,33 @@ struct CredentialTableTests {
         }
         #expect(lookups.load(ordering: .relaxed) > 0)
         #expect(misses.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func storedRowsReadBeforeADirectChangeDoNotUndoIt() {
+        // The sync reads a subscription as active; meanwhile this node terminates it. The rows
+        // read before must not bring the token back.
+        let directory = GatewayDirectory()
+        let token = APIToken.generate()
+        let active = [(subscription: Self.subscription("sub_1"), tokenHash: APIToken.hash(token))]
+        #expect(directory.apply(stored: active, ifUnchangedSince: directory.generation))
+        let readAt = directory.generation
+        directory.removeCredentials(subscription: "sub_1")
+        #expect(!directory.apply(stored: active, ifUnchangedSince: readAt))
+        #expect(directory.consumer(token: Substring(token)) == nil)
+        // Read again after the change, the stored rows say terminated.
+        let terminated = [(subscription: Self.subscription("sub_1", status: .terminated), tokenHash: APIToken.hash(token))]
+        #expect(directory.apply(stored: terminated, ifUnchangedSince: directory.generation))
+        #expect(directory.consumer(token: Substring(token)) == nil)
+        // Every direct change counts, whether or not it changed the table.
+        for change in [
+            { directory.setCredential(APIToken.hash(token), Self.consumer("sub_2")) },
+            { directory.updatePlan(subscription: "sub_unknown", plan: "pro") },
+            { directory.setSuspended(subscription: "sub_unknown", true) },
+            { directory.replaceCredentials([]) },
+        ] {
+            let before = directory.generation
+            change()
+            #expect(directory.generation != before)
+        }
     }
 }
