@@ -382,14 +382,10 @@ final class PostgresBackend: SQLBackend {
     }
 
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
+        try await Self.throwingCallersError {
+            try await client.withTransaction(logger: logger) { connection in
                 try await body(PostgresSession(connection))
             }
-        } catch let error as PostgresTransactionError {
-            // Callers see their own error, as with SQLite, once the rollback went through.
-            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
-            throw error
         }
     }
 
@@ -399,16 +395,23 @@ final class PostgresBackend: SQLBackend {
     /// client, `ClientRead`, in a fifth of the samples of its active backends during ingest).
     /// Only for the writer's short steps; the event loop serves other connections too.
     func usageTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        do {
-            return try await client.withConnection { connection in
+        try await Self.throwingCallersError {
+            try await client.withConnection { connection in
                 try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
                     try await connection.withTransaction(logger: self.logger) { connection in
                         try await body(PostgresSession(connection))
                     }
                 }
             }
+        }
+    }
+
+    /// Runs a PostgresNIO transaction; callers see their own error, as with SQLite, once the
+    /// rollback went through.
+    private static func throwingCallersError<T>(_ transaction: () async throws -> T) async throws -> T {
+        do {
+            return try await transaction()
         } catch let error as PostgresTransactionError {
-            // Callers see their own error, as with SQLite, once the rollback went through.
             if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
             throw error
         }
