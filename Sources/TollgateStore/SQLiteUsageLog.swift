@@ -66,7 +66,7 @@ final class SQLiteUsageLog: @unchecked Sendable {
     private func lateInvoices(_ events: [UsageEvent]) throws -> [Int: String] {
         var invoiced = InvoicedPeriods()
         let query = try connection.statement(Self.invoicesOfSubscription)
-        // Read where they lie, not copied: only the subscription is taken out of each.
+        // Indexed rather than iterated, which would copy each event: only its subscription is read.
         for position in events.indices {
             guard let subscription = events[position].subscription, !invoiced.knows(subscription) else { continue }
             try query.bind(1, subscription)
