@@ -216,6 +216,7 @@ let package = Package(
             name: "TollgateGatewayTests",
             dependencies: [
                 "TollgateGateway", "TollgateControl", "TollgateCore", "TollgateStore", "TollgateTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

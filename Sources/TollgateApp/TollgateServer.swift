@@ -42,8 +42,11 @@ public enum TollgateServer {
             // On PostgreSQL, gateway nodes share their quotas (docs/quotas.md); on SQLite one process counts alone.
             let sharedQuotas = store.sharesQuotas && options.role != .control
                 ? SharedQuotas(store: store, leaseTimeout: options.quotaLeaseTimeout, logger: logger) : nil
+            // On SQLite, the proxy's event loops write their calls' commits themselves when
+            // they can, without a hop to the writer's thread and back (`commitUsageNow`).
             let recorder = UsageRecorder(
-                store: store, logger: logger, capacity: options.usageQueueCapacity, quotaNode: sharedQuotas?.node)
+                store: store, logger: logger, capacity: options.usageQueueCapacity, quotaNode: sharedQuotas?.node,
+                commitsOnEventLoops: store.kind == .sqlite)
             let quotas = QuotaLedger(recorder: recorder, sharing: sharedQuotas)
             sharedQuotas?.attach(quotas)
             // Stripe (DESIGN §3.8): payments change subscriptions, which the gateway sees at once.

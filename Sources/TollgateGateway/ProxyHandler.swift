@@ -680,11 +680,11 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             subscription: consumer.subscription, customer: consumer.customer, product: consumer.product, endpoint: nil,
             method: method, path: path, status: Int(refusal.status.code), latencyMicroseconds: 0,
             requestBytes: nil, responseBytes: nil, billable: false)
-        shared.recorder.record(event)
+        shared.recorder.record(event, on: context?.eventLoop)
     }
 
     private func recordRefusal(_ refusal: ProxyRefusal, call: ProxiedCall) {
-        shared.recorder.record(makeEvent(call, status: Int(refusal.status.code), billable: false))
+        shared.recorder.record(makeEvent(call, status: Int(refusal.status.code), billable: false), on: context?.eventLoop)
     }
 
     private func makeEvent(_ call: ProxiedCall, status: Int, billable: Bool) -> UsageEvent {
@@ -739,7 +739,8 @@ extension ProxyHandler: UpstreamOwner {
                 }
             } else {
                 shared.recorder.record(
-                    makeEvent(call, status: Int(head.status.code), billable: false), quota: call.counted?.shared ?? [])
+                    makeEvent(call, status: Int(head.status.code), billable: false), quota: call.counted?.shared ?? [],
+                    on: context.eventLoop)
                 call.responseHeadSent = true
                 responseOpen = true
                 context.write(wrapOutboundOut(clientHead), promise: nil)

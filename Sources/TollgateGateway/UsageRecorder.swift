@@ -32,13 +32,24 @@ public struct UsageQueueError: Error, CustomStringConvertible, Sendable {
 /// passes a promise, completed once its event's batch has committed; the hot path never waits
 /// for a database round trip of its own, only for the next shared commit.
 ///
+/// Commits are written by the recorder's write loop, or, with `commitsOnEventLoops` (SQLite),
+/// by the event loops of the calls themselves: each loop queues its calls apart, and the first
+/// call it queues after a commit schedules the next one on it, which runs once the loop has
+/// handled the I/O at hand and so takes every call the loop queued meanwhile. That commit is
+/// written there and then, if it needs no waiting but for another loop's commit
+/// (`TollgateStore.commitUsageNow`), and its calls are answered without a thread hop; if it
+/// would have to wait (the writer's turn is taken, a subscription's clock must be read) or it
+/// fails, the write loop takes it over. The write loop also writes what comes without an
+/// event loop (leases, webhook events, settlements) when rung.
+///
 /// The queue holds at most `capacity` events (queued or being written). When it is full a
 /// billable event with a promise is refused (the promise fails at once) and an analytics event
 /// is dropped and counted (`tollgate_usage_dropped_total`); `acceptsBillable` tells the proxy
-/// beforehand. Metrics are computed here, in the write loop, per batch: the proxy's event
+/// beforehand. Metrics are computed here, per commit, after it is written: the proxy's event
 /// loops only append to the queue.
 public final class UsageRecorder: Service, Sendable {
-    private struct Pending {
+    /// Usage waiting to be written, and who waits for it.
+    private struct Queue: Sendable {
         var events: [UsageEvent] = []
         var leases: [QuotaLease] = []
         var settlements: [QuotaLease] = []
@@ -46,7 +57,63 @@ public final class UsageRecorder: Service, Sendable {
         /// Calls among `events` answered from shared quota holdings, by counter.
         var quotaCalls: [QuotaCounter: Int] = [:]
         var promises: [EventLoopPromise<Void>] = []
-        /// Events taken by the write loop and not yet written.
+
+        mutating func append(_ event: UsageEvent, quota: [QuotaCounter], promise: EventLoopPromise<Void>?) {
+            events.append(event)
+            for counter in quota { quotaCalls[counter, default: 0] += 1 }
+            if let promise { promises.append(promise) }
+        }
+
+        /// Moves everything into `batch`.
+        mutating func move(into batch: inout Batch) {
+            let count = events.count
+            if batch.commit.events.isEmpty {
+                batch.commit.events = events
+            } else {
+                batch.commit.events += events
+            }
+            // Room for as many as were taken: the calls of the next batch are appended without regrowing.
+            events = []
+            if count > 0 { events.reserveCapacity(max(16, count)) }
+            batch.commit.raisedLeases += leases
+            batch.commit.settledLeases += settlements
+            batch.commit.webhooks += webhooks
+            for (counter, calls) in quotaCalls { batch.quotaCalls[counter, default: 0] += calls }
+            batch.promises += promises
+            leases = []
+            settlements = []
+            webhooks = []
+            quotaCalls = [:]
+            promises = []
+        }
+
+        /// Puts a batch that was not written back in front of what was queued since.
+        mutating func putBack(_ batch: Batch) {
+            events = batch.commit.events + events
+            leases = batch.commit.raisedLeases + leases
+            settlements = batch.commit.settledLeases + settlements
+            webhooks = batch.commit.webhooks + webhooks
+            for (counter, calls) in batch.quotaCalls { quotaCalls[counter, default: 0] += calls }
+            promises = batch.promises + promises
+        }
+    }
+
+    /// The queue of one event loop's calls (`commitsOnEventLoops`).
+    private struct LoopQueue: Sendable {
+        let loop: any EventLoop
+        var queue = Queue()
+        /// The loop is to write a commit of its queue.
+        var scheduled = false
+    }
+
+    private struct Pending: Sendable {
+        /// What is written by the write loop or with the next commit of an event loop.
+        var shared = Queue()
+        /// With `commitsOnEventLoops`: the calls of each event loop, written by that loop.
+        var loops: [LoopQueue] = []
+        /// Events in the queues.
+        var queued = 0
+        /// Events taken by a commit and not yet written.
         var inFlight = 0
         /// Analytics events dropped since the write loop last looked.
         var dropped = 0
@@ -56,12 +123,55 @@ public final class UsageRecorder: Service, Sendable {
         /// The write loop has returned: nothing queued from now on would be written.
         var stopped = false
 
-        var depth: Int { events.count + inFlight }
+        var depth: Int { queued + inFlight }
+
+        /// Takes what is queued for one commit: `loop`'s calls and the shared queue, or, for
+        /// nil (the write loop), everything. Its events count as in flight until written.
+        mutating func take(for loop: (any EventLoop)?, quotaNode: String?) -> Batch {
+            var batch = Batch()
+            for index in loops.indices where loop == nil || loops[index].loop === loop {
+                if loop != nil { loops[index].scheduled = false }
+                loops[index].queue.move(into: &batch)
+            }
+            shared.move(into: &batch)
+            if !batch.quotaCalls.isEmpty, let quotaNode { batch.commit.quotaUse = QuotaUse(node: quotaNode, calls: batch.quotaCalls) }
+            queued -= batch.commit.events.count
+            inFlight += batch.commit.events.count
+            return batch
+        }
+
+        /// A batch taken was written (or given up): its events leave the queue.
+        mutating func finished(_ batch: Batch) {
+            inFlight -= batch.commit.events.count
+        }
+
+        /// A batch taken was not written: it goes back, for the write loop.
+        mutating func putBack(_ batch: Batch) {
+            inFlight -= batch.commit.events.count
+            queued += batch.commit.events.count
+            shared.putBack(batch)
+        }
+
+        /// Counts dropped events and refusals, as reported at a commit, and starts counting again.
+        mutating func takeCounts() -> (dropped: Int, refusals: [Int: Int]) {
+            defer {
+                dropped = 0
+                refusals = [:]
+            }
+            return (dropped, refusals)
+        }
     }
 
     private let store: TollgateStore
     private let logger: Logger
     private let state = NIOLockedValueBox(Pending())
+    /// The metrics written at each commit, by whichever thread commits.
+    private let metrics = NIOLockedValueBox(MetricHandles())
+    /// Whether event loops write commits themselves (see the type's description).
+    let commitsOnEventLoops: Bool
+    /// Event loops write their commits one at a time: a loop that finds another's commit under
+    /// way waits for it (a fraction of a millisecond) rather than handing its own over.
+    private let loopCommits = NIOLock()
     /// `Pending.depth`, readable without the lock.
     private let depth = Atomic<Int>(0)
     /// Rung after every change to `state`; holding at most one ring, it cannot lose a wake-up:
@@ -73,9 +183,14 @@ public final class UsageRecorder: Service, Sendable {
     /// This node's name among the nodes sharing quotas (PostgreSQL), for `QuotaUse`.
     let quotaNode: String?
 
-    public init(store: TollgateStore, logger: Logger, capacity: Int = 100_000, quotaNode: String? = nil) {
+    /// `commitsOnEventLoops`: event loops write their calls' commits themselves when they can
+    /// (SQLite; see the type's description).
+    public init(
+        store: TollgateStore, logger: Logger, capacity: Int = 100_000, quotaNode: String? = nil, commitsOnEventLoops: Bool = false
+    ) {
         precondition(capacity > 0, "the usage queue needs room for at least one event")
         self.store = store
+        self.commitsOnEventLoops = commitsOnEventLoops
         self.logger = logger
         self.capacity = capacity
         self.quotaNode = quotaNode
@@ -94,7 +209,14 @@ public final class UsageRecorder: Service, Sendable {
     }
 
     private enum Admission {
-        case queued, refused(UsageQueueError), dropped
+        /// Queued for the write loop.
+        case queued
+        /// Queued, and this caller's event loop is to write the next commit.
+        case commitScheduled
+        /// Queued for a commit an event loop is to write.
+        case joinedCommit
+        case refused(UsageQueueError)
+        case dropped
     }
 
     /// Queues an event. With a promise, the promise succeeds when the event is durable, or fails
@@ -103,9 +225,15 @@ public final class UsageRecorder: Service, Sendable {
     /// dropped and counted; a billable one is still queued (the proxy asks `acceptsBillable` and
     /// passes a promise with every billable event, so that never grows the queue far).
     /// `quota` names the shared quota counters the call was answered from: they count it in the
-    /// same transaction as its event.
-    public func record(_ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil, quota: [QuotaCounter] = []) {
+    /// same transaction as its event. `eventLoop` is the caller's (a promise's loop is known):
+    /// with `commitsOnEventLoops`, the commit may be written there.
+    public func record(
+        _ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil, quota: [QuotaCounter] = [],
+        on eventLoop: (any EventLoop)? = nil
+    ) {
         let capacity = self.capacity
+        // The loop that completes the promise writes the commit, so that it needs no hop.
+        let committer = commitsOnEventLoops ? promise?.futureResult.eventLoop ?? eventLoop : nil
         let admission: Admission = state.withLockedValue { pending in
             if pending.stopped { return .refused(UsageQueueError(code: .stopped, capacity: capacity)) }
             if pending.depth >= capacity {
@@ -115,16 +243,68 @@ public final class UsageRecorder: Service, Sendable {
                     return .dropped
                 }
             }
-            pending.events.append(event)
-            for counter in quota { pending.quotaCalls[counter, default: 0] += 1 }
-            if let promise { pending.promises.append(promise) }
+            pending.queued += 1
             depth.store(pending.depth, ordering: .relaxed)
-            return .queued
+            guard let committer else {
+                pending.shared.append(event, quota: quota, promise: promise)
+                return .queued
+            }
+            // As many queues as event loops: found by comparing, not hashing.
+            let index = pending.loops.firstIndex { $0.loop === committer } ?? {
+                pending.loops.append(LoopQueue(loop: committer))
+                return pending.loops.count - 1
+            }()
+            pending.loops[index].queue.append(event, quota: quota, promise: promise)
+            if pending.loops[index].scheduled { return .joinedCommit }
+            pending.loops[index].scheduled = true
+            return .commitScheduled
         }
         switch admission {
         case .queued, .dropped: ring.yield()
+        case .joinedCommit: break
+        case .commitScheduled:
+            if let committer { committer.execute { self.commitOnEventLoop(committer) } }
         case .refused(let error): promise?.fail(error)
         }
+    }
+
+    /// Writes a commit of `loop`'s calls (and of the shared queue) on `loop`, if it can be
+    /// written without waiting for anything but another loop's commit; otherwise (or if it
+    /// fails) puts it back for the write loop.
+    private func commitOnEventLoop(_ loop: any EventLoop) {
+        let (batch, counts) = state.withLockedValue { pending in
+            (pending.take(for: loop, quotaNode: quotaNode), pending.takeCounts())
+        }
+        metrics.withLockedValue { $0.count(dropped: counts.dropped, refusals: counts.refusals) }
+        guard !batch.isEmpty else { return }
+        let result: Result<UsageCommitNow, any Error>
+        let started = ContinuousClock.now
+        do {
+            result = .success(try loopCommits.withLock { try store.commitUsageNow(batch.commit) })
+        } catch {
+            result = .failure(error)
+        }
+        guard case .success(.written) = result else {
+            if case .failure(let error) = result {
+                logger.error("usage events could not be written; the write loop tries again", metadata: ["error": "\(error)"])
+            }
+            state.withLockedValue { $0.putBack(batch) }
+            ring.yield()
+            return
+        }
+        let duration = ContinuousClock.now - started
+        let stopping = state.withLockedValue { pending in
+            pending.finished(batch)
+            depth.store(pending.depth, ordering: .relaxed)
+            return pending.stopping
+        }
+        Self.complete(batch.promises, with: .success(()))
+        metrics.withLockedValue { metrics in
+            metrics.commitSeconds.recordNanoseconds(duration.nanoseconds)
+            metrics.measure(batch.commit.events)
+        }
+        // The write loop, stopping, waits for commits in flight before it returns.
+        if stopping { ring.yield() }
     }
 
     /// Counts a call the proxy refused without storing an event for it (no authenticated
@@ -137,8 +317,8 @@ public final class UsageRecorder: Service, Sendable {
     /// Queues quota leases to raise; `promise` succeeds once they are durable.
     public func raiseLeases(_ leases: [QuotaLease], durable promise: EventLoopPromise<Void>) {
         guard enqueue({ pending in
-            pending.leases += leases
-            pending.promises.append(promise)
+            pending.shared.leases += leases
+            pending.shared.promises.append(promise)
         }) else {
             promise.fail(UsageQueueError(code: .stopped, capacity: capacity))
             return
@@ -147,12 +327,12 @@ public final class UsageRecorder: Service, Sendable {
 
     /// Queues webhook events (written with the next batch; an id already in the outbox is ignored).
     public func enqueueWebhooks(_ deliveries: [WebhookDelivery]) {
-        enqueue { $0.webhooks += deliveries }
+        enqueue { $0.shared.webhooks += deliveries }
     }
 
     /// Queues the exact counts of quota counters (at a graceful shutdown, after the last call).
     public func settleLeases(_ leases: [QuotaLease]) {
-        enqueue { $0.settlements += leases }
+        enqueue { $0.shared.settlements += leases }
     }
 
     /// Applies `change` and rings; false (nothing changed) once the write loop has returned.
@@ -180,36 +360,20 @@ public final class UsageRecorder: Service, Sendable {
 
     private func writeLoop() async {
         var rings = doorbell.makeAsyncIterator()
-        var metrics = MetricHandles()
         while true {
             let (work, counts, stop, depthNow) = state.withLockedValue { pending in
-                let taken = Batch(
-                    commit: UsageCommit(
-                        events: pending.events, raisedLeases: pending.leases, settledLeases: pending.settlements,
-                        webhooks: pending.webhooks,
-                        quotaUse: pending.quotaCalls.isEmpty ? nil : quotaNode.map { QuotaUse(node: $0, calls: pending.quotaCalls) }),
-                    promises: pending.promises)
-                let counts = (dropped: pending.dropped, refusals: pending.refusals)
-                // Room for as many as this batch: the calls of the next one are appended without regrowing.
-                pending.events = []
-                pending.events.reserveCapacity(max(16, taken.commit.events.count))
-                pending.webhooks = []
-                pending.quotaCalls = [:]
-                pending.leases = []
-                pending.settlements = []
-                pending.promises = []
-                pending.dropped = 0
-                pending.refusals = [:]
-                pending.inFlight = taken.commit.events.count
-                if taken.isEmpty && pending.stopping {
-                    // Nothing queued after this would be written: later callers are told so.
-                    pending.stopped = true
-                }
+                let taken = pending.take(for: nil, quotaNode: quotaNode)
+                // Nothing queued after this would be written: later callers are told so. A
+                // commit an event loop is writing may still be put back: it is waited for.
+                let stop = pending.stopping && taken.isEmpty && pending.inFlight == 0
+                if stop { pending.stopped = true }
                 depth.store(pending.depth, ordering: .relaxed)
-                return (taken, counts, pending.stopping, pending.depth)
+                return (taken, pending.takeCounts(), stop, pending.depth)
             }
-            metrics.queueDepth.record(depthNow)
-            metrics.count(dropped: counts.dropped, refusals: counts.refusals)
+            metrics.withLockedValue { metrics in
+                metrics.queueDepth.record(depthNow)
+                metrics.count(dropped: counts.dropped, refusals: counts.refusals)
+            }
             if work.isEmpty {
                 if stop { return }
                 // Everything queued before the last ring was taken above; a ring since then is kept.
@@ -219,27 +383,30 @@ public final class UsageRecorder: Service, Sendable {
                 }
                 continue
             }
-            let written = await write(work, timer: metrics.commitSeconds)
+            let written = await write(work)
             // The queue has room again before any caller learns its event was written.
             state.withLockedValue { pending in
-                pending.inFlight = 0
+                pending.finished(work)
                 depth.store(pending.depth, ordering: .relaxed)
             }
             Self.complete(work.promises, with: written)
-            metrics.measure(work.commit.events)
+            metrics.withLockedValue { $0.measure(work.commit.events) }
         }
     }
 
     /// What one write takes from the queue: one commit, and who waits for it.
-    private struct Batch {
-        var commit: UsageCommit
-        var promises: [EventLoopPromise<Void>]
+    private struct Batch: Sendable {
+        var commit = UsageCommit()
+        /// The calls among the events answered from shared quota holdings (`commit.quotaUse`).
+        var quotaCalls: [QuotaCounter: Int] = [:]
+        var promises: [EventLoopPromise<Void>] = []
 
         var isEmpty: Bool { commit.isEmpty && promises.isEmpty }
     }
 
     /// Completes the promises of a commit, with one task per event loop: each loop is woken
-    /// once per commit, however many of its calls waited for it.
+    /// once per commit, however many of its calls waited for it. The calling loop's own are
+    /// completed at once.
     private static func complete(_ promises: [EventLoopPromise<Void>], with result: Result<Void, any Error>) {
         // As many loops as cores: found by comparing, not hashing.
         var byLoop: [(loop: any EventLoop, promises: [EventLoopPromise<Void>])] = []
@@ -252,6 +419,10 @@ public final class UsageRecorder: Service, Sendable {
             }
         }
         for (loop, waiting) in byLoop {
+            if loop.inEventLoop {
+                for promise in waiting { promise.completeWith(result) }
+                continue
+            }
             loop.execute {
                 for promise in waiting { promise.completeWith(result) }
             }
@@ -259,14 +430,14 @@ public final class UsageRecorder: Service, Sendable {
     }
 
     /// Writes a batch in one transaction, trying three times.
-    private func write(_ batch: Batch, timer: Timer) async -> Result<Void, any Error> {
+    private func write(_ batch: Batch) async -> Result<Void, any Error> {
         var attempt = 0
         while true {
             do {
                 let started = ContinuousClock.now
                 try await store.commitUsage(batch.commit)
                 let duration = ContinuousClock.now - started
-                timer.recordNanoseconds(duration.nanoseconds)
+                metrics.withLockedValue { $0.commitSeconds.recordNanoseconds(duration.nanoseconds) }
                 logger.trace("usage batch written", metadata: ["events": "\(batch.commit.events.count)", "duration": "\(duration)"])
                 return .success(())
             } catch {
@@ -303,8 +474,8 @@ public final class UsageRecorder: Service, Sendable {
 
     /// The write loop's metrics. Making a metric (`Counter(label:dimensions:)`) goes through the
     /// metrics factory every time (locks, a look-up by name and labels); the loop makes each one
-    /// once and keeps it. Used by the write loop alone.
-    private struct MetricHandles {
+    /// once and keeps it. Used under the recorder's lock by whichever thread commits.
+    private struct MetricHandles: Sendable {
         let queueDepth = Gauge(label: MetricName.queueDepth)
         let commitSeconds = Timer(label: MetricName.commitSeconds)
         let dropped = Counter(label: MetricName.dropped)

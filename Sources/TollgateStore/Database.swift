@@ -268,6 +268,12 @@ final class SQLiteBackend: SQLBackend {
         }
     }
 
+    /// Runs `body` with the usage writer on the calling thread, now, if no one holds the
+    /// writer's turn; nil, without running it, if someone does.
+    func inWritersTurnIfFree<T>(_ body: (SQLiteUsageLog) throws -> T) rethrows -> T? {
+        try turns.takeIfFree { try body(usageLog) }
+    }
+
     var writerExecutor: (any TaskExecutor)? { writerThread }
 
     private func transactionInTurn<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
@@ -446,6 +452,18 @@ final class AsyncTurns: Sendable {
         await acquire()
         defer { release() }
         return try await body()
+    }
+
+    /// Runs `body` in a turn taken now, if no one holds one or waits for one; nil otherwise.
+    func takeIfFree<T>(_ body: () throws -> T) rethrows -> T? {
+        let free = state.withLock { state in
+            if state.busy { return false }
+            state.busy = true
+            return true
+        }
+        guard free else { return nil }
+        defer { release() }
+        return try body()
     }
 
     private func acquire() async {

@@ -4,8 +4,9 @@ import TollgateCore
 /// events, on a connection of its own whose statements are prepared once and reused by every
 /// commit (no statement is parsed per commit or per event, none is built per batch size).
 ///
-/// It is used only in the SQLite writer's turn, on the writer's thread (`SQLiteBackend.withUsageLog`),
-/// so its two connections never wait for each other.
+/// It is used only in the SQLite writer's turn (`SQLiteBackend.withUsageLog`, or
+/// `inWritersTurnIfFree` on the thread of the caller holding the turn), so the writer's two
+/// connections never wait for each other and no two threads use it at once.
 final class SQLiteUsageLog: @unchecked Sendable {
     private let connection: SQLiteHandle
 

@@ -37,6 +37,14 @@ public struct UsageCommit: Sendable {
     public var isEmpty: Bool { events.isEmpty && raisedLeases.isEmpty && settledLeases.isEmpty && webhooks.isEmpty }
 }
 
+/// What `TollgateStore.commitUsageNow` did.
+public enum UsageCommitNow: Sendable {
+    /// Committed.
+    case written
+    /// Not written, as it would have had to wait (the writer's turn, a read): here it is back.
+    case deferred(UsageCommit)
+}
+
 /// What ingestion keeps in memory between batches: the active meters, the products events are
 /// attributed to, and where each subscription's billing periods fall.
 struct MeteringCache: Sendable {
@@ -89,14 +97,7 @@ extension TollgateStore {
     /// they answered from shared quota holdings.
     public func commitUsage(_ commit: UsageCommit) async throws {
         let prepared = try await prepare(commit.events)
-        let written: Void? = try await backend.withUsageLog { log in
-            try log.transaction {
-                try log.write(leases: commit.raisedLeases, onlyUpward: true)
-                try log.write(leases: commit.settledLeases, onlyUpward: false)
-                try log.write(webhooks: commit.webhooks)
-                if let prepared { _ = try log.write(prepared) }
-            }
-        }
+        let written: Void? = try await backend.withUsageLog { log in try Self.write(commit, prepared: prepared, to: log) }
         guard written == nil else { return }
         try await Self.eventTransaction(backend) { database, mode in
             try await Self.writeLeases(commit.raisedLeases, onlyUpward: true, to: database)
@@ -107,17 +108,66 @@ extension TollgateStore {
         }
     }
 
+    /// `commitUsage` here and now, on the calling thread, when it needs no waiting: on SQLite,
+    /// while no other write holds the writer's turn and the meters and the clocks of the
+    /// events' subscriptions are in memory. Otherwise the commit comes back as it was, unwritten,
+    /// for `commitUsage`. Throws if its transaction failed: nothing of it is written then.
+    ///
+    /// The gateway's event loops commit their calls' usage this way (`UsageRecorder`), without
+    /// waking a writer's thread and being woken by it for every commit.
+    public func commitUsageNow(_ commit: consuming UsageCommit) throws -> UsageCommitNow {
+        guard let sqlite = backend as? SQLiteBackend else { return .deferred(commit) }
+        var commit = commit
+        let written = try sqlite.inWritersTurnIfFree { log -> Bool in
+            var prepared: PreparedEvents?
+            if !commit.events.isEmpty {
+                guard let ready = prepareFromMemory(&commit.events) else { return false }
+                prepared = ready
+            }
+            try Self.write(commit, prepared: prepared, to: log)
+            return true
+        }
+        return written == true ? .written : .deferred(commit)
+    }
+
+    /// SQLite: a commit's transaction.
+    private static func write(_ commit: UsageCommit, prepared: PreparedEvents?, to log: SQLiteUsageLog) throws {
+        try log.transaction {
+            try log.write(leases: commit.raisedLeases, onlyUpward: true)
+            try log.write(leases: commit.settledLeases, onlyUpward: false)
+            try log.write(webhooks: commit.webhooks)
+            if let prepared { _ = try log.write(prepared) }
+        }
+    }
+
+    /// `prepare` from what is in memory alone: nil, the events' buckets left unset, when the
+    /// meters or a subscription's clock must be read from the database first.
+    private func prepareFromMemory(_ events: inout [UsageEvent]) -> PreparedEvents? {
+        Self.leaveOutRepeated(&events)
+        let meters: [Meter]? = metering.withLock { cache in
+            guard let meters = cache.meters, Self.placeInBuckets(&events, cache: &cache) else { return nil }
+            return meters
+        }
+        guard let meters else { return nil }
+        return PreparedEvents(events: events, meters: meters, deltas: Metering.deltas(events, meters: meters))
+    }
+
+    /// Leaves out an event whose key came earlier in the batch.
+    private static func leaveOutRepeated(_ events: inout [UsageEvent]) {
+        let keys = Set(events.lazy.map(\.key))
+        if keys.count < events.count {
+            var seen = Set<UsageEvent.Key>(minimumCapacity: keys.count)
+            events = events.filter { seen.insert($0.key).inserted }
+        }
+    }
+
     /// Everything about events that does not need the writer's turn: duplicates within the
     /// batch left out, buckets filled in, meter deltas computed. Nil for no events.
     /// Taking the events (`consuming`) lets buckets be filled in without copying every event.
     private func prepare(_ events: consuming [UsageEvent]) async throws -> PreparedEvents? {
         var unique = consume events
         guard !unique.isEmpty else { return nil }
-        let keys = Set(unique.lazy.map(\.key))
-        if keys.count < unique.count {
-            var seen = Set<UsageEvent.Key>(minimumCapacity: keys.count)
-            unique = unique.filter { seen.insert($0.key).inserted }
-        }
+        Self.leaveOutRepeated(&unique)
         try await placeInBuckets(&unique)
         let meters = try await activeMeters()
         var prepared = PreparedEvents(events: unique, meters: meters, deltas: Metering.deltas(unique, meters: meters))
@@ -279,27 +329,44 @@ extension TollgateStore {
         guard !wanted.isEmpty else { return }
         let missing = metering.withLock { cache in wanted.filter { cache.clocks[$0] == nil } }
         if !missing.isEmpty { try await loadClocks(Array(missing)) }
-        metering.withLock { cache in
-            // Events come in runs of one subscription: its clock is looked up and put back once a run.
-            var runID: String?
-            var runClock: SubscriptionClock?
+        metering.withLock { cache in _ = Self.placeInBuckets(&events, cache: &cache, unknownAsStored: false) }
+    }
+
+    /// Fills in the buckets of events that have none from the subscriptions' clocks in `cache`.
+    /// With `unknownAsStored`, a subscription without a clock in `cache` may be a stored one
+    /// whose clock is not loaded yet: nothing is filled in then, and the answer is false.
+    /// Otherwise it is taken for one that is not stored, whose usage goes in plain hours.
+    private static func placeInBuckets(
+        _ events: inout [UsageEvent], cache: inout MeteringCache, unknownAsStored: Bool = true
+    ) -> Bool {
+        if unknownAsStored {
+            var known: String?
             for index in events.indices where events[index].bucket == nil {
-                guard let id = events[index].subscription else { continue }
-                if id != runID {
-                    if let runID, let runClock { cache.clocks[runID] = runClock }
-                    runID = id
-                    runClock = cache.clocks[id]
-                }
-                if var clock = runClock {
-                    events[index].bucket = clock.bucket(of: events[index].occurredAt)
-                    runClock = clock
-                } else {
-                    // Not a stored subscription: plain hours keep its usage visible.
-                    events[index].bucket = Granularity.hour.floor(events[index].occurredAt)
-                }
+                guard let id = events[index].subscription, id != known else { continue }
+                if cache.clocks[id] == nil { return false }
+                known = id
             }
-            if let runID, let runClock { cache.clocks[runID] = runClock }
         }
+        // Events come in runs of one subscription: its clock is looked up and put back once a run.
+        var runID: String?
+        var runClock: SubscriptionClock?
+        for index in events.indices where events[index].bucket == nil {
+            guard let id = events[index].subscription else { continue }
+            if id != runID {
+                if let runID, let runClock { cache.clocks[runID] = runClock }
+                runID = id
+                runClock = cache.clocks[id]
+            }
+            if var clock = runClock {
+                events[index].bucket = clock.bucket(of: events[index].occurredAt)
+                runClock = clock
+            } else {
+                // Not a stored subscription: plain hours keep its usage visible.
+                events[index].bucket = Granularity.hour.floor(events[index].occurredAt)
+            }
+        }
+        if let runID, let runClock { cache.clocks[runID] = runClock }
+        return true
     }
 
     private func loadClocks(_ ids: [String]) async throws {

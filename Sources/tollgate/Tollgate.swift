@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 import TollgateControl
 import TollgateApp
@@ -138,6 +139,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("extra-ca"), help: "PEM CAs trusted besides the system's for webhooks and the billing provider.")
     var extraCA: String?
 
+    @Option(name: .customLong("event-loops"), help: "Threads that serve connections (default: one per core).")
+    var eventLoops: Int?
+
     @Option(name: .customLong("usage-queue-capacity"), help: "Usage events that may wait to be written; past it billable calls get 503.")
     var usageQueueCapacity = 100_000
 
@@ -156,6 +160,11 @@ struct Serve: AsyncParsableCommand {
     var portalURL: String?
 
     func run() async throws {
+        if let eventLoops {
+            guard (1...1024).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 1024") }
+            // Before anything uses SwiftNIO's event loops: set once, it fixes how many there are.
+            NIOSingletons.groupLoopCountSuggestion = eventLoops
+        }
         var options = ServeOptions()
         switch portalSignup {
         case "on": options.portal.signupEnabled = true

@@ -54,12 +54,17 @@ struct ProcessTests {
         #expect(valid.output.contains("valid"))
         #expect(try TollgateProcess.run(["serve", "--role", "sideways"]).code == 2)
         #expect(try TollgateProcess.run(["serve", "--database", "mysql://x"]).code == 2)
+        let loops = try TollgateProcess.run(["serve", "--event-loops", "0"])
+        #expect(loops.code == 2 && loops.output.contains("--event-loops must be 1 to 1024"))
     }
 
-    @Test func everyAnsweredCallSurvivesKill9UnderLoad() async throws {
+    /// With the default event loops (one per core: each writes its own calls' commits) and with
+    /// one loop, which then writes every commit.
+    @Test(arguments: [[], ["--event-loops", "1"]])
+    func everyAnsweredCallSurvivesKill9UnderLoad(arguments: [String]) async throws {
         let upstream = try await DemoUpstream.start(secret: Demo.upstreamSecret)
         let dataDirectory = TemporaryDirectory.make().path
-        let server = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port)
+        let server = try await ServedTollgate.start(dataDirectory: dataDirectory, upstreamPort: upstream.port, arguments: arguments)
         let (process, proxy) = (server.process, server.proxy)
         let (id, token) = try await server.subscribe(plan: "shop-basic")
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -17,12 +18,13 @@ struct UsageRecorderTests {
     /// stops it gracefully. `startLoop` false: the recorder's loop starts only when `body`
     /// calls the closure it is given.
     func withRecorder(
-        capacity: Int = 100_000, startLoop: Bool = true,
+        capacity: Int = 100_000, startLoop: Bool = true, commitsOnEventLoops: Bool = false,
         _ body: @Sendable (UsageRecorder, TollgateStore, @escaping @Sendable () -> Void) async throws -> Void
     ) async throws {
         TollgateMetrics.bootstrap()
         try await TestDatabase.sqlite.withStore { store in
-            let recorder = UsageRecorder(store: store, logger: TestLogger.make(), capacity: capacity)
+            let recorder = UsageRecorder(
+                store: store, logger: TestLogger.make(), capacity: capacity, commitsOnEventLoops: commitsOnEventLoops)
             let group = ServiceGroup(configuration: .init(services: [.init(service: recorder)], logger: TestLogger.make()))
             let (starts, start) = AsyncStream.makeStream(of: Void.self)
             try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -62,6 +64,123 @@ struct UsageRecorderTests {
     }
 
     static var loop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
+
+    /// Stores the subscription `sub_test` of the events above (product `shop`), and writes one
+    /// event of it through the store, so that its billing clock is in memory.
+    static func seedSubscription(_ store: TollgateStore) async throws {
+        try await store.saveProduct(
+            Product(
+                id: "shop", name: "Shop", upstream: UpstreamURL("http://127.0.0.1:9/")!,
+                endpoints: [Endpoint(identifier: "hello", name: "Hello", method: "GET", path: PathTemplate("/hello")!)]),
+            mode: .create)
+        try await store.savePlan(
+            Plan(id: "shop-plan", product: "shop", name: "Shop", currency: "EUR", period: .month, prices: [.flat(amount: Amount("0")!)]),
+            mode: .create)
+        try await store.saveCustomer(Customer(id: "cus_test", name: "Test", createdAt: Date()), mode: .create)
+        try await store.createSubscription(
+            Subscription(
+                id: "sub_test", customer: "cus_test", plan: "shop-plan", product: "shop", status: .active, startedAt: Date(),
+                createdAt: Date()),
+            tokenHash: APIToken.hash(APIToken.generate()))
+        try await store.insertEvents([event(billable: true)])
+    }
+
+    /// The outcome of a promise, once known.
+    typealias Outcome = NIOLockedValueBox<Result<Void, any Error>?>
+
+    /// A promise on `loop`, and where its outcome shows.
+    static func watchedPromise(on loop: any EventLoop) -> (promise: EventLoopPromise<Void>, outcome: Outcome) {
+        let promise = loop.makePromise(of: Void.self)
+        let outcome = Outcome(nil)
+        promise.futureResult.whenComplete { result in outcome.withLockedValue { $0 = result } }
+        return (promise, outcome)
+    }
+
+    static func succeeded(_ outcome: Outcome) -> Bool {
+        outcome.withLockedValue { if case .success = $0 { true } else { false } }
+    }
+
+    static func pending(_ outcome: Outcome) -> Bool {
+        outcome.withLockedValue { $0 == nil }
+    }
+
+    /// Returns once `loop` has run every task given to it before.
+    static func fence(_ loop: any EventLoop) async throws {
+        try await loop.submit {}.get()
+    }
+
+    /// Two event loops of their own; the second is held (it runs nothing) until `release`.
+    static func withHeldLoop(_ body: (_ first: any EventLoop, _ held: any EventLoop, _ release: () -> Void) async throws -> Void) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let gate = DispatchSemaphore(value: 0)
+        let loops = Array(group.makeIterator())
+        loops[1].execute { gate.wait() }
+        var released = false
+        let release = {
+            if !released { gate.signal() }
+            released = true
+        }
+        do {
+            try await body(loops[0], loops[1], release)
+        } catch {
+            release()
+            try await group.shutdownGracefully()
+            throw error
+        }
+        release()
+        try await group.shutdownGracefully()
+    }
+
+    /// With `commitsOnEventLoops`, each event loop writes its own calls' commit once it has
+    /// handled the I/O at hand, and answers them without a hop; the write loop never runs here.
+    @Test(.timeLimit(.minutes(1)))
+    func eachEventLoopWritesItsOwnCallsCommit() async throws {
+        try await withRecorder(startLoop: false, commitsOnEventLoops: true) { recorder, store, _ in
+            try await Self.seedSubscription(store)
+            try await Self.withHeldLoop { first, second, release in
+                let calls = (0..<3).map { _ in Self.watchedPromise(on: first) }
+                let other = Self.watchedPromise(on: second)
+                for call in calls { recorder.record(Self.event(billable: true), durable: call.promise) }
+                recorder.record(Self.event(billable: false, status: 404), on: first)
+                recorder.record(Self.event(billable: true), durable: other.promise)
+                try await Self.fence(first)
+                // The first loop's commit took its four calls, not the held loop's one.
+                #expect(calls.allSatisfy { Self.succeeded($0.outcome) })
+                #expect(try await store.eventCount() == 1 + 4)
+                #expect(recorder.queueDepth == 1 && Self.pending(other.outcome))
+                release()
+                try await Self.fence(second)
+                #expect(Self.succeeded(other.outcome))
+                #expect(try await store.eventCount() == 1 + 5)
+                #expect(recorder.queueDepth == 0)
+            }
+        }
+    }
+
+    /// A loop's commit that would have to wait (here: for the clock of a subscription not in
+    /// memory) is handed to the write loop, which writes it.
+    @Test(.timeLimit(.minutes(1)))
+    func aLoopsCommitThatWouldWaitIsWrittenByTheWriteLoop() async throws {
+        try await withRecorder(startLoop: false, commitsOnEventLoops: true) { recorder, store, startLoop in
+            try await Self.seedSubscription(store)
+            let loop = Self.loop
+            var stranger = Self.event(billable: true)
+            stranger.subscription = "sub_not_in_memory"
+            let strangers = Self.watchedPromise(on: loop), known = Self.watchedPromise(on: loop)
+            recorder.record(stranger, durable: strangers.promise)
+            recorder.record(Self.event(billable: true), durable: known.promise)
+            try await Self.fence(loop)
+            // Handed over whole: neither event is written, both still count in the queue.
+            #expect(Self.pending(strangers.outcome) && Self.pending(known.outcome))
+            #expect(try await store.eventCount() == 1)
+            #expect(recorder.queueDepth == 2)
+            startLoop()
+            try await strangers.promise.futureResult.get()
+            try await known.promise.futureResult.get()
+            #expect(try await store.eventCount() == 1 + 2)
+            #expect(recorder.queueDepth == 0)
+        }
+    }
 
     static func metrics() -> MetricsText { MetricsText(TollgateMetrics.text()) }
 

@@ -58,6 +58,68 @@ struct EventWriteTests {
         }
     }
 
+    /// The gateway's commit written at once (`commitUsageNow`, an event loop's) stores what the
+    /// commit in turn does, and comes back unwritten whenever it would have to wait: for a
+    /// subscription's clock or the meters to be read, or on PostgreSQL.
+    @Test(arguments: TestDatabase.allCases)
+    func theGatewaysCommitWrittenAtOnceNeverWaits(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Conformance.seedSubscription(store)
+            let first = UsageCommit(
+                events: [Conformance.call("n1", 0, endpoint: "tile"), Conformance.call("n2", 1, endpoint: "tile", weight: 3)],
+                webhooks: [Self.delivery("whd_now")])
+            // No clock of sub_1 is in memory yet: the commit comes back as it was.
+            guard case .deferred(let back) = try store.commitUsageNow(first) else {
+                Issue.record("a commit that needs a clock read was written at once")
+                return
+            }
+            #expect(back.events.map(\.id) == ["n1", "n2"] && back.events.allSatisfy { $0.bucket == nil })
+            #expect(back.webhooks.map(\.id) == ["whd_now"])
+            #expect(try await store.eventCount() == 0)
+            try await store.commitUsage(back)
+            // The clock is in memory now. Beside it: a repeat within the commit, one already
+            // stored, one in the next hour and billing period, and a call not billed.
+            let second = UsageCommit(events: [
+                Conformance.call("n3", 2, endpoint: "tile"), Conformance.call("n3", 2, endpoint: "tile"),
+                Conformance.call("n1", 0, endpoint: "tile"), Conformance.call("n4", 4000, endpoint: "tile", weight: 2),
+                Conformance.call("n5", 4001, endpoint: nil, billable: false),
+            ], raisedLeases: [Self.lease(7)])
+            switch (database, try store.commitUsageNow(second)) {
+            case (.sqlite, .written):
+                break
+            case (.postgres, .deferred(let back)):
+                #expect(back.events.count == 5 && back.raisedLeases.map(\.leased) == [7])
+                try await store.commitUsage(back)
+            default:
+                Issue.record("SQLite writes a commit at once when nothing must be read; PostgreSQL never does")
+            }
+            #expect(try await store.eventCount() == 5)
+            let summary = try await Conformance.summary(store, from: -100, to: 86_400, meters: [Conformance.meter])
+            #expect(summary.meters["tiles"] == Amount(1 + 3 + 1 + 2) && summary.endpoints["tile"] == 1 + 3 + 1 + 2)
+            #expect(try await store.webhookDelivery("whd_now") != nil)
+            #expect(try await store.quotaLeases(since: Self.lease(0).windowStart).map(\.leased) == [7])
+            // Once the meters are forgotten (a catalog change), the next commit waits for them.
+            store.invalidateMeteringCache()
+            guard case .deferred = try store.commitUsageNow(UsageCommit(events: [Conformance.call("n6", 5, endpoint: "tile")])) else {
+                Issue.record("a commit that needs the meters read was written at once")
+                return
+            }
+            #expect(try await store.eventCount() == 5)
+        }
+    }
+
+    static func delivery(_ id: String) -> WebhookDelivery {
+        WebhookDelivery(
+            id: id, type: "subscription.created", product: "maps", subscription: "sub_1", url: "http://127.0.0.1:1/hook",
+            payload: "{}", createdAt: Conformance.base)
+    }
+
+    static func lease(_ leased: Int) -> QuotaLease {
+        QuotaLease(
+            subscription: "sub_1", plan: "maps-basic", endpoint: "tile", window: .day,
+            windowStart: Date(timeIntervalSince1970: 1_789_948_800), leased: leased)
+    }
+
     @Test(arguments: TestDatabase.allCases)
     func newAndLateEventsWithAnyTextAreStoredExactlyAndFoundAgain(database: TestDatabase) async throws {
         try await database.withStore { store in

@@ -12,7 +12,9 @@ public struct ServedTollgate: Sendable {
 
     /// Starts a server on `dataDirectory` (the catalog file is written there once, so a restart
     /// serves the same one); `database` overrides the default SQLite file.
-    public static func start(dataDirectory: String, upstreamPort: Int, database: String? = nil) async throws -> ServedTollgate {
+    public static func start(
+        dataDirectory: String, upstreamPort: Int, database: String? = nil, arguments extra: [String] = []
+    ) async throws -> ServedTollgate {
         let catalog = URL(fileURLWithPath: dataDirectory).appendingPathComponent("catalog.yaml")
         if !FileManager.default.fileExists(atPath: catalog.path) {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -20,6 +22,7 @@ public struct ServedTollgate: Sendable {
         }
         var arguments = ["serve", "--config", catalog.path, "--data-dir", dataDirectory, "--proxy-port", "0", "--admin-port", "0"]
         if let database { arguments += ["--database", database] }
+        arguments += extra
         let process = try TollgateProcess.start(arguments, environment: ["TOLLGATE_ADMIN_KEY": adminKey])
         let (proxy, admin) = try await process.waitUntilListening()
         return ServedTollgate(process: process, proxy: "http://127.0.0.1:\(proxy)", admin: "http://127.0.0.1:\(admin)")
