@@ -45,22 +45,35 @@ final class ClientRelay<Inbound, Outbound: Sendable>: ChannelInboundHandler {
 
     private func opened(_ channel: any Channel) {
         upstream = channel
-        for part in waiting { channel.write(part, promise: nil) }
+        rawWriter = try? channel.pipeline.syncOperations.handler(type: RawWriter.self)
+        for part in waiting { send(part, flush: false) }
         waiting = []
         channel.flush()
     }
 
+    /// Below the upstream's response decoder when there is one (`RawWriter`): its outbound
+    /// side takes only HTTP parts.
+    private var rawWriter: RawWriter?
+
+    private func send(_ part: Outbound, flush: Bool) {
+        if let rawWriter, let raw = part as? RawPart {
+            // The decoder sees the request's head pass (it needs the method), not its bytes.
+            if raw.startsRequest { upstream?.write(HTTPClientRequestPart.head(RawWriter.request), promise: nil) }
+            rawWriter.write(raw.bytes, flush: flush)
+        } else if flush {
+            upstream?.writeAndFlush(part, promise: nil)
+        } else {
+            upstream?.write(part, promise: nil)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let (part, flush) = forward(unwrapInboundIn(data))
-        guard let upstream else {
+        guard upstream != nil else {
             waiting.append(part)
             return
         }
-        if flush {
-            upstream.writeAndFlush(part, promise: nil)
-        } else {
-            upstream.write(part, promise: nil)
-        }
+        send(part, flush: flush)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -103,7 +116,37 @@ final class UpstreamRelay<Inbound, Outbound: Sendable>: ChannelInboundHandler {
     }
 }
 
-/// The two relays `proxy-floor` runs.
+/// Bytes for the upstream, and whether they start a request.
+struct RawPart: Sendable {
+    var bytes: ByteBuffer
+    var startsRequest = false
+}
+
+/// The first handler of an upstream connection: writes bytes from below the response decoder
+/// after it, and swallows the request heads passing through that decoder.
+final class RawWriter: ChannelOutboundHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    static let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+    private var context: ChannelHandlerContext?
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        promise?.succeed()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func write(_ bytes: ByteBuffer, flush: Bool) {
+        guard let context else { return }
+        if flush {
+            context.writeAndFlush(NIOAny(bytes), promise: nil)
+        } else {
+            context.write(NIOAny(bytes), promise: nil)
+        }
+    }
+}
+
+/// The three relays `proxy-floor` runs.
 enum Relays {
     /// Bytes copied unparsed both ways: what a proxy costs on SwiftNIO before any HTTP work.
     static func bytes(upstreamPort: Int) -> ClientRelay<ByteBuffer, ByteBuffer> {
@@ -119,6 +162,44 @@ enum Relays {
     /// HTTP/1.1 parts through NIOHTTP1's decoders and encoders on both connections, the
     /// `apikey` header removed and one identity header added: what a proxy costs with SwiftNIO's
     /// HTTP/1.1 codec and no gateway work (no credential, routing or metering).
+    /// NIOHTTP1's decoders on both sides, heads written back as bytes (no encoder): what
+    /// Tollgate's pipeline does before any gateway work.
+    static func decoders(upstreamPort: Int) -> ClientRelay<HTTPServerRequestPart, RawPart> {
+        ClientRelay(
+            upstreamPort: upstreamPort,
+            upstreamHandlers: { channel, client in
+                try channel.pipeline.syncOperations.addHandler(RawWriter())
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder()))
+                try channel.pipeline.syncOperations.addHandler(
+                    UpstreamRelay<HTTPClientResponsePart, ByteBuffer>(client: client) { part in
+                        switch part {
+                        case .head(let head):
+                            var bytes = ByteBuffer()
+                            bytes.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
+                            for (name, value) in head.headers { bytes.writeString("\(name): \(value)\r\n") }
+                            bytes.writeStaticString("\r\n")
+                            return (bytes, false)
+                        case .body(let buffer): return (buffer, false)
+                        case .end: return (ByteBuffer(), true)
+                        }
+                    })
+            },
+            forward: { part in
+                switch part {
+                case .head(let head):
+                    var bytes = ByteBuffer()
+                    bytes.writeString("\(head.method.rawValue) \(head.uri) HTTP/1.1\r\n")
+                    for (name, value) in head.headers where name.lowercased() != "apikey" {
+                        bytes.writeString("\(name): \(value)\r\n")
+                    }
+                    bytes.writeStaticString("X-Consumer-ID: floor\r\n\r\n")
+                    return (RawPart(bytes: bytes, startsRequest: true), false)
+                case .body(let buffer): return (RawPart(bytes: buffer), false)
+                case .end: return (RawPart(bytes: ByteBuffer()), true)
+                }
+            })
+    }
+
     static func http1(upstreamPort: Int) -> ClientRelay<HTTPServerRequestPart, HTTPClientRequestPart> {
         ClientRelay(
             upstreamPort: upstreamPort,
