@@ -700,7 +700,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
 // MARK: Upstream side
 
 extension ProxyHandler: UpstreamOwner {
-    func upstreamRead(_ part: HTTPClientResponsePart) {
+    func upstreamRead(_ part: UpstreamResponsePart) {
         guard case .forwarding(let call) = state, let context else { return }
         if call.responseEnded {
             // An upstream that talks after its answer ended is not reused.
@@ -718,7 +718,7 @@ extension ProxyHandler: UpstreamOwner {
             if head.status.code >= 100 && head.status.code < 200 { return }
             call.responseStatus = Int(head.status.code)
             call.upstreamReusable = head.isKeepAlive
-            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init) {
+            if let length = head.contentLength {
                 call.responseBytes = length
             } else if call.clientVersion == .http1_0 {
                 closeAfterResponse = true  // HTTP/1.0 has no chunked framing: the end is the close.

@@ -126,22 +126,30 @@ enum ResponseHead {
     /// added), with Tollgate's own `Connection` when it needs one and the framing the client's
     /// version allows. Returns the framing of the body that follows.
     static func writeForwarded(
-        _ upstream: HTTPResponseHead, clientVersion: HTTPVersion, closeAfter: Bool, requestIsHead: Bool,
+        _ upstream: UpstreamResponseHead, clientVersion: HTTPVersion, closeAfter: Bool, requestIsHead: Bool,
         extra: [(name: String, value: String)], into buffer: inout ByteBuffer
     ) -> BodyFraming {
         let mayHaveBody = upstream.status.mayHaveResponseBody
         writeStatusLine(version: clientVersion, status: upstream.status, into: &buffer)
-        let connectionListed = connectionTokens(upstream.headers)
         var hasLength = false
-        for (name, value) in upstream.headers {
-            if UpstreamRequest.isHopByHop(name) { continue }
-            if !connectionListed.isEmpty, connectionListed.contains(where: { equalsIgnoringCase($0.utf8, name.utf8) }) { continue }
-            if !extra.isEmpty, extra.contains(where: { equalsIgnoringCase($0.name.utf8, name.utf8) }) { continue }
-            if equalsIgnoringCase(name.utf8, "content-length".utf8) {
-                guard mayHaveBody else { continue }
-                hasLength = true
+        upstream.bytes.withUnsafeReadableBytes { head in
+            func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: head[range]) }
+            // The names `Connection` lists (where its values lie): rare, and then few.
+            var connectionListed: [Range<Int>] = []
+            for line in upstream.lines where equalsIgnoringCase(bytes(line.name), "connection".utf8) {
+                forEachListElement(in: line.value, of: head) { connectionListed.append($0) }
             }
-            writeField(name, value, into: &buffer)
+            for line in upstream.lines {
+                let name = bytes(line.name)
+                if UpstreamRequest.isHopByHop(name) { continue }
+                if !connectionListed.isEmpty, connectionListed.contains(where: { equalsIgnoringCase(bytes($0), name) }) { continue }
+                if !extra.isEmpty, extra.contains(where: { equalsIgnoringCase($0.name.utf8, name) }) { continue }
+                if equalsIgnoringCase(name, "content-length".utf8) {
+                    guard mayHaveBody else { continue }
+                    hasLength = true
+                }
+                writeField(name, bytes(line.value), into: &buffer)
+            }
         }
         writeConnection(closeAfter: closeAfter, version: clientVersion, into: &buffer)
         for field in extra { writeField(field.name, field.value, into: &buffer) }
@@ -154,6 +162,35 @@ enum ResponseHead {
         }
         buffer.writeStaticString("\r\n")
         return requestIsHead ? .suppressed : framing
+    }
+
+    /// `name: value\r\n` from bytes, in one write to the buffer.
+    static func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count + value.count + 4) { out in
+            UnsafeMutableRawBufferPointer(rebasing: out[0..<name.count]).copyMemory(from: name)
+            out[name.count] = UInt8(ascii: ":")
+            out[name.count + 1] = UInt8(ascii: " ")
+            UnsafeMutableRawBufferPointer(rebasing: out[(name.count + 2)..<(name.count + 2 + value.count)]).copyMemory(from: value)
+            out[name.count + 2 + value.count] = UInt8(ascii: "\r")
+            out[name.count + 3 + value.count] = UInt8(ascii: "\n")
+            return name.count + value.count + 4
+        }
+    }
+
+    /// Calls `body` with where each comma-separated element of the list in `range` of `bytes`
+    /// lies, without the blanks around it; empty elements are skipped.
+    static func forEachListElement(in range: Range<Int>, of bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
+        func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var start = range.lowerBound
+        while start <= range.upperBound {
+            var end = start
+            while end < range.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var from = start, to = end
+            while from < to, isBlank(bytes[from]) { from += 1 }
+            while to > from, isBlank(bytes[to - 1]) { to -= 1 }
+            if from < to { body(from..<to) }
+            start = end + 1
+        }
     }
 
     /// The whole of an answer Tollgate makes itself, head and body, written into `buffer`: its

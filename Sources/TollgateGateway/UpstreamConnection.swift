@@ -46,60 +46,21 @@ struct UpstreamConnectionLimitReached: Error {}
 
 /// The receiving end of one upstream connection's parts.
 protocol UpstreamOwner: AnyObject {
-    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamRead(_ part: UpstreamResponsePart)
     func upstreamReadComplete()
     /// The connection closed; `error` is what closed it, if anything went wrong.
     func upstreamClosed(after error: (any Error)?)
     func upstreamWritabilityChanged(isWritable: Bool)
 }
 
-/// Sends what `UpstreamHandler` wrote as bytes: the upstream side has SwiftNIO's response decoder
-/// but no request encoder. A request's head part only tells the decoder (which sits above this
-/// handler and sees it pass) the method its answer is for, and goes no further. The bytes of the
-/// head and of the body, framed, are written from here (`send`), below the decoder: they need
-/// not pass through it.
-final class UpstreamBytesWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = ByteBuffer
-
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    /// Writes request bytes toward the socket, from below the decoder.
-    func send(_ bytes: ByteBuffer) {
-        context?.write(wrapOutboundOut(bytes), promise: nil)
-    }
-
-    func flush() {
-        context?.flush()
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .body(.byteBuffer(let bytes)):
-            context.write(wrapOutboundOut(bytes), promise: promise)
-        case .body(.fileRegion(let region)):
-            context.write(NIOAny(IOData.fileRegion(region)), promise: promise)
-        case .head, .end:
-            promise?.succeed()
-        }
-    }
-}
-
-/// Sits at the end of a pooled client channel to an upstream and forwards what arrives to the
-/// proxy handler that currently owns the connection (on the same event loop). It writes each
-/// request as bytes: the head `UpstreamRequest` wrote, the body framed as the head said.
+/// Sits at the end of a pooled client channel to an upstream and forwards what arrives, read
+/// by its `UpstreamResponseDecoder`, to the proxy handler that currently owns the connection
+/// (on the same event loop). It writes each request as bytes: the head `UpstreamRequest`
+/// wrote, the body framed as the head said. There is no HTTP codec in the pipeline.
 final class UpstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private var context: ChannelHandlerContext?
     /// The proxy handler using the connection; nil while idle in the pool.
@@ -110,23 +71,16 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private var failure: (any Error)?
     /// The body of the request being sent is chunked.
     private var chunked = false
-
-    /// What the response decoder is told of a request: only whether it is a `HEAD` matters
-    /// (`CONNECT` never reaches an upstream).
-    private static let headRequest = HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/")
-    private static let otherRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
-
-    /// Where request bytes are written, below the decoder (every upstream pipeline has one).
-    private var bytesWriter: UpstreamBytesWriter?
+    private var decoder = UpstreamResponseDecoder()
+    /// Bytes read and not yet decoded.
+    private var received = ByteBuffer()
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        bytesWriter = try? context.pipeline.syncOperations.handler(type: UpstreamBytesWriter.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        bytesWriter = nil
     }
 
     var isActive: Bool { context?.channel.isActive ?? false }
@@ -134,14 +88,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     /// Writes a request's head, as `UpstreamRequest.write` made it.
     func sendHead(_ bytes: ByteBuffer, isHead: Bool, chunked: Bool) {
-        guard let context else { return }
         self.chunked = chunked
-        context.write(wrapOutboundOut(.head(isHead ? Self.headRequest : Self.otherRequest)), promise: nil)
+        decoder.expectAnswer(toHead: isHead)
         sendBytes(bytes)
     }
 
     private func sendBytes(_ bytes: ByteBuffer) {
-        bytesWriter?.send(bytes)
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     /// Writes a part of the request's body (a chunk when the body is chunked), or its end.
@@ -167,7 +120,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func flush() {
-        bytesWriter?.flush()
+        context?.flush()
     }
 
     func close() {
@@ -189,12 +142,32 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let owner else {
-            // An idle connection must not talk; drop it.
-            context.close(promise: nil)
-            return
+        var bytes = unwrapInboundIn(data)
+        if received.readableBytes == 0 {
+            received = bytes
+        } else {
+            received.writeBuffer(&bytes)
         }
-        owner.upstreamRead(unwrapInboundIn(data))
+        while self.context != nil {
+            let part: UpstreamResponsePart
+            do {
+                guard let next = try decoder.next(from: &received) else { break }
+                part = next
+            } catch {
+                errorCaught(context: context, error: error)
+                return
+            }
+            guard let owner else {
+                // An idle connection must not talk; drop it.
+                context.close(promise: nil)
+                return
+            }
+            owner.upstreamRead(part)
+        }
+        // Emptied, it is replaced by the next read (above); a part-read head keeps its bytes.
+        if received.readableBytes > 0, received.readerIndex > 64 * 1024 {
+            received.discardReadBytes()
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -202,6 +175,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // An answer read until the connection closes has ended now.
+        if let end = decoder.connectionClosed() { owner?.upstreamRead(end) }
         let owner = self.owner
         self.owner = nil
         owner?.upstreamClosed(after: failure)
@@ -271,9 +246,6 @@ final class UpstreamPool {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                     }
-                    try channel.pipeline.syncOperations.addHandler(UpstreamBytesWriter())
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }

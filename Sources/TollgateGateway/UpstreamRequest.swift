@@ -187,9 +187,9 @@ enum UpstreamRequest {
 
     /// Whether a response header is hop-by-hop; most names are told apart by their length alone,
     /// the others compared byte by byte, without a lower-cased copy.
-    static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 6, 7, 10, 16, 17, 18, 19: hopByHopNames.contains { ResponseHead.equalsIgnoringCase(name.utf8, $0.utf8) }
+    static func isHopByHop(_ name: some Collection<UInt8>) -> Bool {
+        switch name.count {
+        case 2, 6, 7, 10, 16, 17, 18, 19: hopByHopNames.contains { ResponseHead.equalsIgnoringCase(name, $0.utf8) }
         default: false
         }
     }

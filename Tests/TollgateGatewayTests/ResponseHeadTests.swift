@@ -12,9 +12,23 @@ struct ResponseHeadTests {
     ) -> (String, BodyFraming) {
         var buffer = ByteBuffer()
         let framing = ResponseHead.writeForwarded(
-            HTTPResponseHead(version: .http1_1, status: status, headers: HTTPHeaders(fields)), clientVersion: clientVersion,
+            upstreamHead(status, fields), clientVersion: clientVersion,
             closeAfter: closeAfter, requestIsHead: head, extra: extra, into: &buffer)
         return (String(buffer: buffer), framing)
+    }
+
+    /// The head an upstream sends with these fields, read by the upstream side's decoder.
+    static func upstreamHead(_ status: HTTPResponseStatus, _ fields: [(String, String)]) -> UpstreamResponseHead {
+        var bytes = ByteBuffer(string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        for (name, value) in fields { bytes.writeString("\(name): \(value)\r\n") }
+        bytes.writeString("\r\n")
+        var decoder = UpstreamResponseDecoder()
+        decoder.expectAnswer(toHead: false)
+        guard case .head(let head) = try? decoder.next(from: &bytes) else {
+            Issue.record("the decoder did not read the head")
+            return UpstreamResponseHead(version: .http1_1, status: status, isKeepAlive: false, bytes: ByteBuffer(), lines: [])
+        }
+        return head
     }
 
     @Test("Answers lose hop-by-hop headers and those Connection names; the rest go as they came")

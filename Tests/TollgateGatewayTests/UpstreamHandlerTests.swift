@@ -4,8 +4,8 @@ import NIOHTTP1
 import Testing
 @testable import TollgateGateway
 
-/// The upstream side of a call in memory: the bytes writer, SwiftNIO's response decoder and the
-/// upstream handler on an `EmbeddedChannel`, as `UpstreamPool.connect` stacks them.
+/// The upstream side of a call in memory: the upstream handler, with its response decoder, on
+/// an `EmbeddedChannel`, as `UpstreamPool.connect` makes it (without TLS).
 @Suite("Upstream connection's bytes (in memory)")
 struct UpstreamHandlerTests {
     /// What the handler hands its owner, as text.
@@ -13,7 +13,7 @@ struct UpstreamHandlerTests {
         var parts: [String] = []
         var closed = false
 
-        func upstreamRead(_ part: HTTPClientResponsePart) {
+        func upstreamRead(_ part: UpstreamResponsePart) {
             switch part {
             case .head(let head): parts.append("head \(head.status.code)")
             case .body(let buffer): parts.append("body \(String(buffer: buffer))")
@@ -29,8 +29,6 @@ struct UpstreamHandlerTests {
     static func connection() throws -> (EmbeddedChannel, UpstreamHandler, Owner) {
         let channel = EmbeddedChannel()
         let handler = UpstreamHandler()
-        try channel.pipeline.syncOperations.addHandler(UpstreamBytesWriter())
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
         let owner = Owner()
