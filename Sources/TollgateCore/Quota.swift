@@ -186,23 +186,44 @@ public enum QuotaHeaders {
     /// tightest limit when several share one), then `RateLimit-Limit`, `RateLimit-Remaining` and
     /// `RateLimit-Reset` for the tightest window: the least remaining, a tie going to the shorter.
     public static func fields(_ states: [LimitState], at date: Date) -> [(name: String, value: String)] {
-        guard !states.isEmpty else { return [] }
-        let ordered = states.sorted { tighter($0, than: $1) }
-        var fields: [(name: String, value: String)] = []
-        var seen: Set<String> = []
-        for state in ordered.sorted(by: { QuotaWindows.order($0.limit.window) < QuotaWindows.order($1.limit.window) }) {
-            let name = QuotaWindows.headerName(state.limit.window)
-            guard !seen.contains(name) else { continue }
-            seen.insert(name)
-            let tightest = ordered.first { $0.limit.window == state.limit.window } ?? state
-            fields.append(("X-RateLimit-Limit-\(name)", String(tightest.limit.quota)))
-            fields.append(("X-RateLimit-Remaining-\(name)", String(tightest.remaining)))
+        guard let first = states.first else { return [] }
+        // The tightest limit over all windows, and the tightest of each window (few: found by
+        // comparing). Called for every call with a quota: no sorting, no set, names as literals.
+        var tightest = first
+        var byWindow: [LimitState] = []
+        for state in states {
+            if tighter(state, than: tightest) { tightest = state }
+            if let index = byWindow.firstIndex(where: { $0.limit.window == state.limit.window }) {
+                if tighter(state, than: byWindow[index]) { byWindow[index] = state }
+            } else {
+                byWindow.append(state)
+            }
         }
-        let tightest = ordered[0]
+        if byWindow.count > 1 { byWindow.sort { QuotaWindows.order($0.limit.window) < QuotaWindows.order($1.limit.window) } }
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(2 * byWindow.count + 3)
+        for state in byWindow {
+            let names = headerNames(state.limit.window)
+            fields.append((names.limit, String(state.limit.quota)))
+            fields.append((names.remaining, String(state.remaining)))
+        }
         fields.append(("RateLimit-Limit", String(tightest.limit.quota)))
         fields.append(("RateLimit-Remaining", String(tightest.remaining)))
         fields.append(("RateLimit-Reset", String(tightest.reset(at: date))))
         return fields
+    }
+
+    /// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (`QuotaWindows.headerName`).
+    static func headerNames(_ window: QuotaWindow) -> (limit: String, remaining: String) {
+        switch window {
+        case .second: ("X-RateLimit-Limit-Second", "X-RateLimit-Remaining-Second")
+        case .minute: ("X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute")
+        case .hour: ("X-RateLimit-Limit-Hour", "X-RateLimit-Remaining-Hour")
+        case .day: ("X-RateLimit-Limit-Day", "X-RateLimit-Remaining-Day")
+        case .month: ("X-RateLimit-Limit-Month", "X-RateLimit-Remaining-Month")
+        case .year: ("X-RateLimit-Limit-Year", "X-RateLimit-Remaining-Year")
+        case .billingPeriod: ("X-RateLimit-Limit-BillingPeriod", "X-RateLimit-Remaining-BillingPeriod")
+        }
     }
 
     private static func tighter(_ lhs: LimitState, than rhs: LimitState) -> Bool {

@@ -147,6 +147,26 @@ struct QuotaHeaderTests {
         #expect(QuotaHeaders.fields([], at: now).isEmpty)
     }
 
+    /// Two limits of one window (an endpoint's and the plan's): the headers show the tighter;
+    /// windows go from the shortest; every window's names follow `QuotaWindows.headerName`.
+    @Test func theTighterOfOneWindowAndTheOrderOfWindows() {
+        let now = QuotaBookTests.now
+        let endpointMonth = LimitState(limit: AppliedLimit(endpoint: "create", window: .month, quota: 100, span: QuotaBookTests.month), used: 90)
+        let planMonth = LimitState(limit: AppliedLimit(endpoint: nil, window: .month, quota: 1000, span: QuotaBookTests.month), used: 500)
+        let minute = LimitState(limit: AppliedLimit(endpoint: nil, window: .minute, quota: 60, span: QuotaBookTests.minute), used: 30)
+        let fields = QuotaHeaders.fields([planMonth, endpointMonth, minute], at: now)
+        #expect(fields.map(\.name) == [
+            "X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute", "X-RateLimit-Limit-Month", "X-RateLimit-Remaining-Month",
+            "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+        ])
+        #expect(fields.map(\.value).prefix(6) == ["60", "30", "100", "10", "100", "10"])
+        for window in QuotaWindow.allCases {
+            let limit = LimitState(limit: AppliedLimit(endpoint: nil, window: window, quota: 1, span: QuotaBookTests.month), used: 0)
+            let names = QuotaHeaders.fields([limit], at: now).map(\.name)
+            #expect(names.prefix(2) == ["X-RateLimit-Limit-\(QuotaWindows.headerName(window))", "X-RateLimit-Remaining-\(QuotaWindows.headerName(window))"])
+        }
+    }
+
     static func dictionary(_ fields: [(name: String, value: String)]) -> [String: String] {
         var headers: [String: String] = [:]
         for field in fields where headers[field.name] == nil { headers[field.name] = field.value }
