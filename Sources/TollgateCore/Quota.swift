@@ -215,16 +215,18 @@ public enum QuotaHeaders {
 
     /// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (`QuotaWindows.headerName`).
     static func headerNames(_ window: QuotaWindow) -> (limit: String, remaining: String) {
-        switch window {
-        case .second: ("X-RateLimit-Limit-Second", "X-RateLimit-Remaining-Second")
-        case .minute: ("X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute")
-        case .hour: ("X-RateLimit-Limit-Hour", "X-RateLimit-Remaining-Hour")
-        case .day: ("X-RateLimit-Limit-Day", "X-RateLimit-Remaining-Day")
-        case .month: ("X-RateLimit-Limit-Month", "X-RateLimit-Remaining-Month")
-        case .year: ("X-RateLimit-Limit-Year", "X-RateLimit-Remaining-Year")
-        case .billingPeriod: ("X-RateLimit-Limit-BillingPeriod", "X-RateLimit-Remaining-BillingPeriod")
-        }
+        namesByOrder[QuotaWindows.order(window)]
     }
+
+    /// The two header names of every window, at its `QuotaWindows.order`: made once, not per call.
+    private static let namesByOrder: [(limit: String, remaining: String)] = {
+        var names = Array(repeating: (limit: "", remaining: ""), count: QuotaWindow.allCases.count)
+        for window in QuotaWindow.allCases {
+            let name = QuotaWindows.headerName(window)
+            names[QuotaWindows.order(window)] = ("X-RateLimit-Limit-\(name)", "X-RateLimit-Remaining-\(name)")
+        }
+        return names
+    }()
 
     private static func tighter(_ lhs: LimitState, than rhs: LimitState) -> Bool {
         if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
