@@ -150,12 +150,8 @@ struct UpstreamResponseDecoder {
             return nil
         }
         guard length <= Self.maxHeadBytes else { throw UpstreamResponseError(reason: "head larger than \(Self.maxHeadBytes) bytes") }
-        let bytes = buffer.readSlice(length: length)!
-        let parsed = try bytes.withUnsafeReadableBytes { raw throws(UpstreamResponseError) in try Self.parseHead(raw) }
-        var head = UpstreamResponseHead(
-            version: parsed.version, status: parsed.status, isKeepAlive: parsed.keepAlive,
-            contentLength: parsed.chunked ? nil : parsed.contentLength, bytes: bytes, lines: parsed.lines)
-        switch parsed.status.code {
+        var (head, chunked) = try Self.parseHead(buffer.readSlice(length: length)!)
+        switch head.status.code {
         case 101:
             state = .done
             head.isKeepAlive = false
@@ -166,9 +162,9 @@ struct UpstreamResponseDecoder {
         default:
             if requestIsHead {
                 state = .endNext
-            } else if parsed.chunked {
+            } else if chunked {
                 state = .chunkSize
-            } else if let length = parsed.contentLength {
+            } else if let length = head.contentLength {
                 state = length == 0 ? .endNext : .length(remaining: length)
             } else {
                 state = .untilClose
@@ -197,17 +193,14 @@ struct UpstreamResponseDecoder {
         return nil
     }
 
-    private struct ParsedHead {
-        var version: HTTPVersion
-        var status: HTTPResponseStatus
-        var keepAlive: Bool
-        var contentLength: Int?
-        var chunked: Bool
-        var lines: [HeaderLine]
+    /// Reads a whole head (through its blank line), and whether its body is chunked.
+    private static func parseHead(_ head: ByteBuffer) throws(UpstreamResponseError) -> (head: UpstreamResponseHead, chunked: Bool) {
+        try head.withUnsafeReadableBytes { bytes throws(UpstreamResponseError) in try parseHead(head, bytes) }
     }
 
-    /// Reads a whole head (through its blank line).
-    private static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(UpstreamResponseError) -> ParsedHead {
+    private static func parseHead(
+        _ head: ByteBuffer, _ bytes: UnsafeRawBufferPointer
+    ) throws(UpstreamResponseError) -> (head: UpstreamResponseHead, chunked: Bool) {
         // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF.
         let prefix: [UInt8] = Array("HTTP/1.".utf8)
         guard bytes.count >= 14, prefix.indices.allSatisfy({ bytes[$0] == prefix[$0] }),
@@ -233,13 +226,14 @@ struct UpstreamResponseDecoder {
         }
         index += 2
 
-        var head = ParsedHead(
-            version: version, status: HTTPResponseStatus(statusCode: status), keepAlive: version == .http1_1, contentLength: nil,
-            chunked: false, lines: [])
-        if case .custom = head.status {
-            head.status = HTTPResponseStatus(
+        var responseStatus = HTTPResponseStatus(statusCode: status)
+        if case .custom = responseStatus {
+            responseStatus = HTTPResponseStatus(
                 statusCode: status, reasonPhrase: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[reason]), as: UTF8.self))
         }
+        var lines: [HeaderLine] = []
+        var contentLength: Int?
+        var chunked = false
         var connectionClose = false, connectionKeepAlive = false, transferEncoding = false
         // Header lines until the blank line.
         while !(bytes[index] == 0x0D && bytes[index + 1] == 0x0A) {
@@ -265,21 +259,21 @@ struct UpstreamResponseDecoder {
             guard bytes[index + 1] == 0x0A else { throw UpstreamResponseError(reason: "a header line not ended by CRLF") }
             index += 2
             let value = valueStart..<valueEnd
-            head.lines.append(HeaderLine(name: name, value: value))
+            lines.append(HeaderLine(name: name, value: value))
 
             let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[name])
             let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
             switch name.count {
             case 14 where ResponseHead.equalsIgnoringCase(nameBytes, "content-length".utf8):
                 guard let length = decimal(valueBytes) else { throw UpstreamResponseError(reason: "a Content-Length that is not a number") }
-                if let earlier = head.contentLength, earlier != length {
+                if let earlier = contentLength, earlier != length {
                     throw UpstreamResponseError(reason: "two different Content-Length values")
                 }
-                head.contentLength = length
+                contentLength = length
             case 17 where ResponseHead.equalsIgnoringCase(nameBytes, "transfer-encoding".utf8):
                 transferEncoding = true
                 // The last coding listed decides (several fields make one list).
-                head.chunked = lastToken(valueBytes).map { ResponseHead.equalsIgnoringCase($0, "chunked".utf8) } ?? head.chunked
+                chunked = lastToken(valueBytes).map { ResponseHead.equalsIgnoringCase($0, "chunked".utf8) } ?? chunked
             case 10 where ResponseHead.equalsIgnoringCase(nameBytes, "connection".utf8):
                 forEachToken(valueBytes) { token in
                     if ResponseHead.equalsIgnoringCase(token, "close".utf8) { connectionClose = true }
@@ -291,11 +285,13 @@ struct UpstreamResponseDecoder {
         }
         if transferEncoding {
             // A length beside a transfer coding is not trusted: the connection ends with the answer.
-            if head.contentLength != nil { connectionClose = true }
-            if !head.chunked { connectionClose = true }
+            if contentLength != nil { connectionClose = true }
+            if !chunked { connectionClose = true }
         }
-        head.keepAlive = !connectionClose && (version == .http1_1 || connectionKeepAlive)
-        return head
+        let response = UpstreamResponseHead(
+            version: version, status: responseStatus, isKeepAlive: !connectionClose && (version == .http1_1 || connectionKeepAlive),
+            contentLength: chunked ? nil : contentLength, bytes: head, lines: lines)
+        return (response, chunked)
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
