@@ -31,11 +31,11 @@ enum Decision {
     /// no consumer are only counted, so that anonymous traffic stores nothing.
     case refuse(ProxyRefusal, recordAs: (consumer: Consumer, path: String)?)
 
-    static func make(head: HTTPRequestHead, directory: GatewayDirectory) -> Decision {
+    static func make(head: ClientRequestHead, directory: GatewayDirectory) -> Decision {
         if let refusal = unacceptable(head) { return .refuse(refusal, recordAs: nil) }
         let target: (path: String, query: String?)
         do {
-            target = try RequestPath.split(target: head.uri)
+            target = try RequestPath.split(target: head.target)
         } catch .escapesRoot {
             return .refuse(.badRequest("Bad request: the path leaves its route"), recordAs: nil)
         } catch {
@@ -48,7 +48,7 @@ enum Decision {
             return .refuse(.noRoute, recordAs: nil)
         }
         // The path must stay below the prefix it was sent to: `/a/../b` or `/a/%2e%2e/b` is refused.
-        if let raw = rawFirstSegment(head.uri), raw != productID {
+        if let raw = rawFirstSegment(head.target), raw != productID {
             return .refuse(.badRequest("Bad request: the path leaves its route"), recordAs: nil)
         }
         var remainder = afterSlash.dropFirst(productID.count)
@@ -74,30 +74,18 @@ enum Decision {
     }
 
     /// What is refused whatever the route: `TRACE` (NIO would send its body unframed, and it
-    /// echoes headers back), `CONNECT`, upgrades (WebSocket; the decoder stops after them) and
+    /// echoes headers back), `CONNECT`, upgrades (WebSocket; the connection would no longer be HTTP) and
     /// transfer codings other than `chunked` alone.
-    static func unacceptable(_ head: HTTPRequestHead) -> ProxyRefusal? {
+    static func unacceptable(_ head: ClientRequestHead) -> ProxyRefusal? {
         switch head.method {
         case .TRACE, .CONNECT: return .methodNotAllowed
         default: break
         }
         // h2c (curl --http2) is declined by answering in HTTP/1.1, as RFC 9110 allows; others
         // (WebSocket) cannot be served and are refused.
-        if isUpgrade(head), head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() != "h2c" }) {
-            return .upgradeNotSupported
-        }
-        if head.headers.contains(name: "transfer-encoding") {
-            for coding in head.headers[canonicalForm: "transfer-encoding"] where coding.lowercased() != "chunked" {
-                return .badRequest("Bad request: only the chunked transfer coding is accepted")
-            }
-        }
+        if head.upgrade == .other { return .upgradeNotSupported }
+        if head.otherCodings { return .badRequest("Bad request: only the chunked transfer coding is accepted") }
         return nil
-    }
-
-    /// Whether the head asks for a protocol upgrade (`Connection: upgrade` and `Upgrade`).
-    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
-        head.headers.contains(name: "upgrade")
-            && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
 
     /// The first segment of the raw target, with unreserved escapes decoded; nil when it is a
@@ -122,12 +110,12 @@ enum Decision {
     /// The credential: `apikey` header, `Authorization: Bearer`, or `apikey` query parameter.
     /// Returns the query without `apikey` parameters, which are never forwarded, and without
     /// `_method` (a method override).
-    private static func credential(head: HTTPRequestHead, query: String?) -> (Substring?, Bool, String?) {
+    private static func credential(head: ClientRequestHead, query: String?) -> (Substring?, Bool, String?) {
         var token: Substring?
         var inAuthorization = false
-        if let header = head.headers.first(name: "apikey"), !header.isEmpty {
+        if let header = head.value(of: "apikey"), !header.isEmpty {
             token = Substring(header)
-        } else if let authorization = head.headers.first(name: "Authorization"),
+        } else if let authorization = head.value(of: "authorization"),
                   authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " {
             token = authorization.dropFirst(7).drop { $0 == " " }
             inAuthorization = true

@@ -112,10 +112,10 @@ final class ProxiedCall {
 /// request to a pooled upstream connection, streaming parts both ways with back-pressure, and
 /// record its usage. Everything it decides from is in memory; it runs on its channel's event loop.
 ///
-/// It writes its answers as bytes (`ResponseHead`): the client side of the pipeline has SwiftNIO's
-/// request decoder but no response encoder.
+/// It reads requests from the connection's bytes (`ClientRequestDecoder`) and writes its answers
+/// as bytes (`ResponseHead`): the client side of the pipeline has no HTTP codec.
 final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -141,9 +141,13 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private var closeAfterResponse = false
     private var readsPaused = false
     private var pendingRead = false
-    /// Parts of requests that came while an earlier answer was still being made (HTTP/1.1
-    /// pipelining), handled in order once it ends. Reading stops while any wait.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    private var decoder = ClientRequestDecoder()
+    /// Bytes that came and were not read yet: the start of a head, or requests that came while
+    /// an earlier answer was still being made (HTTP/1.1 pipelining), read in order once it ends.
+    /// Reading the connection stops while they wait.
+    private var received = ByteBuffer()
+    /// `readRequests` is running (an answer it makes must not start it again).
+    private var readingRequests = false
     /// A graceful shutdown asked the connection to end after its current request.
     private var quiescing = false
     /// The current request is a `HEAD`: Tollgate's own answer to it has no body.
@@ -175,13 +179,13 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        // A pipelined request waits until the answer before it has ended; reading stops meanwhile.
-        if !pipelined.isEmpty || awaitsAnswerEnd {
-            pipelined.append(part)
-            return
+        var bytes = unwrapInboundIn(data)
+        if received.readableBytes == 0 {
+            received = bytes
+        } else {
+            received.writeBuffer(&bytes)
         }
-        handle(part, context: context)
+        readRequests(context: context)
     }
 
     /// Whether the current request was read whole and its answer has not ended yet.
@@ -193,18 +197,61 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         }
     }
 
-    /// Handles the parts of pipelined requests that waited, until one of them waits for its answer.
-    private func handlePipelined(context: ChannelHandlerContext) {
-        while !pipelined.isEmpty, !awaitsAnswerEnd, !closeAfterResponse, self.context != nil {
-            handle(pipelined.removeFirst(), context: context)
+    /// Whether reading the connection waits: for Tollgate (`pauseClientReads`), or because a
+    /// pipelined request came before the answer to the one before it has ended.
+    private var holdsReads: Bool {
+        readsPaused || awaitsAnswerEnd && received.readableBytes > 0
+    }
+
+    /// Reads and handles the parts of requests that came, until one of them waits for its
+    /// answer: the bytes after it wait, unread, until that answer has ended.
+    private func readRequests(context: ChannelHandlerContext) {
+        guard !readingRequests else { return }
+        readingRequests = true
+        defer { readingRequests = false }
+        while self.context != nil, !awaitsAnswerEnd {
+            // Nothing after a request whose answer ends the connection is read.
+            if closeAfterResponse, decoder.isBetweenRequests {
+                received = ByteBuffer()
+                return
+            }
+            let part: ClientRequestPart
+            do {
+                guard let next = try decoder.next(from: &received) else { break }
+                part = next
+            } catch {
+                refuseUnreadable(error, context: context)
+                return
+            }
+            handle(part, context: context)
         }
-        if pipelined.isEmpty, pendingRead, !readsPaused {
-            pendingRead = false
-            context.read()
+        if received.readableBytes == 0 { received = ByteBuffer() }
+    }
+
+    /// A request that cannot be read is answered 400 unless an answer is under way; the
+    /// connection ends either way, since what follows on it can no longer be told apart.
+    private func refuseUnreadable(_ error: HTTPReadError, context: ChannelHandlerContext) {
+        received = ByteBuffer()
+        closeAfterResponse = true
+        let refusal = ProxyRefusal.badRequest("Bad request: \(error.reason)")
+        switch state {
+        case .forwarding(let call):
+            // Its body could not be read: the call fails as a refusal (its quota given back).
+            failCall(call, with: refusal)
+        case .idle, .discarding, .local:
+            if responseOpen {
+                context.close(promise: nil)
+                return
+            }
+            shared.recorder.countRefusal(status: Int(refusal.status.code))
+            state = .discarding
+            answer(refusal, version: .http1_1, context: context)
+        case .answeringLocally:
+            context.close(promise: nil)
         }
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func handle(_ part: ClientRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             receivedHead(head, context: context)
@@ -253,7 +300,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused || !pipelined.isEmpty {
+        if holdsReads {
             pendingRead = true
         } else {
             context.read()
@@ -271,7 +318,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         guard readsPaused else { return }
         readsPaused = false
         if case .forwarding(let call) = state { armBodyTimeout(call) }
-        if pendingRead, pipelined.isEmpty, let context {
+        if pendingRead, !holdsReads, let context {
             pendingRead = false
             context.read()
         }
@@ -297,27 +344,20 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A request the decoder cannot read is answered 400 unless an answer is under way; the
-        // connection ends either way (what SwiftNIO's `HTTPServerProtocolErrorHandler` does).
-        if error is HTTPParserError, !responseOpen {
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: Self.malformedAnswer)), promise: nil)
-        }
         context.close(promise: nil)
     }
 
-    static let malformedAnswer: StaticString = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-
     // MARK: Deciding
 
-    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receivedHead(_ head: ClientRequestHead, context: ChannelHandlerContext) {
         connectionGuard?.requestStarted()
         answeringHead = head.method == .HEAD
-        // After an upgrade request the decoder reads no further: its answer is the last.
-        closeAfterResponse = !head.isKeepAlive || head.method == .CONNECT || Decision.isUpgrade(head)
+        // After an upgrade request the connection would no longer be HTTP: its answer is the last.
+        closeAfterResponse = !head.isKeepAlive || head.method == .CONNECT || head.upgrade != nil
         if !shared.localRoutes.isEmpty, Decision.unacceptable(head) == nil,
-           let responder = shared.localRoutes.responder(forTarget: head.uri)
+           let responder = shared.localRoutes.responder(forTarget: head.target)
         {
-            state = .local(LocalCall(head: head, responder: responder, allocator: context.channel.allocator))
+            state = .local(LocalCall(head: head.nioHead, responder: responder, allocator: context.channel.allocator))
             return
         }
         switch Decision.make(head: head, directory: shared.directory) {
@@ -336,19 +376,14 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// Answers a request Tollgate refuses before forwarding it. Its body, if one follows, is not
     /// read: the connection ends with the answer.
     private func refuseBeforeForwarding(
-        _ refusal: ProxyRefusal, head: HTTPRequestHead, context: ChannelHandlerContext, extra: [(name: String, value: String)] = []
+        _ refusal: ProxyRefusal, head: ClientRequestHead, context: ChannelHandlerContext, extra: [(name: String, value: String)] = []
     ) {
-        if Self.hasBody(head) { closeAfterResponse = true }
+        if head.hasBody { closeAfterResponse = true }
         state = .discarding
         answer(refusal, version: head.version, context: context, extra: extra)
     }
 
-    /// Whether a request head announces a body.
-    static func hasBody(_ head: HTTPRequestHead) -> Bool {
-        head.headers.contains(name: "Transfer-Encoding") || head.headers.first(name: "Content-Length").map { $0 != "0" } ?? false
-    }
-
-    private func forwardCall(_ forward: Forward, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func forwardCall(_ forward: Forward, head: ClientRequestHead, context: ChannelHandlerContext) {
         // A billable call whose usage could not be queued is refused before it reaches anything.
         if forward.endpoint != nil, !shared.recorder.acceptsBillable {
             shared.recorder.countRefusal(status: Int(ProxyRefusal.overloaded.status.code))
@@ -357,7 +392,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         }
         let call = ProxiedCall(
             consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint?.identifier, method: forward.method,
-            path: forward.meteredPath, requestID: head.headers.first(name: "X-Request-ID"),
+            path: forward.meteredPath, requestID: head.value(of: "x-request-id"),
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version, isHead: head.method == .HEAD)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?
@@ -384,19 +419,19 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             }
         }
         state = .forwarding(call)
-        if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+        if head.expectsContinue {
             var buffer = context.channel.allocator.buffer(capacity: 32)
             ResponseHead.writeStatusLine(version: head.version, status: .continue, into: &buffer)
             buffer.writeStaticString("\r\n")
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        call.bodyless = !Self.hasBody(head)
+        call.bodyless = !head.hasBody
         var upstreamHead = context.channel.allocator.buffer(capacity: 1024)
         call.upstreamChunked = UpstreamRequest.write(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
             edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil, into: &upstreamHead)
         call.upstreamHead = upstreamHead
-        if Self.hasBody(head) { armBodyTimeout(call) }
+        if head.hasBody { armBodyTimeout(call) }
         if let sharedLease {
             // This node is taking a lease of a quota it shares with other nodes: the call is
             // decided when it is back.
@@ -613,13 +648,17 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         responseOpen = false
         if !closeAfterResponse, case .idle = state { connectionGuard?.requestFinished() }
         if closeAfterResponse {
-            pipelined.removeAll()
+            received = ByteBuffer()
             context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
-            if !pipelined.isEmpty { handlePipelined(context: context) }
+            if received.readableBytes > 0 { readRequests(context: context) }
+            if pendingRead, !holdsReads {
+                pendingRead = false
+                context.read()
+            }
         }
     }
 
@@ -630,7 +669,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             return
         }
         quiescing = true
-        if case .idle = state, pipelined.isEmpty {
+        if case .idle = state, received.readableBytes == 0 {
             context.close(promise: nil)
         } else {
             closeAfterResponse = true

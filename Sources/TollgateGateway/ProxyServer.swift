@@ -16,10 +16,9 @@ struct LoopResources {
 /// The proxy port has as many client connections as it may.
 struct ClientConnectionLimitReached: Error {}
 
-/// The proxy port as a service: a `ConnectionGuard`, SwiftNIO's HTTP/1.1 request decoder and a
-/// `ProxyHandler` per connection, one upstream pool per event loop. On graceful shutdown it
-/// stops accepting, lets in-flight calls finish for up to the drain timeout, cuts the rest,
-/// and returns.
+/// The proxy port as a service: a `ConnectionGuard` and a `ProxyHandler` per connection, one
+/// upstream pool per event loop. On graceful shutdown it stops accepting, lets in-flight calls
+/// finish for up to the drain timeout, cuts the rest, and returns.
 public final class ProxyServer: Service, Sendable {
     private let shared: ProxyContext
     private let group: any EventLoopGroup
@@ -78,12 +77,10 @@ public final class ProxyServer: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
                     try channel.pipeline.syncOperations.addHandler(ConnectionGuard(policy: edge, ticker: resources.ticker))
-                    // SwiftNIO's request decoder alone: the proxy handler writes its answers as
-                    // bytes (`ResponseHead`), answers a request the decoder cannot read with a 400,
-                    // and keeps pipelined requests in order itself (NIO's pipelining assistance
-                    // would stop and restart reading for every request).
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    // The proxy handler reads requests from the bytes itself (`ClientRequestDecoder`),
+                    // writes its answers as bytes (`ResponseHead`) and keeps pipelined requests in
+                    // order (NIO's pipelining assistance would stop and restart reading for every
+                    // request).
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyHandler(shared: shared, pool: resources.pool, ticker: resources.ticker))
                 }

@@ -223,22 +223,6 @@ enum ResponseHead {
         }
     }
 
-    /// The names and options the `Connection` headers list, split at commas and trimmed; none
-    /// (and nothing allocated) when there is no such header.
-    static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {
-        var tokens: [Substring] = []
-        func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        for (name, value) in headers where equalsIgnoringCase(name.utf8, "connection".utf8) {
-            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                var start = token.startIndex, end = token.endIndex
-                while start < end, isBlank(token[start]) { start = token.index(after: start) }
-                while end > start, isBlank(token[token.index(before: end)]) { end = token.index(before: end) }
-                if start < end { tokens.append(value[start..<end]) }
-            }
-        }
-        return tokens
-    }
-
     /// Whether two names are equal, ASCII letters compared without case.
     static func equalsIgnoringCase<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
         guard a.count == b.count else { return false }

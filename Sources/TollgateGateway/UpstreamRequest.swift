@@ -24,7 +24,7 @@ enum UpstreamRequest {
         case host
     }
 
-    /// The headers the proxy does not simply copy, by comparable name.
+    /// The headers the proxy does not simply copy, by name in lower case, with `-`.
     static let roles: [String: HeaderRole] = {
         var roles: [String: HeaderRole] = [:]
         for name in [
@@ -46,17 +46,37 @@ enum UpstreamRequest {
         return roles
     }()
 
-    /// The role of a header; nil for one that is copied as it is.
-    static func role(ofComparable name: String) -> HeaderRole? {
-        if let role = roles[name] { return role }
-        return name.utf8.starts(with: "x-consumer-".utf8) ? .identity : nil
+    /// The role of a header, by its name as it came; nil for one that is copied as it is.
+    /// Names are compared as CGI, WSGI and Rack servers see them: without case, `_` read as `-`
+    /// (`X_Consumer_ID` is `HTTP_X_CONSUMER_ID` there, just as `X-Consumer-ID` is).
+    static func role(of name: UnsafeRawBufferPointer) -> HeaderRole? {
+        if name.count < rolesByLength.count {
+            for entry in rolesByLength[name.count] where sameComparable(name, entry.name) { return entry.role }
+        }
+        if name.count > identityPrefix.count, sameComparable(UnsafeRawBufferPointer(rebasing: name[0..<identityPrefix.count]), identityPrefix) {
+            return .identity
+        }
+        return nil
     }
 
-    /// A header name as CGI, WSGI and Rack servers see it: lower case, `_` read as `-`
-    /// (`X_Consumer_ID` is `HTTP_X_CONSUMER_ID` there, just as `X-Consumer-ID` is).
-    static func comparableName(_ name: String) -> String {
-        let lower = name.lowercased()
-        return lower.utf8.contains(UInt8(ascii: "_")) ? lower.replacingOccurrences(of: "_", with: "-") : lower
+    /// `roles` by the length of their names.
+    private static let rolesByLength: [[(name: [UInt8], role: HeaderRole)]] = {
+        var table = Array(repeating: [(name: [UInt8], role: HeaderRole)](), count: (roles.keys.map(\.utf8.count).max() ?? 0) + 1)
+        for (name, role) in roles { table[name.utf8.count].append((Array(name.utf8), role)) }
+        return table
+    }()
+
+    private static let identityPrefix = Array("x-consumer-".utf8)
+
+    /// Whether two header names are the same as CGI servers read them (see `role(of:)`).
+    static func sameComparable(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        func folded(_ byte: UInt8) -> UInt8 {
+            if byte == UInt8(ascii: "_") { return UInt8(ascii: "-") }
+            return byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+        }
+        for (x, y) in zip(a, b) where x != y && folded(x) != folded(y) { return false }
+        return true
     }
 
     /// Who the client is, as the upstream is told: the peer, or the client a trusted proxy names.
@@ -84,21 +104,17 @@ enum UpstreamRequest {
     }
 
     /// The head sent upstream for `request`, written as bytes into `buffer`: the request line
-    /// with the upstream's path, the client's headers as they came except those the proxy
+    /// with the upstream's path, the client's header lines as they came except those the proxy
     /// removes (hop-by-hop, those `Connection` lists, identity in every spelling, method
     /// overrides, the credential, the upstream's secret), then Tollgate's own (host, identity,
     /// secret, forwarding). The body's framing follows SwiftNIO's request encoder: a
     /// `Content-Length` body goes as it is; otherwise a chunked body, and any `POST`, `PUT` or
     /// `PATCH`, is sent chunked. Returns whether the body is chunked.
     static func write(
-        for request: HTTPRequestHead, forward: Forward, requestID: String, clientAddress: String, edge: EdgePolicy,
+        for request: ClientRequestHead, forward: Forward, requestID: String, clientAddress: String, edge: EdgePolicy,
         overTLS: Bool = false, into buffer: inout ByteBuffer
     ) -> Bool {
         let product = forward.route.product
-        let secretName = product.upstreamHeader.map { comparableName($0.name) }
-        var connectionListed: Set<String> = []
-        for value in ResponseHead.connectionTokens(request.headers) { connectionListed.insert(comparableName(String(value))) }
-
         buffer.writeString(request.method.rawValue)
         buffer.writeStaticString(" ")
         buffer.writeString(product.upstream.basePath)
@@ -111,33 +127,38 @@ enum UpstreamRequest {
 
         var forwardedFor: [String] = []
         var originalHost: String?
-        var chunked = false
         var hasLength = false
-        for (name, value) in request.headers {
-            let comparable = comparableName(name)
-            if connectionListed.contains(comparable) || comparable == secretName {
-                if comparable == "transfer-encoding" { chunked = true }
-                continue
+        request.bytes.withUnsafeReadableBytes { head in
+            func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: head[range]) }
+            func text(_ range: Range<Int>) -> String { String(decoding: bytes(range), as: UTF8.self) }
+            // The names `Connection` lists (where they lie): rare, and then few.
+            var connectionListed: [Range<Int>] = []
+            for line in request.lines where ResponseHead.equalsIgnoringCase(bytes(line.name), "connection".utf8) {
+                ResponseHead.forEachListElement(in: line.value, of: head) { connectionListed.append($0) }
             }
-            switch role(ofComparable: comparable) {
-            case nil:
-                if comparable == "content-length" { hasLength = true }
-                ResponseHead.writeField(name, value, into: &buffer)
-            case .hopByHop:
-                if comparable == "transfer-encoding" { chunked = true }
-            case .identity, .methodOverride, .credential:
-                break
-            case .forwarding:
-                // Only the exact spelling is read; `X_Forwarded_For` and the like are dropped.
-                if comparable == "x-forwarded-for" && !name.utf8.contains(UInt8(ascii: "_")) { forwardedFor.append(value) }
-            case .authorization:
-                if !forward.credentialInAuthorization { ResponseHead.writeField(name, value, into: &buffer) }
-            case .host:
-                originalHost = value
+            for line in request.lines {
+                let name = bytes(line.name)
+                if !connectionListed.isEmpty, connectionListed.contains(where: { sameComparable(bytes($0), name) }) { continue }
+                if let secret = product.upstreamHeader, sameComparable(name, secret.name.utf8) { continue }
+                switch role(of: name) {
+                case nil:
+                    if ResponseHead.equalsIgnoringCase(name, "content-length".utf8) { hasLength = true }
+                    ResponseHead.writeField(name, bytes(line.value), into: &buffer)
+                case .hopByHop, .identity, .methodOverride, .credential:
+                    break
+                case .forwarding:
+                    // Only the exact spelling is read; `X_Forwarded_For` and the like are dropped.
+                    if ResponseHead.equalsIgnoringCase(name, "x-forwarded-for".utf8) { forwardedFor.append(text(line.value)) }
+                case .authorization:
+                    if !forward.credentialInAuthorization { ResponseHead.writeField(name, bytes(line.value), into: &buffer) }
+                case .host:
+                    originalHost = text(line.value)
+                }
             }
         }
         // A request body keeps the framing it came with (docs/security.md, request smuggling);
         // a POST, PUT or PATCH without a length is sent chunked, as SwiftNIO's encoder does.
+        var chunked = request.chunked
         if !hasLength {
             switch request.method {
             case .POST, .PUT, .PATCH: chunked = true

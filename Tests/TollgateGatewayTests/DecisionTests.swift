@@ -44,20 +44,22 @@ struct DecisionTests {
         return directory
     }()
 
-    static func head(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = [("apikey", token)]) -> HTTPRequestHead {
-        HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
+    /// A request head as the proxy reads it from the bytes of its request line and header lines.
+    static func head(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = [("apikey", token)]) -> ClientRequestHead {
+        let text = "\(method.rawValue) \(uri) HTTP/1.1\r\n" + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
+        return try! ClientRequestDecoder.parseHead(ByteBuffer(string: text))
     }
 
-    static func decide(_ head: HTTPRequestHead) -> Decision {
+    static func decide(_ head: ClientRequestHead) -> Decision {
         Decision.make(head: head, directory: directory)
     }
 
-    static func forwarded(_ head: HTTPRequestHead) throws -> Forward {
+    static func forwarded(_ head: ClientRequestHead) throws -> Forward {
         guard case .forward(let forward) = decide(head) else { throw DecisionFailure(decision: "\(decide(head))") }
         return forward
     }
 
-    static func refusal(_ head: HTTPRequestHead) -> ProxyRefusal? {
+    static func refusal(_ head: ClientRequestHead) -> ProxyRefusal? {
         if case .refuse(let refusal, _) = decide(head) { return refusal }
         return nil
     }
@@ -143,7 +145,7 @@ struct DecisionTests {
 extension DecisionTests {
     /// The head `UpstreamRequest.write` makes, read back: its request line, headers and framing.
     static func upstreamHead(
-        _ client: HTTPRequestHead, _ forward: Forward
+        _ client: ClientRequestHead, _ forward: Forward
     ) -> (requestLine: String, headers: HTTPHeaders, chunked: Bool, text: String) {
         var buffer = ByteBuffer()
         let chunked = UpstreamRequest.write(

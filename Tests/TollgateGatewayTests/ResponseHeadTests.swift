@@ -42,16 +42,6 @@ struct ResponseHeadTests {
         #expect(framing == .chunked)
     }
 
-    @Test("Connection's list: split at commas, blanks trimmed, empty items skipped, every Connection header read")
-    func connectionTokens() {
-        let headers = HTTPHeaders([
-            ("connection", " keep-alive ,\tX-One,, "), ("Content-Type", "text/plain"), ("CONNECTION", "x-two"), ("X-Connection", "no"),
-        ])
-        #expect(ResponseHead.connectionTokens(headers) == ["keep-alive", "X-One", "x-two"])
-        #expect(ResponseHead.connectionTokens(HTTPHeaders([("Content-Length", "1")])).isEmpty)
-        #expect(ResponseHead.connectionTokens(HTTPHeaders([("Connection", " , ")])).isEmpty)
-    }
-
     @Test("Forwarded: IPv6 addresses quoted in brackets, the host only when it is safe to quote")
     func forwardedElement() {
         func line(_ client: String, _ host: String?, tls: Bool = false) -> String {
