@@ -142,13 +142,39 @@ struct EdgeTests {
             for (bytes, status) in attempts {
                 let connection = try await RawConnection.open(port: port)
                 try await connection.send(bytes)
-                #expect(await connection.waitForResponses(1) || connection.isClosed)
-                // llhttp itself may refuse some of these before Tollgate sees them (400); never 2xx.
-                let answered = connection.statuses.first
-                #expect(answered == status || answered == 400, "\(bytes.prefix(30)): \(connection.text)")
+                #expect(await connection.waitForResponses(1))
+                #expect(connection.statuses.first == status, "\(bytes.prefix(30)): \(connection.text)")
                 await connection.close()
             }
             #expect(upstream.requests.isEmpty)
+            #expect(try await Self.billed(server, id).isEmpty)
+        }
+    }
+
+    @Test func requestsThatCannotBeReadAre400WithTheirFaultAndReachNothing() async throws {
+        try await Self.withEdge { server, upstream in
+            let (id, token) = try await server.subscribe(plan: "edge-basic")
+            let port = server.proxyPort
+            let attempts: [(bytes: String, fault: String)] = [
+                // A framework that folds the method's case would run the billed GET handler.
+                (Self.head("get /edge/report HTTP/1.1", port: port, token: token), "malformed method"),
+                (Self.head("POST /edge/invoice HTTP/1.1", port: port, token: token, ["Content-Length: 3", "Transfer-Encoding: chunked"])
+                    + Self.chunked("abc"), "both Content-Length and Transfer-Encoding"),
+                (Self.head("GET /edge/report HTTP/1.1", port: port, token: token, ["X-A: a\nb"]), "a line not ended by CRLF"),
+                // The head is forwarded, then its body breaks: the call ends as a refusal, unbilled.
+                (Self.head("POST /edge/invoice HTTP/1.1", port: port, token: token, ["Transfer-Encoding: chunked"])
+                    + "3\r\nabc\r\nzz\r\n", "an invalid chunk size line"),
+            ]
+            for attempt in attempts {
+                let connection = try await RawConnection.open(port: port)
+                try await connection.send(attempt.bytes)
+                #expect(await connection.waitForResponses(1))
+                #expect(connection.statuses == [400], "\(connection.text)")
+                #expect(connection.text.contains(#"{"message":"Bad request: \#(attempt.fault)"}"#), "\(connection.text)")
+                #expect(await connection.waitForClose())
+                await connection.close()
+            }
+            #expect(upstream.requests.allSatisfy { $0.method != "GET" })
             #expect(try await Self.billed(server, id).isEmpty)
         }
     }
