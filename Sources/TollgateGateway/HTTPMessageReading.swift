@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// Where one header line lies in a head's bytes (offsets from the head's first byte): its name,
@@ -37,6 +44,8 @@ struct FieldSection {
     /// `HTTPSyntax.headLength` found), leaving `index` after it.
     static func read(_ bytes: UnsafeRawBufferPointer, from index: inout Int) throws(HTTPReadError) -> FieldSection {
         var section = FieldSection()
+        // One allocation for the usual number of lines, not one per doubling.
+        section.lines.reserveCapacity(16)
         while !(bytes[index] == 0x0D && bytes[index + 1] == 0x0A) {
             let nameStart = index
             while index < bytes.count, HTTPSyntax.isTokenByte(bytes[index]) { index += 1 }
@@ -109,8 +118,9 @@ struct HeadSearch {
         let found = HTTPSyntax.headLength(in: bytes, from: searched + 3)
         let end = found ?? bytes.count
         var index = min(searched, end)
-        while index < end {
-            if bytes[index] == 0x0A, index == 0 || bytes[index - 1] != 0x0D { throw HTTPReadError(reason: "a line not ended by CRLF") }
+        while index < end, let base = bytes.baseAddress, let lineFeed = memchr(base + index, 0x0A, end - index) {
+            index = base.distance(to: UnsafeRawPointer(lineFeed))
+            if index == 0 || bytes[index - 1] != 0x0D { throw HTTPReadError(reason: "a line not ended by CRLF") }
             index += 1
         }
         searched = found == nil ? max(0, bytes.count - 3) : 0
