@@ -98,10 +98,12 @@ public enum Metering {
     public static func deltas(_ events: [UsageEvent], meters: [Meter], endpoints: Bool = true) -> MeterDeltas {
         var deltas = MeterDeltas()
         var run = AggregateRun(meters: meters)
-        // Indexed rather than iterated: iterating copies each event with all its strings. (A
-        // profile still finds whole-event copies made inside `add`.)
-        for position in events.indices {
-            add(events[position], meters: meters, endpoints: endpoints, to: &run, flushingInto: &deltas)
+        // Through a buffer pointer: an array's element passed on (or iterated) is a copy with
+        // all its strings.
+        events.withUnsafeBufferPointer { events in
+            for position in events.indices {
+                add(events[position], meters: meters, endpoints: endpoints, to: &run, flushingInto: &deltas)
+            }
         }
         run.flush(into: &deltas)
         return deltas

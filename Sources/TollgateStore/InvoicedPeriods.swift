@@ -6,6 +6,8 @@ import TollgateCore
 /// Both databases' writers find late events with it.
 struct InvoicedPeriods: Sendable {
     private var periods: [String: [(invoice: String, period: Range<Int64>)]] = [:]
+    /// Some subscription has an invoice (most batches find none).
+    private var anyInvoice = false
 
     /// Whether the subscription's invoices were added (`loaded`), even if it has none.
     func knows(_ subscription: String) -> Bool { periods[subscription] != nil }
@@ -21,6 +23,7 @@ struct InvoicedPeriods: Sendable {
         // A first invoice's period is empty: no event falls in it.
         guard start < end else { return loaded(subscription) }
         periods[subscription, default: []].append((invoice, start..<end))
+        anyInvoice = true
     }
 
     /// The invoice whose period the event falls in, if any.
@@ -32,10 +35,13 @@ struct InvoicedPeriods: Sendable {
 
     /// The late events' invoices, by the events' positions.
     func lateInvoices(_ events: [UsageEvent]) -> [Int: String] {
-        guard !periods.isEmpty else { return [:] }
+        guard anyInvoice else { return [:] }
         var late: [Int: String] = [:]
-        for position in events.indices {
-            if let invoice = invoice(of: events[position]) { late[position] = invoice }
+        // Through a buffer pointer: an array's element passed on is a copy with all its strings.
+        events.withUnsafeBufferPointer { events in
+            for position in events.indices {
+                if let invoice = invoice(of: events[position]) { late[position] = invoice }
+            }
         }
         return late
     }

@@ -43,13 +43,16 @@ final class SQLiteUsageLog: @unchecked Sendable {
         var result = EventInsertion()
         let late = try lateInvoices(prepared.events)
         let insert = try connection.statement(Self.insertEvent)
-        for position in prepared.events.indices {
-            let key = prepared.events[position].key
-            try EventBatch.bind(prepared.events[position], key: key, lateInvoice: late[position], to: insert)
-            try insert.run()
-            guard connection.changes == 1 else { continue }
-            result.inserted.append(key)
-            if let invoice = late[position] { result.late[key] = invoice }
+        // Through a buffer pointer: an array's element passed on is a copy with all its strings.
+        try prepared.events.withUnsafeBufferPointer { events in
+            for position in events.indices {
+                let key = events[position].key
+                try EventBatch.bind(events[position], key: key, lateInvoice: late[position], to: insert)
+                try insert.run()
+                guard connection.changes == 1 else { continue }
+                result.inserted.append(key)
+                if let invoice = late[position] { result.late[key] = invoice }
+            }
         }
         let deltas = result.inserted.count == prepared.events.count
             ? prepared.deltas

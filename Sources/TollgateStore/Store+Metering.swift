@@ -154,9 +154,13 @@ extension TollgateStore {
 
     /// Leaves out an event whose key came earlier in the batch.
     private static func leaveOutRepeated(_ events: inout [UsageEvent]) {
-        let keys = Set(events.lazy.map(\.key))
-        if keys.count < events.count {
-            var seen = Set<UsageEvent.Key>(minimumCapacity: keys.count)
+        var seen = Set<UsageEvent.Key>(minimumCapacity: events.count)
+        // Through a buffer pointer, by index: an array's element (or a sequence's) is a copy with all its strings.
+        let repeated = events.withUnsafeBufferPointer { events in
+            events.indices.contains { !seen.insert(events[$0].key).inserted }
+        }
+        if repeated {
+            seen.removeAll(keepingCapacity: true)
             events = events.filter { seen.insert($0.key).inserted }
         }
     }
