@@ -45,14 +45,6 @@ struct ClientRequestHead {
         }
     }
 
-    /// The values of every field named `name` (lower case), in order.
-    func values(of name: String) -> [String] {
-        bytes.withUnsafeReadableBytes { head in
-            lines.filter { ResponseHead.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: head[$0.name]), name.utf8) }
-                .map { String(decoding: UnsafeRawBufferPointer(rebasing: head[$0.value]), as: UTF8.self) }
-        }
-    }
-
     /// The head as SwiftNIO's type, for the port's own paths (`LocalRoutes`).
     var nioHead: HTTPRequestHead {
         let fields = bytes.withUnsafeReadableBytes { head in
