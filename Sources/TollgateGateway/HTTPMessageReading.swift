@@ -41,7 +41,7 @@ struct FieldSection {
     var connectionUpgrade = false
 
     /// Reads the header lines from `index` through the blank line that ends the head (which
-    /// `HTTPSyntax.headLength` found), leaving `index` after it.
+    /// `HeadSearch` found), leaving `index` after it.
     static func read(_ bytes: UnsafeRawBufferPointer, from index: inout Int) throws(HTTPReadError) -> FieldSection {
         var section = FieldSection()
         // One allocation for the usual number of lines, not one per doubling.
@@ -115,7 +115,7 @@ struct HeadSearch {
 
     /// The length of the head at the start of `bytes`, through its blank line; nil if it has not all come.
     mutating func length(in bytes: UnsafeRawBufferPointer) throws(HTTPReadError) -> Int? {
-        let found = HTTPSyntax.headLength(in: bytes, from: searched + 3)
+        let found = Self.headLength(in: bytes, from: searched + 3)
         let end = found ?? bytes.count
         var index = min(searched, end)
         while index < end, let base = bytes.baseAddress, let lineFeed = memchr(base + index, 0x0A, end - index) {
@@ -125,6 +125,26 @@ struct HeadSearch {
         }
         searched = found == nil ? max(0, bytes.count - 3) : 0
         return found
+    }
+
+    /// The length of the head at the start of `bytes`, through its blank line, looking from
+    /// `start` on (at least 3); nil if it has not all come.
+    private static func headLength(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        var index = max(start, 3)
+        while index < bytes.count {
+            // Looks at every fourth byte while it cannot be part of CRLFCRLF.
+            let byte = bytes[index]
+            if byte == 0x0A {
+                if bytes[index - 1] == 0x0D, bytes[index - 2] == 0x0A, bytes[index - 3] == 0x0D { return index + 1 }
+                index += 2
+            } else if byte == 0x0D {
+                index += 1
+            } else {
+                index += 4
+            }
+        }
+        return nil
     }
 }
 
@@ -136,7 +156,7 @@ enum BodyPart {
 
 /// Reads a message's body by its framing (RFC 9112 §6 and §7.1): a length, chunks (their sizes,
 /// extensions and trailer fields read and dropped), or everything until the connection closes.
-struct BodyReader: Equatable {
+struct BodyReader {
     /// The largest chunk-size line (with its extensions) and the largest trailer section.
     static let maxChunkLineBytes = 4096
     static let maxTrailerBytes = 16 * 1024
@@ -239,26 +259,6 @@ enum HTTPSyntax {
             value = value * 10 + Int(byte - 0x30)
         }
         return value
-    }
-
-    /// The length of the head at the start of `bytes`, through its blank line, looking from
-    /// `start` on (at least 3); nil if it has not all come.
-    static func headLength(in bytes: UnsafeRawBufferPointer, from start: Int = 3) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        var index = max(start, 3)
-        while index < bytes.count {
-            // Looks at every fourth byte while it cannot be part of CRLFCRLF.
-            let byte = bytes[index]
-            if byte == 0x0A {
-                if bytes[index - 1] == 0x0D, bytes[index - 2] == 0x0A, bytes[index - 3] == 0x0D { return index + 1 }
-                index += 2
-            } else if byte == 0x0D {
-                index += 1
-            } else {
-                index += 4
-            }
-        }
-        return nil
     }
 
     /// A line ended by CRLF, without it; nil until it has all come. Throws past `limit` bytes,
