@@ -195,10 +195,10 @@ struct Attribution: Sendable {
     /// below the product's prefix when the path went through the gateway's form.
     private func endpoint(of event: UsageEvent, in product: String) -> String? {
         guard let method = event.method, let path = event.path, let table = endpoints[product] else { return nil }
-        if let endpoint = table.endpoint(method: method, path: Substring(path)) { return endpoint.identifier }
+        if let endpoint = table.identifier(method: method, path: Substring(path)) { return endpoint }
         let prefix = "/" + product
         if path.hasPrefix(prefix + "/") {
-            return table.endpoint(method: method, path: path.dropFirst(prefix.count))?.identifier
+            return table.identifier(method: method, path: path.dropFirst(prefix.count))
         }
         return nil
     }

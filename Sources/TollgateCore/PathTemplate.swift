@@ -110,10 +110,22 @@ public struct EndpointTable: Sendable {
     /// an endpoint of its own is the `GET` endpoint of the same path: upstream frameworks answer
     /// it with the `GET` handler, so it is metered as that call.
     public func endpoint(method: String, path: Substring) -> Endpoint? {
-        if let exact = endpoints.first(where: { $0.method == method && $0.path.matches(path, caseSensitive: caseSensitive) }) {
-            return exact
-        }
+        position(method: method, path: path).map { endpoints[$0] }
+    }
+
+    /// The identifier of the endpoint `endpoint(method:path:)` finds.
+    public func identifier(method: String, path: Substring) -> String? {
+        position(method: method, path: path).map { endpoints[$0].identifier }
+    }
+
+    private func position(method: String, path: Substring) -> Int? {
+        // Searched by index: iterating would copy every endpoint tried, with all its strings.
+        if let exact = position(exactly: method, path: path) { return exact }
         guard method == "HEAD" else { return nil }
-        return endpoints.first { $0.method == "GET" && $0.path.matches(path, caseSensitive: caseSensitive) }
+        return position(exactly: "GET", path: path)
+    }
+
+    private func position(exactly method: String, path: Substring) -> Int? {
+        endpoints.indices.first { endpoints[$0].method == method && endpoints[$0].path.matches(path, caseSensitive: caseSensitive) }
     }
 }

@@ -6,7 +6,8 @@ import TollgateCore
 struct Forward {
     let consumer: Consumer
     let route: ProductRoute
-    let endpoint: Endpoint?
+    /// The identifier of the endpoint the call matched; nil for an unlisted one.
+    let endpoint: String?
     let method: String
     /// The normalized path, product prefix included, as forwarded.
     let path: String
@@ -63,7 +64,7 @@ enum Decision {
         if consumer.suspended { return .refuse(.paymentRequired, recordAs: (consumer, UsageEvent.meteredPath(path))) }
 
         let method = head.method.rawValue
-        let endpoint = route.endpoint(method: method, path: RequestPath.withoutParameters(remainder))
+        let endpoint = route.endpointIdentifier(method: method, path: RequestPath.withoutParameters(remainder))
         let meteredPath = UsageEvent.meteredPath(path)
         if endpoint == nil, route.product.unlistedEndpoints == .deny {
             return .refuse(.noRoute, recordAs: (consumer, meteredPath))

@@ -52,9 +52,10 @@ public final class ProductRoute: Sendable {
             product: product.id, host: product.upstream.host, port: product.upstream.port, tls: product.upstream.isTLS)
     }
 
-    /// The endpoint a call matches, by method and the path below the product prefix.
-    public func endpoint(method: String, path: Substring) -> Endpoint? {
-        endpoints.endpoint(method: method, path: path)
+    /// The identifier of the endpoint a call matches, by method and the path below the
+    /// product prefix.
+    func endpointIdentifier(method: String, path: Substring) -> String? {
+        endpoints.identifier(method: method, path: path)
     }
 }
 

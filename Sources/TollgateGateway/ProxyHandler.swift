@@ -391,7 +391,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             return
         }
         let call = ProxiedCall(
-            consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint?.identifier, method: forward.method,
+            consumer: forward.consumer, route: forward.route, endpoint: forward.endpoint, method: forward.method,
             path: forward.meteredPath, requestID: head.value(of: "x-request-id"),
             clientKeepAlive: head.isKeepAlive, clientVersion: head.version, isHead: head.method == .HEAD)
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
@@ -400,7 +400,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         if let plan = shared.directory.plan(forward.consumer.plan) {
             let now = Date()
             switch shared.quotas.admit(
-                consumer: forward.consumer, plan: plan, endpoint: forward.endpoint?.identifier, at: now,
+                consumer: forward.consumer, plan: plan, endpoint: forward.endpoint, at: now,
                 eventLoop: context.eventLoop)
             {
             case .notCovered:

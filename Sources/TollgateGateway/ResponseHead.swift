@@ -70,26 +70,20 @@ enum ResponseHead {
     /// `name: value\r\n`, in one write to the buffer rather than four: each write checks the
     /// buffer's capacity, its uniqueness and, in NIO's code, exclusive access.
     static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
-        var name = name, value = value
-        _ = name.withUTF8 { name in
-            value.withUTF8 { value in
-                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count + value.count + 4) { out in
-                    var at = 0
-                    func put(_ bytes: UnsafeBufferPointer<UInt8>) {
-                        UnsafeMutableRawBufferPointer(rebasing: out[at..<at + bytes.count]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-                        at += bytes.count
-                    }
-                    put(name)
-                    out[at] = UInt8(ascii: ":")
-                    out[at + 1] = UInt8(ascii: " ")
-                    at += 2
-                    put(value)
-                    out[at] = UInt8(ascii: "\r")
-                    out[at + 1] = UInt8(ascii: "\n")
-                    return at + 2
-                }
+        // Read where the strings lie (native strings are contiguous): a `var` copy of each to
+        // call `withUTF8` would retain and release both.
+        var written = false
+        _ = name.utf8.withContiguousStorageIfAvailable { name in
+            value.utf8.withContiguousStorageIfAvailable { value in
+                writeField(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value), into: &buffer)
+                written = true
             }
         }
+        if written { return }
+        buffer.writeString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeString(value)
+        buffer.writeStaticString("\r\n")
     }
 
     /// A decimal number (a small `String`, which needs no allocation).

@@ -74,6 +74,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private var decoder = UpstreamResponseDecoder()
     /// Bytes read and not yet decoded.
     private var received = ByteBuffer()
+    /// Bytes were written and not flushed yet.
+    private var unflushed = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -94,7 +96,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     private func sendBytes(_ bytes: ByteBuffer) {
-        context?.write(wrapOutboundOut(bytes), promise: nil)
+        guard let context else { return }
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        unflushed = true
     }
 
     /// Writes a part of the request's body (a chunk when the body is chunked), or its end.
@@ -119,7 +123,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Flushes what was written since the last flush; nothing, and no trip through the
+    /// pipeline, when nothing was (a request's end without a body, a read that brought no
+    /// body bytes).
     func flush() {
+        guard unflushed else { return }
+        unflushed = false
         context?.flush()
     }
 

@@ -58,7 +58,7 @@ public final class UsageRecorder: Service, Sendable {
         var quotaCalls: [QuotaCounter: Int] = [:]
         var promises: [EventLoopPromise<Void>] = []
 
-        mutating func append(_ event: UsageEvent, quota: [QuotaCounter], promise: EventLoopPromise<Void>?) {
+        mutating func append(_ event: consuming UsageEvent, quota: [QuotaCounter], promise: EventLoopPromise<Void>?) {
             events.append(event)
             for counter in quota { quotaCalls[counter, default: 0] += 1 }
             if let promise { promises.append(promise) }
@@ -135,19 +135,21 @@ public final class UsageRecorder: Service, Sendable {
             }
             shared.move(into: &batch)
             if !batch.quotaCalls.isEmpty, let quotaNode { batch.commit.quotaUse = QuotaUse(node: quotaNode, calls: batch.quotaCalls) }
-            queued -= batch.commit.events.count
-            inFlight += batch.commit.events.count
+            batch.taken = batch.commit.events.count
+            queued -= batch.taken
+            inFlight += batch.taken
             return batch
         }
 
         /// A batch taken was written (or given up): its events leave the queue.
         mutating func finished(_ batch: Batch) {
-            inFlight -= batch.commit.events.count
+            inFlight -= batch.taken
         }
 
-        /// A batch taken was not written: it goes back, for the write loop.
+        /// A batch taken was not written: it goes back, for the write loop (its events without
+        /// repeats of a key, if a commit left them out).
         mutating func putBack(_ batch: Batch) {
-            inFlight -= batch.commit.events.count
+            inFlight -= batch.taken
             queued += batch.commit.events.count
             shared.putBack(batch)
         }
@@ -228,17 +230,20 @@ public final class UsageRecorder: Service, Sendable {
     /// same transaction as its event. `eventLoop` is the caller's (a promise's loop is known):
     /// with `commitsOnEventLoops`, the commit may be written there.
     public func record(
-        _ event: UsageEvent, durable promise: EventLoopPromise<Void>? = nil, quota: [QuotaCounter] = [],
+        _ event: consuming UsageEvent, durable promise: EventLoopPromise<Void>? = nil, quota: [QuotaCounter] = [],
         on eventLoop: (any EventLoop)? = nil
     ) {
         let capacity = self.capacity
         // The loop that completes the promise writes the commit, so that it needs no hop.
         let committer = commitsOnEventLoops ? promise?.futureResult.eventLoop ?? eventLoop : nil
+        let billable = event.billable
+        // Moved into the queue, not copied with all its strings (a closure cannot consume a capture).
+        var moving: UsageEvent? = consume event
         let admission: Admission = state.withLockedValue { pending in
             if pending.stopped { return .refused(UsageQueueError(code: .stopped, capacity: capacity)) }
             if pending.depth >= capacity {
                 if promise != nil { return .refused(UsageQueueError(code: .full, capacity: capacity)) }
-                if !event.billable {
+                if !billable {
                     pending.dropped += 1
                     return .dropped
                 }
@@ -246,7 +251,7 @@ public final class UsageRecorder: Service, Sendable {
             pending.queued += 1
             depth.store(pending.depth, ordering: .relaxed)
             guard let committer else {
-                pending.shared.append(event, quota: quota, promise: promise)
+                pending.shared.append(moving.take()!, quota: quota, promise: promise)
                 return .queued
             }
             // As many queues as event loops: found by comparing, not hashing.
@@ -254,7 +259,7 @@ public final class UsageRecorder: Service, Sendable {
                 pending.loops.append(LoopQueue(loop: committer))
                 return pending.loops.count - 1
             }()
-            pending.loops[index].queue.append(event, quota: quota, promise: promise)
+            pending.loops[index].queue.append(moving.take()!, quota: quota, promise: promise)
             if pending.loops[index].scheduled { return .joinedCommit }
             pending.loops[index].scheduled = true
             return .commitScheduled
@@ -272,19 +277,19 @@ public final class UsageRecorder: Service, Sendable {
     /// written without waiting for anything but another loop's commit; otherwise (or if it
     /// fails) puts it back for the write loop.
     private func commitOnEventLoop(_ loop: any EventLoop) {
-        let (batch, counts) = state.withLockedValue { pending in
+        var (batch, counts) = state.withLockedValue { pending in
             (pending.take(for: loop, quotaNode: quotaNode), pending.takeCounts())
         }
         metrics.withLockedValue { $0.count(dropped: counts.dropped, refusals: counts.refusals) }
         guard !batch.isEmpty else { return }
-        let result: Result<UsageCommitNow, any Error>
+        let result: Result<Bool, any Error>
         let started = ContinuousClock.now
         do {
-            result = .success(try loopCommits.withLock { try store.commitUsageNow(batch.commit) })
+            result = .success(try loopCommits.withLock { try store.commitUsageNow(&batch.commit) })
         } catch {
             result = .failure(error)
         }
-        guard case .success(.written) = result else {
+        guard case .success(true) = result else {
             if case .failure(let error) = result {
                 logger.error("usage events could not be written; the write loop tries again", metadata: ["error": "\(error)"])
             }
@@ -397,6 +402,8 @@ public final class UsageRecorder: Service, Sendable {
     /// What one write takes from the queue: one commit, and who waits for it.
     private struct Batch: Sendable {
         var commit = UsageCommit()
+        /// How many events were taken from the queue for it (a commit may leave repeats out).
+        var taken = 0
         /// The calls among the events answered from shared quota holdings (`commit.quotaUse`).
         var quotaCalls: [QuotaCounter: Int] = [:]
         var promises: [EventLoopPromise<Void>] = []

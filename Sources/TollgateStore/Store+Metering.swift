@@ -37,14 +37,6 @@ public struct UsageCommit: Sendable {
     public var isEmpty: Bool { events.isEmpty && raisedLeases.isEmpty && settledLeases.isEmpty && webhooks.isEmpty }
 }
 
-/// What `TollgateStore.commitUsageNow` did.
-public enum UsageCommitNow: Sendable {
-    /// Committed.
-    case written
-    /// Not written, as it would have had to wait (the writer's turn, a read): here it is back.
-    case deferred(UsageCommit)
-}
-
 /// What ingestion keeps in memory between batches: the active meters, the products events are
 /// attributed to, and where each subscription's billing periods fall.
 struct MeteringCache: Sendable {
@@ -110,14 +102,16 @@ extension TollgateStore {
 
     /// `commitUsage` here and now, on the calling thread, when it needs no waiting: on SQLite,
     /// while no other write holds the writer's turn and the meters and the clocks of the
-    /// events' subscriptions are in memory. Otherwise the commit comes back as it was, unwritten,
-    /// for `commitUsage`. Throws if its transaction failed: nothing of it is written then.
+    /// events' subscriptions are in memory. True when written; false when it would have had to
+    /// wait, `commit` then left for `commitUsage` (its events may have lost repeats of a key
+    /// within it, which would not be stored either way). Throws if its transaction failed:
+    /// nothing of it is written then.
     ///
     /// The gateway's event loops commit their calls' usage this way (`UsageRecorder`), without
-    /// waking a writer's thread and being woken by it for every commit.
-    public func commitUsageNow(_ commit: consuming UsageCommit) throws -> UsageCommitNow {
-        guard let sqlite = backend as? SQLiteBackend else { return .deferred(commit) }
-        var commit = commit
+    /// waking a writer's thread and being woken by it for every commit. The commit is borrowed
+    /// in place (`inout`): its events are not copied to fill in their buckets.
+    public func commitUsageNow(_ commit: inout UsageCommit) throws -> Bool {
+        guard let sqlite = backend as? SQLiteBackend else { return false }
         let written = try sqlite.inWritersTurnIfFree { log -> Bool in
             var prepared: PreparedEvents?
             if !commit.events.isEmpty {
@@ -127,7 +121,7 @@ extension TollgateStore {
             try Self.write(commit, prepared: prepared, to: log)
             return true
         }
-        return written == true ? .written : .deferred(commit)
+        return written == true
     }
 
     /// SQLite: a commit's transaction.

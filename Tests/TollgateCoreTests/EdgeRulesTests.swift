@@ -59,6 +59,10 @@ struct EdgeRulesTests {
         #expect(table.endpoint(method: "HEAD", path: "/invoice") == nil)
         #expect(table.endpoint(method: "OPTIONS", path: "/invoice/7") == nil)
         #expect(table.endpoint(method: "POST", path: "/INVOICE")?.identifier == "create-invoice")
+        // The identifier alone (the gateway's and the collector's question) is the same endpoint's.
+        #expect(table.identifier(method: "HEAD", path: "/invoice/7") == "get-invoice")
+        #expect(table.identifier(method: "HEAD", path: "/report") == "head-report")
+        #expect(table.identifier(method: "OPTIONS", path: "/invoice/7") == nil)
         var exact = Self.product
         exact.caseSensitivePaths = true
         #expect(EndpointTable(exact).endpoint(method: "POST", path: "/INVOICE") == nil)
