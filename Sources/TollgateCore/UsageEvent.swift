@@ -55,6 +55,8 @@ public struct UsageEvent: Sendable {
     /// that no subscription owns.
     public var bucket: Date?
 
+    // Inlinable: built where it is called, the event is not copied from the initializer's frame.
+    @inlinable
     public init(
         id: String, source: Source, name: String = "api_calls", occurredAt: Date, timeFromSender: Bool,
         subscription: String?, customer: String?,

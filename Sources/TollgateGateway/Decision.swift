@@ -43,8 +43,12 @@ enum Decision {
             return .refuse(.badRequest("Bad request: malformed path"), recordAs: nil)
         }
         let path = target.path
-        let afterSlash = path.dropFirst()
-        let productID = afterSlash.prefix { $0 != "/" }
+        // Cut at bytes, as `RequestPath` cuts (a normalized path starts with `/`): the product
+        // id is the first segment, the remainder what follows it.
+        let bytes = path.utf8
+        let idStart = bytes.index(after: bytes.startIndex)
+        let idEnd = bytes[idStart...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+        let productID = path[idStart..<idEnd]
         guard !productID.isEmpty, let route = directory.route(product: productID) else {
             return .refuse(.noRoute, recordAs: nil)
         }
@@ -52,7 +56,7 @@ enum Decision {
         if let raw = rawFirstSegment(head.target), raw != productID {
             return .refuse(.badRequest("Bad request: the path leaves its route"), recordAs: nil)
         }
-        var remainder = afterSlash.dropFirst(productID.count)
+        var remainder = path[idEnd...]
         if remainder.isEmpty { remainder = "/" }
 
         let (token, inAuthorization, query) = credential(head: head, query: target.query)

@@ -64,6 +64,7 @@ public final class ProductRoute: Sendable {
 /// terminated or rotated token stops working on the very next call.
 public final class GatewayDirectory: Sendable {
     private let routes = NIOLockedValueBox<[String: ProductRoute]>([:])
+    /// The plans with prepaid quotas, by id.
     private let plans = NIOLockedValueBox<[String: Plan]>([:])
     /// Consumers by token hash, and each subscription's entry by its id (see `CredentialTable`).
     private let credentials = NIOLockedValueBox(Credentials())
@@ -111,13 +112,15 @@ public final class GatewayDirectory: Sendable {
         }
     }
 
-    public func plan(_ id: String) -> Plan? {
+    /// The plan of that id if it has prepaid quotas; nil otherwise, its calls then being counted
+    /// against nothing (most calls: no plan is copied for them).
+    public func quotaPlan(_ id: String) -> Plan? {
         plans.withLockedValue { $0[id] }
     }
 
-    /// Replaces the plans the gateway enforces quotas from.
+    /// Replaces the plans the gateway enforces quotas from (those without quotas are not kept).
     public func replacePlans(_ all: [Plan]) {
-        let table = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        let table = Dictionary(all.filter { !$0.prepaidQuotas.isEmpty }.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         plans.withLockedValue { $0 = table }
     }
 

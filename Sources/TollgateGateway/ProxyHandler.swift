@@ -397,7 +397,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         // Quotas come last in the order of checks: a refused call reaches nothing and costs nothing.
         var leaseWait: EventLoopFuture<Void>?
         var sharedLease: EventLoopFuture<QuotaLedger.Admission>?
-        if let plan = shared.directory.plan(forward.consumer.plan) {
+        if let plan = shared.directory.quotaPlan(forward.consumer.plan) {
             let now = Date()
             switch shared.quotas.admit(
                 consumer: forward.consumer, plan: plan, endpoint: forward.endpoint, at: now,
@@ -485,7 +485,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// may not see the very call that used it up elsewhere): the vendor is told then. The
     /// event's id is the counter's, so the outbox keeps one per window however many refusals.
     private func announceRefusal(_ call: ProxiedCall, states: [LimitState], at now: Date) {
-        guard shared.quotas.isShared, let plan = shared.directory.plan(call.consumer.plan) else { return }
+        guard shared.quotas.isShared, let plan = shared.directory.quotaPlan(call.consumer.plan) else { return }
         announceExhausted(shared.quotas.exhaustionToAnnounce(states, consumer: call.consumer, plan: plan), call: call, at: now)
     }
 

@@ -76,12 +76,20 @@ struct SQLiteStatementHandle {
     fileprivate let owner: SQLiteHandle
 
     func bind(_ index: Int32, _ value: String?) throws {
+        func bindText(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32 {
+            bytes.withMemoryRebound(to: CChar.self) { text in
+                sqlite_nio_sqlite3_bind_text64(handle, index, text.baseAddress, UInt64(text.count), Self.transient, UInt8(SQLITE_UTF8))
+            }
+        }
         let status: Int32
-        if var value, !value.isEmpty {
-            status = value.withUTF8 { bytes in
-                bytes.withMemoryRebound(to: CChar.self) { text in
-                    sqlite_nio_sqlite3_bind_text64(handle, index, text.baseAddress, UInt64(text.count), Self.transient, UInt8(SQLITE_UTF8))
-                }
+        if let value, !value.isEmpty {
+            // Read where it lies (a native string is contiguous); a copy to call `withUTF8` on
+            // would retain and release it once more per value.
+            if let bound = value.utf8.withContiguousStorageIfAvailable(bindText) {
+                status = bound
+            } else {
+                var contiguous = value
+                status = contiguous.withUTF8(bindText)
             }
         } else if value != nil {
             status = sqlite_nio_sqlite3_bind_text64(handle, index, "", 0, Self.transient, UInt8(SQLITE_UTF8))
