@@ -133,8 +133,7 @@ struct ClientRequestDecoder {
         guard index > targetStart, bytes[index] == 0x20 else { throw HTTPReadError(reason: "malformed request target") }
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]), as: UTF8.self)
         index += 1
-        let version: [UInt8] = Array("HTTP/1.".utf8)
-        guard index + 10 <= bytes.count, version.indices.allSatisfy({ bytes[index + $0] == version[$0] }),
+        guard index + 10 <= bytes.count, HTTPSyntax.hasVersionPrefix(bytes, at: index),
               bytes[index + 7] == UInt8(ascii: "0") || bytes[index + 7] == UInt8(ascii: "1"),
               bytes[index + 8] == 0x0D, bytes[index + 9] == 0x0A
         else {

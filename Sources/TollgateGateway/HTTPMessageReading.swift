@@ -236,6 +236,13 @@ struct BodyReader {
 /// The bytes of HTTP/1.1 (RFC 9110 §5.6, RFC 9112), as both sides of the proxy read them.
 enum HTTPSyntax {
     static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    /// Whether `HTTP/1.` is at `index` of `bytes` (compared in place: no array per head).
+    static func hasVersionPrefix(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Bool {
+        let prefix: StaticString = "HTTP/1."
+        guard index >= 0, index + prefix.utf8CodeUnitCount <= bytes.count else { return false }
+        return prefix.withUTF8Buffer { prefix in prefix.indices.allSatisfy { bytes[index + $0] == prefix[$0] } }
+    }
     static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
 
     /// tchar (RFC 9110 §5.6.2).

@@ -103,9 +103,14 @@ final class ProxiedCall {
     /// upstream is no longer read (back-pressure). Most answers arrive whole long before.
     static let maxHeldBytes = 64 * 1024
 
-    /// Methods that may be sent a second time when a pooled connection turns out closed
+    /// Whether a method may be sent a second time when a pooled connection turns out closed
     /// (RFC 9110 §9.2.2); any other is sent once at most.
-    static let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+    static func isIdempotent(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE": true
+        default: false
+        }
+    }
 }
 
 /// The proxy port's decision and forwarding handler: route, authenticate and forward each
@@ -157,6 +162,12 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// An answer's head was written and its end not yet: a decoding error can no longer be
     /// answered with a 400.
     private var responseOpen = false
+    /// The last call's head sent upstream and last answer written: their storage is reused for
+    /// the next ones once nothing else holds it (`reusedBuffer`), an allocation less per head.
+    private var spareUpstreamHead: ByteBuffer?
+    private var spareAnswer: ByteBuffer?
+    /// The largest spare kept (an answer held with its body may have grown far beyond a head).
+    private static let reusedBufferLimit = 4096
 
     init(shared: ProxyContext, pool: UpstreamPool, ticker: DeadlineTicker) {
         self.shared = shared
@@ -426,11 +437,14 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
         call.bodyless = !head.hasBody
-        var upstreamHead = context.channel.allocator.buffer(capacity: 1024)
+        var upstreamHead = reusedBuffer(&spareUpstreamHead, capacity: 1024, context: context)
         call.upstreamChunked = UpstreamRequest.write(
             for: head, forward: forward, requestID: call.requestID, clientAddress: clientAddress,
             edge: shared.configuration.edge, overTLS: shared.configuration.tls != nil, into: &upstreamHead)
         call.upstreamHead = upstreamHead
+        // Nothing changes a head once written: the next call's may reuse its storage when this
+        // one's has been sent and let go.
+        spareUpstreamHead = upstreamHead
         if head.hasBody { armBodyTimeout(call) }
         if let sharedLease {
             // This node is taking a lease of a quota it shares with other nodes: the call is
@@ -512,7 +526,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         }
         // A pooled connection may have been closed by the upstream a moment ago; an idempotent
         // call without a body can then be sent again on a new connection. Any other is sent once.
-        if call.bodyless, ProxiedCall.idempotentMethods.contains(call.method) {
+        if call.bodyless, ProxiedCall.isIdempotent(call.method) {
             call.retryable = true
         }
         attach(connection, to: call)
@@ -654,6 +668,9 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            // Written (or queued to be): the next answer reuses its storage once it was sent,
+            // unless it grew large (a held body).
+            if bytes.capacity <= Self.reusedBufferLimit { spareAnswer = bytes }
             if received.readableBytes > 0 { readRequests(context: context) }
             if pendingRead, !holdsReads {
                 pendingRead = false
@@ -674,6 +691,14 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         } else {
             closeAfterResponse = true
         }
+    }
+
+    /// An empty buffer: `spare`'s storage when nothing else holds it any more (it was sent),
+    /// else new storage.
+    private func reusedBuffer(_ spare: inout ByteBuffer?, capacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
+        guard var buffer = spare.take() else { return context.channel.allocator.buffer(capacity: capacity) }
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
     }
 
     // MARK: Local paths
@@ -763,7 +788,7 @@ extension ProxyHandler: UpstreamOwner {
                 closeAfterResponse = true  // HTTP/1.0 has no chunked framing: the end is the close.
             }
             armTimeout(call)
-            var clientHead = context.channel.allocator.buffer(capacity: 512)
+            var clientHead = reusedBuffer(&spareAnswer, capacity: 512, context: context)
             responseFraming = ResponseHead.writeForwarded(
                 head, clientVersion: call.clientVersion, closeAfter: closeAfterResponse, requestIsHead: call.isHead,
                 extra: call.quotaHeaders, into: &clientHead)

@@ -7,10 +7,33 @@ import NIOSSL
 /// Where a product's calls go: one pool entry per product, host and port, so that each
 /// product's connections are counted against its own limit.
 struct UpstreamKey: Hashable {
-    var product: String
-    var host: String
-    var port: Int
-    var tls: Bool
+    let product: String
+    let host: String
+    let port: Int
+    let tls: Bool
+    /// The fields' hash, computed once: a pool is looked up twice per call.
+    private let fieldsHash: Int
+
+    init(product: String, host: String, port: Int, tls: Bool) {
+        self.product = product
+        self.host = host
+        self.port = port
+        self.tls = tls
+        var hasher = Hasher()
+        hasher.combine(product)
+        hasher.combine(host)
+        hasher.combine(port)
+        hasher.combine(tls)
+        fieldsHash = hasher.finalize()
+    }
+
+    static func == (a: UpstreamKey, b: UpstreamKey) -> Bool {
+        a.fieldsHash == b.fieldsHash && a.port == b.port && a.tls == b.tls && a.product == b.product && a.host == b.host
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(fieldsHash)
+    }
 }
 
 /// The number of open upstream connections of every product, across event loops.

@@ -128,8 +128,7 @@ struct UpstreamResponseDecoder {
         _ head: ByteBuffer, _ bytes: UnsafeRawBufferPointer
     ) throws(HTTPReadError) -> (head: UpstreamResponseHead, chunked: Bool) {
         // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF.
-        let prefix: [UInt8] = Array("HTTP/1.".utf8)
-        guard bytes.count >= 14, prefix.indices.allSatisfy({ bytes[$0] == prefix[$0] }),
+        guard bytes.count >= 14, HTTPSyntax.hasVersionPrefix(bytes, at: 0),
               HTTPSyntax.isDigit(bytes[7]), bytes[8] == 0x20, HTTPSyntax.isDigit(bytes[9]), HTTPSyntax.isDigit(bytes[10]),
               HTTPSyntax.isDigit(bytes[11])
         else {
