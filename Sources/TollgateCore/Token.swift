@@ -21,11 +21,16 @@ public enum APIToken {
     /// The hash a token is stored and looked up by.
     public static func hash(_ token: some StringProtocol) -> TokenHash {
         // A token taken out of a header is hashed where it lies, without a copy.
-        if let hash = token.utf8.withContiguousStorageIfAvailable({ TokenHash(SHA256.hash(data: UnsafeRawBufferPointer($0))) }) {
+        if let hash = token.utf8.withContiguousStorageIfAvailable({ hash(bytes: UnsafeRawBufferPointer($0)) }) {
             return hash
         }
         var token = String(token)
-        return token.withUTF8 { TokenHash(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+        return token.withUTF8 { hash(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The hash of a token given as its UTF-8 bytes (where a request's head holds it).
+    public static func hash(bytes: UnsafeRawBufferPointer) -> TokenHash {
+        TokenHash(SHA256.hash(data: bytes))
     }
 }
 

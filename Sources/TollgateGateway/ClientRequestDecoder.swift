@@ -37,9 +37,15 @@ struct ClientRequestHead {
 
     /// The value of the first field named `name` (lower case), if one came.
     func value(of name: String) -> String? {
+        withValue(of: name) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `body` with the bytes of the first field named `name` (lower case), where they lie; nil
+    /// if none came.
+    func withValue<T>(of name: String, _ body: (UnsafeRawBufferPointer) -> T) -> T? {
         bytes.withUnsafeReadableBytes { head in
             for line in lines where ResponseHead.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: head[line.name]), name.utf8) {
-                return String(decoding: UnsafeRawBufferPointer(rebasing: head[line.value]), as: UTF8.self)
+                return body(UnsafeRawBufferPointer(rebasing: head[line.value]))
             }
             return nil
         }

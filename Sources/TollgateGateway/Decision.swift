@@ -61,7 +61,7 @@ enum Decision {
 
         let (token, inAuthorization, query) = credential(head: head, query: target.query)
         guard let token else { return .refuse(.noCredential, recordAs: nil) }
-        guard let consumer = directory.consumer(token: token) else { return .refuse(.invalidCredential, recordAs: nil) }
+        guard let consumer = directory.consumer(tokenHash: token) else { return .refuse(.invalidCredential, recordAs: nil) }
         guard consumer.product == route.product.id else {
             return .refuse(.wrongProduct, recordAs: (consumer, UsageEvent.meteredPath(path)))
         }
@@ -112,17 +112,17 @@ enum Decision {
         return first
     }
 
-    /// The credential: `apikey` header, `Authorization: Bearer`, or `apikey` query parameter.
-    /// Returns the query without `apikey` parameters, which are never forwarded, and without
-    /// `_method` (a method override).
-    private static func credential(head: ClientRequestHead, query: String?) -> (Substring?, Bool, String?) {
-        var token: Substring?
+    /// The credential's hash: from the `apikey` header (hashed where it lies in the head),
+    /// `Authorization: Bearer`, or the `apikey` query parameter. Returns the query without
+    /// `apikey` parameters, which are never forwarded, and without `_method` (a method override).
+    private static func credential(head: ClientRequestHead, query: String?) -> (TokenHash?, Bool, String?) {
+        var token: TokenHash?
         var inAuthorization = false
-        if let header = head.value(of: "apikey"), !header.isEmpty {
-            token = Substring(header)
+        if let header = head.withValue(of: "apikey", { $0.isEmpty ? nil : APIToken.hash(bytes: $0) }), let header {
+            token = header
         } else if let authorization = head.value(of: "authorization"),
                   authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " {
-            token = authorization.dropFirst(7).drop { $0 == " " }
+            token = APIToken.hash(authorization.dropFirst(7).drop { $0 == " " })
             inAuthorization = true
         }
         guard let query else { return (token, inAuthorization, nil) }
@@ -134,7 +134,7 @@ enum Decision {
             if name == "apikey" {
                 if token == nil {
                     let value = item.dropFirst(name.count + 1)
-                    token = Substring(value.removingPercentEncoding ?? String(value))
+                    token = APIToken.hash(value.removingPercentEncoding ?? String(value))
                 }
             } else {
                 kept.append(item)

@@ -101,7 +101,11 @@ public final class GatewayDirectory: Sendable {
     }
 
     public func consumer(token: Substring) -> Consumer? {
-        let hash = APIToken.hash(token)
+        consumer(tokenHash: APIToken.hash(token))
+    }
+
+    /// The consumer of the token whose hash this is.
+    public func consumer(tokenHash hash: TokenHash) -> Consumer? {
         // `==` on TokenHash compares all of a hash in constant time, here and in the table.
         let index = Credentials.recentIndex(hash)
         return credentials.withLockedValue { credentials in

@@ -128,15 +128,23 @@ enum ResponseHead {
         var hasLength = false
         upstream.bytes.withUnsafeReadableBytes { head in
             func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: head[range]) }
-            // The names `Connection` lists (where its values lie): rare, and then few.
-            var connectionListed: [Range<Int>] = []
-            for line in upstream.lines where equalsIgnoringCase(bytes(line.name), "connection".utf8) {
-                forEachListElement(in: line.value, of: head) { connectionListed.append($0) }
+            // The `Connection` lines (usually one, listing `keep-alive` or `close`): the names
+            // they list are looked up where they lie, with no list of them built per answer.
+            func isConnection(_ line: HeaderLine) -> Bool { equalsIgnoringCase(bytes(line.name), "connection".utf8) }
+            let hasConnection = upstream.lines.contains(where: isConnection)
+            func listedInConnection(_ name: UnsafeRawBufferPointer) -> Bool {
+                var listed = false
+                for line in upstream.lines where !listed && isConnection(line) {
+                    forEachListElement(in: line.value, of: head) { element in
+                        if !listed, equalsIgnoringCase(bytes(element), name) { listed = true }
+                    }
+                }
+                return listed
             }
             for line in upstream.lines {
                 let name = bytes(line.name)
                 if UpstreamRequest.isHopByHop(name) { continue }
-                if !connectionListed.isEmpty, connectionListed.contains(where: { equalsIgnoringCase(bytes($0), name) }) { continue }
+                if hasConnection, listedInConnection(name) { continue }
                 if !extra.isEmpty, extra.contains(where: { equalsIgnoringCase($0.name.utf8, name) }) { continue }
                 if equalsIgnoringCase(name, "content-length".utf8) {
                     guard mayHaveBody else { continue }

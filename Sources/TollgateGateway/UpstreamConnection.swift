@@ -248,7 +248,10 @@ final class UpstreamPool {
 
     /// An idle connection to `key`, if one is still open.
     func takeIdle(_ key: UpstreamKey) -> UpstreamHandler? {
-        while let connection = idle[key]?.popLast() {
+        // The list changed where it lies (through its index): `idle[key]?.popLast()` moved it
+        // out of the dictionary and back, allocating on the way.
+        guard let list = idle.index(forKey: key) else { return nil }
+        while let connection = idle.values[list].popLast() {
             if connection.isActive { return connection }
         }
         return nil
@@ -297,9 +300,16 @@ final class UpstreamPool {
         guard connection.isActive else { return }
         // Changed in place: a copy of the list taken out of the dictionary and put back would
         // copy the whole array (and retain every connection in it) on every call.
-        if !Self.keep(connection, in: &idle[key, default: []], limit: configuration.maxIdleConnectionsPerUpstream) {
-            connection.close()
+        let limit = configuration.maxIdleConnectionsPerUpstream
+        let kept: Bool
+        if let list = idle.index(forKey: key) {
+            kept = Self.keep(connection, in: &idle.values[list], limit: limit)
+        } else {
+            var list: [UpstreamHandler] = []
+            kept = Self.keep(connection, in: &list, limit: limit)
+            if kept { idle[key] = list }
         }
+        if !kept { connection.close() }
     }
 
     /// Adds `connection` to an idle list unless it holds `limit` open ones. Closed connections
