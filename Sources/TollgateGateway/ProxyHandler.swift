@@ -763,7 +763,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
 
 // MARK: Upstream side
 
-extension ProxyHandler: UpstreamOwner {
+extension ProxyHandler: UpstreamOwner, UsageDurabilityObserver {
     func upstreamRead(_ part: UpstreamResponsePart) {
         guard case .forwarding(let call) = state, let context else { return }
         if call.responseEnded {
@@ -795,12 +795,9 @@ extension ProxyHandler: UpstreamOwner {
             if call.billable {
                 call.awaitingDurability = true
                 call.held = clientHead
-                let promise = context.eventLoop.makePromise(of: Void.self)
                 shared.recorder.record(
-                    makeEvent(call, status: Int(head.status.code), billable: true), durable: promise, quota: call.counted?.shared ?? [])
-                promise.futureResult.assumeIsolated().whenComplete { [self] result in
-                    durabilityResolved(call, result)
-                }
+                    makeEvent(call, status: Int(head.status.code), billable: true), observedBy: self, call: call,
+                    quota: call.counted?.shared ?? [], on: context.eventLoop)
             } else {
                 shared.recorder.record(
                     makeEvent(call, status: Int(head.status.code), billable: false), quota: call.counted?.shared ?? [],
@@ -839,8 +836,9 @@ extension ProxyHandler: UpstreamOwner {
         }
     }
 
-    private func durabilityResolved(_ call: ProxiedCall, _ result: Result<Void, any Error>) {
-        guard case .forwarding(let current) = state, current === call, let context else { return }
+    /// A billable call's usage is durable (its held answer goes out) or could not be written.
+    func usageResolved(for resolved: AnyObject, _ result: Result<Void, any Error>) {
+        guard case .forwarding(let call) = state, call === resolved, let context else { return }
         call.awaitingDurability = false
         switch result {
         case .failure:

@@ -56,12 +56,12 @@ public final class UsageRecorder: Service, Sendable {
         var webhooks: [WebhookDelivery] = []
         /// Calls among `events` answered from shared quota holdings, by counter.
         var quotaCalls: [QuotaCounter: Int] = [:]
-        var promises: [EventLoopPromise<Void>] = []
+        var waiters: [UsageWaiter] = []
 
-        mutating func append(_ event: consuming UsageEvent, quota: [QuotaCounter], promise: EventLoopPromise<Void>?) {
+        mutating func append(_ event: consuming UsageEvent, quota: [QuotaCounter], waiter: UsageWaiter?) {
             events.append(event)
             for counter in quota { quotaCalls[counter, default: 0] += 1 }
-            if let promise { promises.append(promise) }
+            if let waiter { waiters.append(waiter) }
         }
 
         /// Moves everything into `batch`.
@@ -79,12 +79,12 @@ public final class UsageRecorder: Service, Sendable {
             batch.commit.settledLeases += settlements
             batch.commit.webhooks += webhooks
             for (counter, calls) in quotaCalls { batch.quotaCalls[counter, default: 0] += calls }
-            batch.promises += promises
+            batch.waiters += waiters
             leases = []
             settlements = []
             webhooks = []
             quotaCalls = [:]
-            promises = []
+            waiters = []
         }
 
         /// Puts a batch that was not written back in front of what was queued since.
@@ -94,7 +94,7 @@ public final class UsageRecorder: Service, Sendable {
             settlements = batch.commit.settledLeases + settlements
             webhooks = batch.commit.webhooks + webhooks
             for (counter, calls) in batch.quotaCalls { quotaCalls[counter, default: 0] += calls }
-            promises = batch.promises + promises
+            waiters = batch.waiters + waiters
         }
     }
 
@@ -233,16 +233,31 @@ public final class UsageRecorder: Service, Sendable {
         _ event: consuming UsageEvent, durable promise: EventLoopPromise<Void>? = nil, quota: [QuotaCounter] = [],
         on eventLoop: (any EventLoop)? = nil
     ) {
+        record(event, waiter: promise.map(UsageWaiter.promise), quota: quota, on: eventLoop)
+    }
+
+    /// Queues a billable call's event, as `record(_:durable:quota:on:)` with a promise does, and
+    /// tells `observer` on its event loop (the caller's) once the event is durable or could not
+    /// be written: `usageResolved(for: call, _:)`. The proxy's way, with no future and no
+    /// callback allocated per call.
+    func record(
+        _ event: consuming UsageEvent, observedBy observer: any UsageDurabilityObserver, call: AnyObject,
+        quota: [QuotaCounter], on eventLoop: any EventLoop
+    ) {
+        record(event, waiter: .call(NIOLoopBound((observer, call), eventLoop: eventLoop)), quota: quota, on: eventLoop)
+    }
+
+    private func record(_ event: consuming UsageEvent, waiter: UsageWaiter?, quota: [QuotaCounter], on eventLoop: (any EventLoop)?) {
         let capacity = self.capacity
-        // The loop that completes the promise writes the commit, so that it needs no hop.
-        let committer = commitsOnEventLoops ? promise?.futureResult.eventLoop ?? eventLoop : nil
+        // The loop that tells the waiter writes the commit, so that it needs no hop.
+        let committer = commitsOnEventLoops ? waiter?.eventLoop ?? eventLoop : nil
         let billable = event.billable
         // Moved into the queue, not copied with all its strings (a closure cannot consume a capture).
         var moving: UsageEvent? = consume event
         let admission: Admission = state.withLockedValue { pending in
             if pending.stopped { return .refused(UsageQueueError(code: .stopped, capacity: capacity)) }
             if pending.depth >= capacity {
-                if promise != nil { return .refused(UsageQueueError(code: .full, capacity: capacity)) }
+                if waiter != nil { return .refused(UsageQueueError(code: .full, capacity: capacity)) }
                 if !billable {
                     pending.dropped += 1
                     return .dropped
@@ -251,7 +266,7 @@ public final class UsageRecorder: Service, Sendable {
             pending.queued += 1
             depth.store(pending.depth, ordering: .relaxed)
             guard let committer else {
-                pending.shared.append(moving.take()!, quota: quota, promise: promise)
+                pending.shared.append(moving.take()!, quota: quota, waiter: waiter)
                 return .queued
             }
             // As many queues as event loops: found by comparing, not hashing.
@@ -259,7 +274,7 @@ public final class UsageRecorder: Service, Sendable {
                 pending.loops.append(LoopQueue(loop: committer))
                 return pending.loops.count - 1
             }()
-            pending.loops[index].queue.append(moving.take()!, quota: quota, promise: promise)
+            pending.loops[index].queue.append(moving.take()!, quota: quota, waiter: waiter)
             if pending.loops[index].scheduled { return .joinedCommit }
             pending.loops[index].scheduled = true
             return .commitScheduled
@@ -269,7 +284,7 @@ public final class UsageRecorder: Service, Sendable {
         case .joinedCommit: break
         case .commitScheduled:
             if let committer { committer.execute { self.commitOnEventLoop(committer) } }
-        case .refused(let error): promise?.fail(error)
+        case .refused(let error): waiter?.resolve(.failure(error))
         }
     }
 
@@ -303,7 +318,7 @@ public final class UsageRecorder: Service, Sendable {
             depth.store(pending.depth, ordering: .relaxed)
             return pending.stopping
         }
-        Self.complete(batch.promises, with: .success(()))
+        Self.complete(batch.waiters, with: .success(()))
         metrics.withLockedValue { metrics in
             metrics.commitSeconds.recordNanoseconds(duration.nanoseconds)
             metrics.measure(batch.commit.events)
@@ -323,7 +338,7 @@ public final class UsageRecorder: Service, Sendable {
     public func raiseLeases(_ leases: [QuotaLease], durable promise: EventLoopPromise<Void>) {
         guard enqueue({ pending in
             pending.shared.leases += leases
-            pending.shared.promises.append(promise)
+            pending.shared.waiters.append(.promise(promise))
         }) else {
             promise.fail(UsageQueueError(code: .stopped, capacity: capacity))
             return
@@ -394,7 +409,7 @@ public final class UsageRecorder: Service, Sendable {
                 pending.finished(work)
                 depth.store(pending.depth, ordering: .relaxed)
             }
-            Self.complete(work.promises, with: written)
+            Self.complete(work.waiters, with: written)
             metrics.withLockedValue { $0.measure(work.commit.events) }
         }
     }
@@ -406,32 +421,30 @@ public final class UsageRecorder: Service, Sendable {
         var taken = 0
         /// The calls among the events answered from shared quota holdings (`commit.quotaUse`).
         var quotaCalls: [QuotaCounter: Int] = [:]
-        var promises: [EventLoopPromise<Void>] = []
+        var waiters: [UsageWaiter] = []
 
-        var isEmpty: Bool { commit.isEmpty && promises.isEmpty }
+        var isEmpty: Bool { commit.isEmpty && waiters.isEmpty }
     }
 
-    /// Completes the promises of a commit, with one task per event loop: each loop is woken
-    /// once per commit, however many of its calls waited for it. The calling loop's own are
-    /// completed at once.
-    private static func complete(_ promises: [EventLoopPromise<Void>], with result: Result<Void, any Error>) {
+    /// Tells the waiters of a commit: those of the calling loop at once, the others with one
+    /// task per event loop (each loop is woken once per commit, however many of its calls
+    /// waited for it).
+    private static func complete(_ waiters: [UsageWaiter], with result: Result<Void, any Error>) {
         // As many loops as cores: found by comparing, not hashing.
-        var byLoop: [(loop: any EventLoop, promises: [EventLoopPromise<Void>])] = []
-        for promise in promises {
-            let loop = promise.futureResult.eventLoop
-            if let index = byLoop.firstIndex(where: { $0.loop === loop }) {
-                byLoop[index].promises.append(promise)
+        var elsewhere: [(loop: any EventLoop, waiters: [UsageWaiter])] = []
+        for waiter in waiters {
+            let loop = waiter.eventLoop
+            if loop.inEventLoop {
+                waiter.resolve(result)
+            } else if let index = elsewhere.firstIndex(where: { $0.loop === loop }) {
+                elsewhere[index].waiters.append(waiter)
             } else {
-                byLoop.append((loop, [promise]))
+                elsewhere.append((loop, [waiter]))
             }
         }
-        for (loop, waiting) in byLoop {
-            if loop.inEventLoop {
-                for promise in waiting { promise.completeWith(result) }
-                continue
-            }
+        for (loop, waiting) in elsewhere {
             loop.execute {
-                for promise in waiting { promise.completeWith(result) }
+                for waiter in waiting { waiter.resolve(result) }
             }
         }
     }
@@ -554,5 +567,37 @@ extension Duration {
     fileprivate var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Told on its event loop whether the usage event of one of its calls became durable
+/// (`UsageRecorder.record(_:observedBy:call:quota:on:)`).
+protocol UsageDurabilityObserver: AnyObject {
+    func usageResolved(for call: AnyObject, _ result: Result<Void, any Error>)
+}
+
+/// Who waits for usage to be durable: a promise, or a call whose observer is told directly on
+/// its event loop.
+enum UsageWaiter: Sendable {
+    case promise(EventLoopPromise<Void>)
+    /// The observer and its call, used only on their event loop.
+    case call(NIOLoopBound<(observer: any UsageDurabilityObserver, call: AnyObject)>)
+
+    var eventLoop: any EventLoop {
+        switch self {
+        case .promise(let promise): promise.futureResult.eventLoop
+        case .call(let bound): bound.eventLoop
+        }
+    }
+
+    /// Completes the promise or tells the observer; on the waiter's event loop.
+    func resolve(_ result: Result<Void, any Error>) {
+        switch self {
+        case .promise(let promise):
+            promise.completeWith(result)
+        case .call(let bound):
+            let (observer, call) = bound.value
+            observer.usageResolved(for: call, result)
+        }
     }
 }
