@@ -7,7 +7,7 @@ import ServiceLifecycle
 import Testing
 import TollgateControl
 import TollgateCore
-import TollgateGateway
+@testable import TollgateGateway
 import TollgateStore
 import TollgateTestSupport
 
@@ -182,6 +182,54 @@ struct UsageRecorderTests {
         }
     }
 
+    /// A call's observer (the proxy's way: no promise per call) is told on the call's event
+    /// loop: at once by that loop's own commit, later by the write loop when the loop's commit
+    /// had to be handed over, and at once with the error when the recorder has stopped.
+    @Test(.timeLimit(.minutes(1)))
+    func aCallsObserverIsToldOnItsEventLoop() async throws {
+        let loop = Self.loop
+        let observer = ObservingCalls(loop: loop)
+        let used = NIOLockedValueBox<UsageRecorder?>(nil)
+        try await withRecorder(startLoop: false, commitsOnEventLoops: true) { recorder, store, startLoop in
+            used.withLockedValue { $0 = recorder }
+            try await Self.seedSubscription(store)
+            let stranger = {
+                var event = Self.event(billable: true)
+                event.subscription = "sub_not_in_memory"
+                return event
+            }()
+            let known = CallToken(), strange = CallToken()
+            try await loop.submit {
+                recorder.record(Self.event(billable: true), observedBy: observer, call: known, quota: [], on: loop)
+                recorder.record(stranger, observedBy: observer, call: strange, quota: [], on: loop)
+            }.get()
+            try await Self.fence(loop)
+            // The loop's commit waited for a clock: handed over whole, nobody told yet.
+            #expect(observer.told.isEmpty && recorder.queueDepth == 2)
+            startLoop()
+            var resolutions = observer.resolutions.makeAsyncIterator()
+            let first = await resolutions.next(), second = await resolutions.next()
+            #expect(first?.call === known && first?.durable == true && first?.onItsLoop == true)
+            #expect(second?.call === strange && second?.durable == true && second?.onItsLoop == true)
+            #expect(try await store.eventCount() == 1 + 2)
+            // The loop's own commit tells its calls before the loop runs anything else.
+            let atOnce = CallToken()
+            try await loop.submit {
+                recorder.record(Self.event(billable: true), observedBy: observer, call: atOnce, quota: [], on: loop)
+            }.get()
+            try await Self.fence(loop)
+            #expect(observer.told.last?.call === atOnce && observer.told.last?.durable == true)
+        }
+        // Stopped (the run above ended): the observer is told the failure within `record`.
+        let stopped = try #require(used.withLockedValue { $0 })
+        let late = CallToken()
+        let toldAtOnce = try await loop.submit {
+            stopped.record(Self.event(billable: true), observedBy: observer, call: late, quota: [], on: loop)
+            return observer.told.last?.call === late
+        }.get()
+        #expect(toldAtOnce && observer.told.last?.durable == false && observer.told.last?.onItsLoop == true)
+    }
+
     static func metrics() -> MetricsText { MetricsText(TollgateMetrics.text()) }
 
     /// Leases and webhooks queued just as a write finishes (when the loop is about to look for
@@ -303,5 +351,34 @@ struct UsageRecorderTests {
             #expect(after.value("tollgate_usage_commit_seconds_count") - before.value("tollgate_usage_commit_seconds_count") >= 2)
             #expect(after.series("tollgate_usage_queue_depth").count == 1)
         }
+    }
+}
+
+/// A call of the observer test: only its identity matters.
+private final class CallToken: Sendable {}
+
+/// Records what a `UsageDurabilityObserver` is told, where, and hands each resolution on.
+private final class ObservingCalls: UsageDurabilityObserver, Sendable {
+    struct Told: Sendable {
+        let call: CallToken
+        let durable: Bool
+        let onItsLoop: Bool
+    }
+
+    private let loop: any EventLoop
+    private let log = NIOLockedValueBox<[Told]>([])
+    private let stream = AsyncStream.makeStream(of: Told.self)
+    var resolutions: AsyncStream<Told> { stream.stream }
+    var told: [Told] { log.withLockedValue { $0 } }
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func usageResolved(for call: AnyObject, _ result: Result<Void, any Error>) {
+        guard let call = call as? CallToken else { return }
+        let told = Told(call: call, durable: (try? result.get()) != nil, onItsLoop: loop.inEventLoop)
+        log.withLockedValue { $0.append(told) }
+        stream.continuation.yield(told)
     }
 }
