@@ -91,6 +91,8 @@ struct ClientRequestDecoder {
     private var readingBody = false
     private var body = BodyReader()
     private var headSearch = HeadSearch()
+    /// The last head's lines: their storage holds the next head's once that head is let go.
+    private var spareLines: [HeaderLine] = []
 
     /// Whether the last request was read to its end (or none came yet).
     var isBetweenRequests: Bool { !readingBody }
@@ -116,7 +118,8 @@ struct ClientRequestDecoder {
             return nil
         }
         guard length <= Self.maxHeadBytes else { throw HTTPReadError(reason: "head larger than \(Self.maxHeadBytes) bytes") }
-        let head = try Self.parseHead(buffer.readSlice(length: length)!)
+        let head = try Self.parseHead(buffer.readSlice(length: length)!, reusing: &spareLines)
+        spareLines = head.lines
         body = BodyReader(head.chunked ? .chunkSize : .length(remaining: head.contentLength ?? 0))
         readingBody = true
         return .head(head)
@@ -124,10 +127,18 @@ struct ClientRequestDecoder {
 
     /// Reads a whole head (through its blank line).
     static func parseHead(_ head: ByteBuffer) throws(HTTPReadError) -> ClientRequestHead {
-        try head.withUnsafeReadableBytes { bytes throws(HTTPReadError) in try parseHead(head, bytes) }
+        var none: [HeaderLine] = []
+        return try parseHead(head, reusing: &none)
     }
 
-    private static func parseHead(_ head: ByteBuffer, _ bytes: UnsafeRawBufferPointer) throws(HTTPReadError) -> ClientRequestHead {
+    /// Reads a whole head, its lines kept in `spare`'s storage (see `FieldSection.read`).
+    static func parseHead(_ head: ByteBuffer, reusing spare: inout [HeaderLine]) throws(HTTPReadError) -> ClientRequestHead {
+        try head.withUnsafeReadableBytes { bytes throws(HTTPReadError) in try parseHead(head, bytes, reusing: &spare) }
+    }
+
+    private static func parseHead(
+        _ head: ByteBuffer, _ bytes: UnsafeRawBufferPointer, reusing spare: inout [HeaderLine]
+    ) throws(HTTPReadError) -> ClientRequestHead {
         // Request line: method SP request-target SP HTTP/1.x CRLF.
         var index = 0
         while index < bytes.count, isMethodByte(bytes[index]) { index += 1 }
@@ -148,7 +159,7 @@ struct ClientRequestDecoder {
         let isHTTP10 = bytes[index + 7] == UInt8(ascii: "0")
         index += 10
 
-        let fields = try FieldSection.read(bytes, from: &index)
+        let fields = try FieldSection.read(bytes, from: &index, reusing: &spare)
         if fields.transferEncoding {
             guard fields.contentLength == nil else { throw HTTPReadError(reason: "both Content-Length and Transfer-Encoding") }
             guard fields.chunked else { throw HTTPReadError(reason: "a Transfer-Encoding that does not end with chunked") }

@@ -41,9 +41,14 @@ struct FieldSection {
     var connectionUpgrade = false
 
     /// Reads the header lines from `index` through the blank line that ends the head (which
-    /// `HeadSearch` found), leaving `index` after it.
-    static func read(_ bytes: UnsafeRawBufferPointer, from index: inout Int) throws(HTTPReadError) -> FieldSection {
+    /// `HeadSearch` found), leaving `index` after it. `spare` is storage to reuse, taken (left
+    /// empty): a previous head's lines, which need no allocation once nothing else holds them.
+    static func read(
+        _ bytes: UnsafeRawBufferPointer, from index: inout Int, reusing spare: inout [HeaderLine]
+    ) throws(HTTPReadError) -> FieldSection {
         var section = FieldSection()
+        swap(&section.lines, &spare)
+        section.lines.removeAll(keepingCapacity: true)
         // One allocation for the usual number of lines, not one per doubling.
         section.lines.reserveCapacity(16)
         while !(bytes[index] == 0x0D && bytes[index + 1] == 0x0A) {

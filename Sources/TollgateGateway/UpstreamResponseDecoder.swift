@@ -48,6 +48,8 @@ struct UpstreamResponseDecoder {
     private var body = BodyReader()
     private var headSearch = HeadSearch()
     private var requestIsHead = false
+    /// The last head's lines: their storage holds the next head's once that head is let go.
+    private var spareLines: [HeaderLine] = []
 
     /// A request was sent: its answer comes next. An answer to `HEAD` has no body.
     mutating func expectAnswer(toHead isHead: Bool) {
@@ -94,7 +96,8 @@ struct UpstreamResponseDecoder {
             return nil
         }
         guard length <= Self.maxHeadBytes else { throw HTTPReadError(reason: "head larger than \(Self.maxHeadBytes) bytes") }
-        var (head, chunked) = try Self.parseHead(buffer.readSlice(length: length)!)
+        var (head, chunked) = try Self.parseHead(buffer.readSlice(length: length)!, reusing: &spareLines)
+        spareLines = head.lines
         state = .body
         switch head.status.code {
         case 101:
@@ -120,12 +123,14 @@ struct UpstreamResponseDecoder {
     }
 
     /// Reads a whole head (through its blank line), and whether its body is chunked.
-    private static func parseHead(_ head: ByteBuffer) throws(HTTPReadError) -> (head: UpstreamResponseHead, chunked: Bool) {
-        try head.withUnsafeReadableBytes { bytes throws(HTTPReadError) in try parseHead(head, bytes) }
+    private static func parseHead(
+        _ head: ByteBuffer, reusing spare: inout [HeaderLine]
+    ) throws(HTTPReadError) -> (head: UpstreamResponseHead, chunked: Bool) {
+        try head.withUnsafeReadableBytes { bytes throws(HTTPReadError) in try parseHead(head, bytes, reusing: &spare) }
     }
 
     private static func parseHead(
-        _ head: ByteBuffer, _ bytes: UnsafeRawBufferPointer
+        _ head: ByteBuffer, _ bytes: UnsafeRawBufferPointer, reusing spare: inout [HeaderLine]
     ) throws(HTTPReadError) -> (head: UpstreamResponseHead, chunked: Bool) {
         // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF.
         guard bytes.count >= 14, HTTPSyntax.hasVersionPrefix(bytes, at: 0),
@@ -157,7 +162,7 @@ struct UpstreamResponseDecoder {
             responseStatus = HTTPResponseStatus(
                 statusCode: status, reasonPhrase: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[reason]), as: UTF8.self))
         }
-        let fields = try FieldSection.read(bytes, from: &index)
+        let fields = try FieldSection.read(bytes, from: &index, reusing: &spare)
         var connectionClose = fields.connectionClose
         if fields.transferEncoding {
             // A length beside a transfer coding is not trusted: the connection ends with the answer.
