@@ -118,8 +118,9 @@ enum Decision {
     private static func credential(head: ClientRequestHead, query: String?) -> (TokenHash?, Bool, String?) {
         var token: TokenHash?
         var inAuthorization = false
-        if let header = head.withValue(of: "apikey", { $0.isEmpty ? nil : APIToken.hash(bytes: $0) }), let header {
-            token = header
+        // An empty `apikey` counts as none (`?? nil`: a field that came empty, or no field).
+        if let hash = head.withValue(of: "apikey", { $0.isEmpty ? nil : APIToken.hash(bytes: $0) }) ?? nil {
+            token = hash
         } else if let authorization = head.value(of: "authorization"),
                   authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " {
             token = APIToken.hash(authorization.dropFirst(7).drop { $0 == " " })

@@ -29,8 +29,9 @@ public struct UsageQueueError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Writes usage events to the store in batches (group commit). A caller that needs durability
-/// passes a promise, completed once its event's batch has committed; the hot path never waits
-/// for a database round trip of its own, only for the next shared commit.
+/// passes a promise, completed once its event's batch has committed, or (the proxy, for each
+/// billable call) an observer told on its event loop (`UsageDurabilityObserver`); the hot path
+/// never waits for a database round trip of its own, only for the next shared commit.
 ///
 /// Commits are written by the recorder's write loop, or, with `commitsOnEventLoops` (SQLite),
 /// by the event loops of the calls themselves: each loop queues its calls apart, and the first
