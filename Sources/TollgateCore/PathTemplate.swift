@@ -33,6 +33,8 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// most upstream frameworks route `/INVOICE` to the handler of `/invoice`, so a billed
     /// endpoint must not have a free spelling.
     public func matches(_ path: Substring, caseSensitive: Bool = false) -> Bool {
+        // A substring's own `withUTF8` (on a copy): through `withUTF8Bytes` this cost a call
+        // about 3 retains and 7 releases more (counted with uprobes).
         var path = path
         return path.withUTF8 { matches($0[...], caseSensitive: caseSensitive) }
     }
@@ -66,8 +68,7 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// either case unless `caseSensitive`); when either has other than ASCII, as Swift strings
     /// compare (canonically equivalent spellings are equal), lower-cased unless `caseSensitive`.
     static func segment(_ part: Slice<UnsafeBufferPointer<UInt8>>, equals literal: String, caseSensitive: Bool) -> Bool {
-        var literal = literal
-        let (equalBytes, ascii) = literal.withUTF8 { wanted -> (Bool, Bool) in
+        let (equalBytes, ascii) = literal.withUTF8Bytes { wanted -> (Bool, Bool) in
             let ascii = part.allSatisfy { $0 < 0x80 } && wanted.allSatisfy { $0 < 0x80 }
             guard part.count == wanted.count else { return (false, ascii) }
             let equal = caseSensitive

@@ -21,11 +21,7 @@ public enum APIToken {
     /// The hash a token is stored and looked up by.
     public static func hash(_ token: some StringProtocol) -> TokenHash {
         // A token taken out of a header is hashed where it lies, without a copy.
-        if let hash = token.utf8.withContiguousStorageIfAvailable({ hash(bytes: UnsafeRawBufferPointer($0)) }) {
-            return hash
-        }
-        var token = String(token)
-        return token.withUTF8 { hash(bytes: UnsafeRawBufferPointer($0)) }
+        token.withUTF8Bytes { hash(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// The hash of a token given as its UTF-8 bytes (where a request's head holds it).

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateCore
 
 /// How the body of an answer to the client is framed on the wire, decided when its head is written.
 enum BodyFraming: Equatable {
@@ -70,20 +71,11 @@ enum ResponseHead {
     /// `name: value\r\n`, in one write to the buffer rather than four: each write checks the
     /// buffer's capacity, its uniqueness and, in NIO's code, exclusive access.
     static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
-        // Read where the strings lie (native strings are contiguous): a `var` copy of each to
-        // call `withUTF8` would retain and release both.
-        var written = false
-        _ = name.utf8.withContiguousStorageIfAvailable { name in
-            value.utf8.withContiguousStorageIfAvailable { value in
+        name.withUTF8Bytes { name in
+            value.withUTF8Bytes { value in
                 writeField(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value), into: &buffer)
-                written = true
             }
         }
-        if written { return }
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
     }
 
     /// A decimal number (a small `String`, which needs no allocation).

@@ -1,5 +1,6 @@
 // The SQLite library SQLiteNIO links (its symbols prefixed `sqlite_nio_`): one copy of SQLite
 // in the process, so that every connection to a file shares SQLite's own lock bookkeeping.
+import TollgateCore
 import VaporCSQLite
 
 /// A SQLite call that failed, with SQLite's message (which never holds bound values).
@@ -83,14 +84,7 @@ struct SQLiteStatementHandle {
         }
         let status: Int32
         if let value, !value.isEmpty {
-            // Read where it lies (a native string is contiguous); a copy to call `withUTF8` on
-            // would retain and release it once more per value.
-            if let bound = value.utf8.withContiguousStorageIfAvailable(bindText) {
-                status = bound
-            } else {
-                var contiguous = value
-                status = contiguous.withUTF8(bindText)
-            }
+            status = value.withUTF8Bytes(bindText)
         } else if value != nil {
             status = sqlite_nio_sqlite3_bind_text64(handle, index, "", 0, Self.transient, UInt8(SQLITE_UTF8))
         } else {
