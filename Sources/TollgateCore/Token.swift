@@ -30,6 +30,39 @@ public enum APIToken {
     }
 }
 
+/// The hash of the token a connection presented last. A keep-alive client sends the same token
+/// with every call, and hashing it (SHA-256) was the largest single cost of deciding a call: a
+/// token equal to the last one, compared in constant time, gets the last hash again. The token
+/// stays in the connection's memory for its life, never stored or logged; the credential its
+/// hash names is still looked up for every call, so a revoked token stops at once.
+public struct RecentTokenHash: Sendable {
+    private var token: [UInt8] = []
+    private var hash: TokenHash?
+
+    public init() {}
+
+    /// The hash of `bytes`, as `APIToken.hash(bytes:)` gives it.
+    public mutating func hash(bytes: UnsafeRawBufferPointer) -> TokenHash {
+        if let hash, bytesEqualInConstantTime(token, bytes) { return hash }
+        let hashed = APIToken.hash(bytes: bytes)
+        token.removeAll(keepingCapacity: true)
+        token.append(contentsOf: bytes)
+        hash = hashed
+        return hashed
+    }
+}
+
+/// Equal byte strings, in a time that depends only on their lengths: every byte is looked at
+/// whatever the first difference.
+public func bytesEqualInConstantTime(
+    _ a: some RandomAccessCollection<UInt8>, _ b: some RandomAccessCollection<UInt8>
+) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for (x, y) in zip(a, b) { difference |= x ^ y }
+    return difference == 0
+}
+
 /// The SHA-256 of a token, kept as four words so that a million of them stay small in memory.
 public struct TokenHash: Hashable, Sendable, CustomStringConvertible {
     public let words: (UInt64, UInt64, UInt64, UInt64)

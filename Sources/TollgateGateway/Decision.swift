@@ -33,6 +33,12 @@ enum Decision {
     case refuse(ProxyRefusal, recordAs: (consumer: Consumer, path: String)?)
 
     static func make(head: ClientRequestHead, directory: GatewayDirectory) -> Decision {
+        var tokens = RecentTokenHash()
+        return make(head: head, directory: directory, tokens: &tokens)
+    }
+
+    /// `tokens`: the hash of the token the connection presented last, reused when it comes again.
+    static func make(head: ClientRequestHead, directory: GatewayDirectory, tokens: inout RecentTokenHash) -> Decision {
         if let refusal = unacceptable(head) { return .refuse(refusal, recordAs: nil) }
         let target: (path: String, query: String?)
         do {
@@ -59,7 +65,7 @@ enum Decision {
         var remainder = path[idEnd...]
         if remainder.isEmpty { remainder = "/" }
 
-        let (token, inAuthorization, query) = credential(head: head, query: target.query)
+        let (token, inAuthorization, query) = credential(head: head, query: target.query, tokens: &tokens)
         guard let token else { return .refuse(.noCredential, recordAs: nil) }
         guard let consumer = directory.consumer(tokenHash: token) else { return .refuse(.invalidCredential, recordAs: nil) }
         guard consumer.product == route.product.id else {
@@ -115,15 +121,17 @@ enum Decision {
     /// The credential's hash: from the `apikey` header (hashed where it lies in the head),
     /// `Authorization: Bearer`, or the `apikey` query parameter. Returns the query without
     /// `apikey` parameters, which are never forwarded, and without `_method` (a method override).
-    private static func credential(head: ClientRequestHead, query: String?) -> (TokenHash?, Bool, String?) {
+    private static func credential(
+        head: ClientRequestHead, query: String?, tokens: inout RecentTokenHash
+    ) -> (TokenHash?, Bool, String?) {
         var token: TokenHash?
         var inAuthorization = false
         // An empty `apikey` counts as none (`?? nil`: a field that came empty, or no field).
-        if let hash = head.withValue(of: "apikey", { $0.isEmpty ? nil : APIToken.hash(bytes: $0) }) ?? nil {
+        if let hash = head.withValue(of: "apikey", { $0.isEmpty ? nil : tokens.hash(bytes: $0) }) ?? nil {
             token = hash
         } else if let authorization = head.value(of: "authorization"),
                   authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " {
-            token = APIToken.hash(authorization.dropFirst(7).drop { $0 == " " })
+            token = authorization.dropFirst(7).drop { $0 == " " }.withUTF8Bytes { tokens.hash(bytes: UnsafeRawBufferPointer($0)) }
             inAuthorization = true
         }
         guard let query else { return (token, inAuthorization, nil) }

@@ -166,6 +166,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     /// the next ones once nothing else holds it (`reusedBuffer`), an allocation less per head.
     private var spareUpstreamHead: ByteBuffer?
     private var spareAnswer: ByteBuffer?
+    /// The hash of the token this connection presented last (`RecentTokenHash`).
+    private var recentToken = RecentTokenHash()
     /// The largest spare kept (an answer held with its body may have grown far beyond a head).
     private static let reusedBufferLimit = 4096
 
@@ -371,7 +373,7 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
             state = .local(LocalCall(head: head.nioHead, responder: responder, allocator: context.channel.allocator))
             return
         }
-        switch Decision.make(head: head, directory: shared.directory) {
+        switch Decision.make(head: head, directory: shared.directory, tokens: &recentToken) {
         case .refuse(let refusal, let recordAs):
             if let recordAs {
                 recordRefusal(refusal, method: head.method.rawValue, path: recordAs.path, consumer: recordAs.consumer)

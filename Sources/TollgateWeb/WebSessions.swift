@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import TollgateControl
+import TollgateCore
 import TollgateStore
 
 /// Sign-in sessions of one kind (portal or dashboard): a random id in an `HttpOnly`,
@@ -69,9 +70,6 @@ public struct WebSessions: Sendable {
 
     /// Equal byte strings, in a time that depends only on their lengths.
     public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
+        bytesEqualInConstantTime(a, b)
     }
 }

@@ -68,6 +68,36 @@ struct TokenTests {
         #expect(APIToken.hash(token) != APIToken.hash(APIToken.generate()))
     }
 
+    @Test("a connection's last token gets its own hash again; any other token, however close, its own")
+    func recentTokenHash() {
+        func hash(_ token: String, _ recent: inout RecentTokenHash) -> TokenHash {
+            Array(token.utf8).withUnsafeBytes { recent.hash(bytes: $0) }
+        }
+        let token = APIToken.generate()
+        var recent = RecentTokenHash()
+        // The same token, the last one again, then tokens that differ in their last byte, their
+        // length (a prefix and an extension), and an unrelated one: each is its own SHA-256.
+        for presented in [token, token, String(token.dropLast()) + "!", token, String(token.dropLast()), token + "x",
+                          APIToken.generate(), "", token] {
+            #expect(hash(presented, &recent) == APIToken.hash(presented), "\(presented.count) bytes")
+        }
+    }
+
+    @Test("byte strings compare equal only when every byte and the length agree")
+    func constantTimeComparison() {
+        let bytes: [UInt8] = Array("tg_abc".utf8)
+        #expect(bytesEqualInConstantTime(bytes, Array("tg_abc".utf8)))
+        #expect(bytesEqualInConstantTime([UInt8](), [UInt8]()))
+        #expect(!bytesEqualInConstantTime(bytes, Array("tg_abd".utf8)))
+        #expect(!bytesEqualInConstantTime(bytes, Array("ug_abc".utf8)))
+        #expect(!bytesEqualInConstantTime(bytes, Array("tg_ab".utf8)))
+        #expect(!bytesEqualInConstantTime(bytes, Array("tg_abcd".utf8)))
+        bytes.withUnsafeBytes { raw in
+            #expect(bytesEqualInConstantTime(bytes, raw))
+            #expect(!bytesEqualInConstantTime(Array("tg_abC".utf8), raw))
+        }
+    }
+
     @Test("the hex form is 64 lower-case digits and parses back")
     func hexRoundTrip() throws {
         for _ in 0..<200 {

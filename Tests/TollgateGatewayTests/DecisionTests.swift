@@ -86,6 +86,36 @@ struct DecisionTests {
         #expect(query.endpoint == "hello")
     }
 
+    @Test("One connection's calls: each token presented decides its own call, the last one's hash reused or not")
+    func tokensOfOneConnection() throws {
+        var tokens = RecentTokenHash()
+        func decide(_ head: ClientRequestHead) -> Decision {
+            Decision.make(head: head, directory: Self.directory, tokens: &tokens)
+        }
+        let calls: [(head: ClientRequestHead, subscription: String?, refusal: HTTPResponseStatus?)] = [
+            (Self.head(.GET, "/shop/hello"), "sub_shop", nil),
+            (Self.head(.GET, "/shop/hello"), "sub_shop", nil),
+            (Self.head(.GET, "/shop/hello", [("apikey", Self.otherToken)]), nil, .forbidden),
+            (Self.head(.GET, "/shop/hello", [("apikey", String(Self.token.dropLast()))]), nil, .unauthorized),
+            (Self.head(.GET, "/shop/hello", [("apikey", Self.token + "x")]), nil, .unauthorized),
+            (Self.head(.GET, "/shop/hello", [("Authorization", "Bearer \(Self.token)")]), "sub_shop", nil),
+            (Self.head(.GET, "/other/ping", [("Authorization", "Bearer \(Self.otherToken)")]), "sub_other", nil),
+            (Self.head(.GET, "/shop/hello", [("apikey", "tg_wrong")]), nil, .unauthorized),
+            (Self.head(.GET, "/shop/hello", []), nil, .unauthorized),
+            (Self.head(.GET, "/shop/hello"), "sub_shop", nil),
+        ]
+        for (index, call) in calls.enumerated() {
+            switch decide(call.head) {
+            case .forward(let forward):
+                #expect(forward.consumer.subscription == call.subscription, "call \(index)")
+                #expect(call.refusal == nil, "call \(index)")
+            case .refuse(let refusal, _):
+                #expect(refusal.status == call.refusal, "call \(index)")
+                #expect(call.subscription == nil, "call \(index)")
+            }
+        }
+    }
+
     @Test("Refusals: no credential, an unknown one, another product's, an unlisted endpoint denied, no route")
     func refusals() {
         #expect(Self.refusal(Self.head(.GET, "/shop/hello", []))?.status == .unauthorized)
