@@ -32,11 +32,6 @@ enum Decision {
     /// no consumer are only counted, so that anonymous traffic stores nothing.
     case refuse(ProxyRefusal, recordAs: (consumer: Consumer, path: String)?)
 
-    static func make(head: ClientRequestHead, directory: GatewayDirectory) -> Decision {
-        var tokens = RecentTokenHash()
-        return make(head: head, directory: directory, tokens: &tokens)
-    }
-
     /// `tokens`: the hash of the token the connection presented last, reused when it comes again.
     static func make(head: ClientRequestHead, directory: GatewayDirectory, tokens: inout RecentTokenHash) -> Decision {
         if let refusal = unacceptable(head) { return .refuse(refusal, recordAs: nil) }

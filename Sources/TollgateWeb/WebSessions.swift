@@ -60,16 +60,11 @@ public struct WebSessions: Sendable {
     /// Whether a form's `csrf` field matches the session's token (compared in constant time).
     public static func checkCSRF(_ request: WebRequest, _ current: Current) -> Bool {
         guard let given = request.form["csrf"] else { return false }
-        return constantTimeEqual(Array(given.utf8), Array(current.csrf.utf8))
+        return bytesEqualInConstantTime(Array(given.utf8), Array(current.csrf.utf8))
     }
 
     /// The CSRF token of a session: a digest of its id, so that only its holder can know it.
     static func csrfToken(sessionID: String) -> String {
         ControlPlane.secretDigest("csrf:" + sessionID)
-    }
-
-    /// Equal byte strings, in a time that depends only on their lengths.
-    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        bytesEqualInConstantTime(a, b)
     }
 }

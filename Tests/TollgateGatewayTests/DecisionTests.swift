@@ -50,8 +50,10 @@ struct DecisionTests {
         return try! ClientRequestDecoder.parseHead(ByteBuffer(string: text))
     }
 
+    /// The decision on a connection's first call.
     static func decide(_ head: ClientRequestHead) -> Decision {
-        Decision.make(head: head, directory: directory)
+        var tokens = RecentTokenHash()
+        return Decision.make(head: head, directory: directory, tokens: &tokens)
     }
 
     static func forwarded(_ head: ClientRequestHead) throws -> Forward {

@@ -45,7 +45,7 @@ extension PortalApp {
     func signup(_ request: WebRequest, now: Date) async throws -> WebResponse {
         guard configuration.signupEnabled else { return try await signupPage(error: nil, request: request) }
         guard let expected = request.cookies[Self.signupCookie], let given = request.form["form_token"],
-              WebSessions.constantTimeEqual(Array(expected.utf8), Array(given.utf8)) else {
+              bytesEqualInConstantTime(Array(expected.utf8), Array(given.utf8)) else {
             return try await signupPage(error: "The form expired. Please send it again.", request: request, status: 403)
         }
         let name = (request.form["name"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
