@@ -65,14 +65,34 @@ final class SQLiteUsageLog: @unchecked Sendable {
         SELECT id, period_start, period_end FROM invoices WHERE subscription_id = ? ORDER BY period_end
         """
 
+    private static let lastInvoicedEnd = "SELECT MAX(period_end) FROM invoices WHERE subscription_id = ?"
+
+    /// The end of each subscription's last invoiced period (0 for none), as far as it was read:
+    /// an event at or after it is not late, so most commits read no invoice at all. Forgotten
+    /// whenever another connection (the store's writer, another process) has committed since it
+    /// was read, and when it holds more than `invoicedEndsBound` subscriptions.
+    private var invoicedEnds: [String: Int64] = [:]
+    /// SQLite's `data_version` when `invoicedEnds` was last found current.
+    private var invoicedEndsVersion: Int64?
+    static let invoicedEndsBound = 65_536
+
     /// The invoice each event falls in, by position, for events whose period was already
-    /// invoiced (`InvoicedPeriods`). Usually there are none.
+    /// invoiced (`InvoicedPeriods`). Usually there are none: only an event before its
+    /// subscription's last invoiced end has its subscription's invoices read.
     private func lateInvoices(_ events: [UsageEvent]) throws -> [Int: String] {
         var invoiced = InvoicedPeriods()
-        let query = try connection.statement(Self.invoicesOfSubscription)
-        // Indexed rather than iterated, which would copy each event: only its subscription is read.
+        // In the write transaction: no other connection commits until it ends.
+        let version = try dataVersion()
+        if version != invoicedEndsVersion || invoicedEnds.count > Self.invoicedEndsBound {
+            invoicedEnds.removeAll(keepingCapacity: true)
+            invoicedEndsVersion = version
+        }
+        // Indexed rather than iterated, which would copy each event: only its subscription and time are read.
         for position in events.indices {
             guard let subscription = events[position].subscription, !invoiced.knows(subscription) else { continue }
+            let lastEnd = try invoicedEnds[subscription] ?? lastInvoicedEnd(of: subscription)
+            guard Micros.of(events[position].occurredAt) < lastEnd else { continue }
+            let query = try connection.statement(Self.invoicesOfSubscription)
             try query.bind(1, subscription)
             try query.rows { row in
                 guard let id = row.text(0), let start = row.integer(1), let end = row.integer(2) else { return }
@@ -81,6 +101,23 @@ final class SQLiteUsageLog: @unchecked Sendable {
             invoiced.loaded(subscription)
         }
         return invoiced.lateInvoices(events)
+    }
+
+    /// Changes whenever another connection commits (SQLite's `PRAGMA data_version`).
+    private func dataVersion() throws -> Int64 {
+        var version: Int64 = 0
+        try connection.statement("PRAGMA data_version").rows { row in version = row.integer(0) ?? 0 }
+        return version
+    }
+
+    /// Reads (and keeps) the end of a subscription's last invoiced period; 0 for none.
+    private func lastInvoicedEnd(of subscription: String) throws -> Int64 {
+        let query = try connection.statement(Self.lastInvoicedEnd)
+        try query.bind(1, subscription)
+        var end: Int64 = 0
+        try query.rows { row in end = row.integer(0) ?? 0 }
+        invoicedEnds[subscription] = end
+        return end
     }
 
     // MARK: Aggregates

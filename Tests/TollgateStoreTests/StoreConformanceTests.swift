@@ -137,10 +137,11 @@ struct StoreConformanceTests {
     }
 
     static func call(
-        _ id: String, _ offset: TimeInterval, endpoint: String?, status: Int = 200, billable: Bool = true, weight: Int = 1
+        _ id: String, _ offset: TimeInterval, endpoint: String?, status: Int = 200, billable: Bool = true, weight: Int = 1,
+        subscription: String = "sub_1"
     ) -> UsageEvent {
         UsageEvent(
-            id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), timeFromSender: true, subscription: "sub_1",
+            id: id, source: .gateway, occurredAt: base.addingTimeInterval(offset), timeFromSender: true, subscription: subscription,
             customer: "acme",
             product: "maps", endpoint: endpoint, method: "GET", path: "/maps/tiles/1", status: status,
             latencyMicroseconds: 120, requestBytes: 0, responseBytes: 10, billable: billable, weight: weight)
@@ -331,6 +332,25 @@ struct StoreConformanceTests {
             let late = try await store.lateEvents(subscription: "sub_1", limit: 10).items
             #expect(late.map(\.id) == ["l1", "l2"] && late.map(\.invoice) == ["inv_a", "inv_b"])
             #expect(late.map(\.occurredAt) == [Self.base.addingTimeInterval(30), Self.base.addingTimeInterval(90)])
+        }
+    }
+
+    @Test(arguments: TestDatabase.allCases)
+    func onlyTheInvoicedSubscriptionsEventsBeforeItsLastInvoicedEndAreLate(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            try await Self.seedSubscription(store)
+            func other(_ id: String, _ offset: TimeInterval) -> UsageEvent { Self.call(id, offset, endpoint: "tile", subscription: "sub_2") }
+            // Both subscriptions' last invoiced ends are read (none yet), then sub_1's first period is invoiced.
+            _ = try await store.insertEvents([Self.call("a0", 5, endpoint: "tile"), other("b0", 5)])
+            _ = try await store.insertInvoices([(Self.invoice("inv_a", from: 0, to: 60), nil)])
+            let result = try await store.insertEvents([
+                Self.call("a1", 30, endpoint: "tile"), other("b1", 30), Self.call("a2", 60, endpoint: "tile"), other("b2", 90),
+            ])
+            #expect(result.ids == ["a1", "b1", "a2", "b2"])
+            #expect(Dictionary(uniqueKeysWithValues: result.late.map { ($0.key.id, $0.value) }) == ["a1": "inv_a"])
+            // Later batches find the same.
+            let again = try await store.insertEvents([Self.call("a3", 59, endpoint: "tile"), other("b3", 59)])
+            #expect(Dictionary(uniqueKeysWithValues: again.late.map { ($0.key.id, $0.value) }) == ["a3": "inv_a"])
         }
     }
 
