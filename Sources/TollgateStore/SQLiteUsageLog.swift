@@ -89,9 +89,9 @@ final class SQLiteUsageLog: @unchecked Sendable {
         }
         // Indexed rather than iterated, which would copy each event: only its subscription and time are read.
         for position in events.indices {
-            guard let subscription = events[position].subscription, !invoiced.knows(subscription) else { continue }
+            guard let subscription = events[position].subscription else { continue }
             let lastEnd = try invoicedEnds[subscription] ?? lastInvoicedEnd(of: subscription)
-            guard Micros.of(events[position].occurredAt) < lastEnd else { continue }
+            guard Micros.of(events[position].occurredAt) < lastEnd, !invoiced.knows(subscription) else { continue }
             let query = try connection.statement(Self.invoicesOfSubscription)
             try query.bind(1, subscription)
             try query.rows { row in
