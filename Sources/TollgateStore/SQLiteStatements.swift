@@ -17,11 +17,12 @@ final class SQLiteHandle {
     private let database: OpaquePointer
     private var prepared: [String: OpaquePointer] = [:]
 
-    /// Opens (read-write) the database at `path`, which must exist, and runs `pragmas`.
-    init(path: String, pragmas: [String]) throws {
+    /// Opens (read-write) the database at `path`, which must exist, through the VFS named
+    /// `vfs` (SQLite's default for nil), and runs `pragmas`.
+    init(path: String, vfs: String? = nil, pragmas: [String]) throws {
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
-        let opened = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
+        let opened = sqlite_nio_sqlite3_open_v2(path, &handle, flags, vfs)
         guard opened == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite_nio_sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite_nio_sqlite3_close_v2(handle)

@@ -11,7 +11,8 @@ final class SQLiteUsageLog: @unchecked Sendable {
     private let connection: SQLiteHandle
 
     init(path: String) throws {
-        connection = try SQLiteHandle(path: path, pragmas: [
+        // Its commits' log frames go to the file in one write each (`CoalescingWALVFS`).
+        connection = try SQLiteHandle(path: path, vfs: CoalescingWALVFS.name, pragmas: [
             "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
             "PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=\(WALCheckpointer.logBound)",
         ])
