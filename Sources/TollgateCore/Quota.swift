@@ -91,6 +91,46 @@ public struct AppliedLimit: Sendable, Equatable {
     }
 }
 
+/// The limits of the last call's plan and endpoint, kept while every window around them
+/// lasts: a connection's calls (most often one consumer's) find their limits without working
+/// out each window again. A plan whose prices or period changed, another subscription start
+/// or endpoint, or a time outside the windows works them out anew.
+public struct RecentQuotaLimits: Sendable {
+    private var prices: [Price] = []
+    private var period: BillingPeriodUnit?
+    private var anchor: Date?
+    private var endpoint: String?
+    private var valid: Range<Date>?
+    private var limits: [AppliedLimit] = []
+
+    public init() {}
+
+    /// The prepaid quotas of `plan` that cover a call to `endpoint` at `date`, for a
+    /// subscription started at `anchor` (as `AppliedLimit.covering` in its billing period).
+    public mutating func limits(plan: Plan, anchor: Date, endpoint: String?, at date: Date) -> [AppliedLimit] {
+        if let valid, valid.contains(date), self.anchor == anchor, self.endpoint == endpoint, period == plan.period,
+            prices == plan.prices
+        {
+            return limits
+        }
+        let billingPeriod = BillingPeriods.period(containing: date, unit: plan.period, anchor: anchor)
+        let all = AppliedLimit.all(plan: plan, at: date, billingPeriod: billingPeriod)
+        var start = billingPeriod.start
+        var end = billingPeriod.end
+        for limit in all {
+            start = max(start, limit.span.start)
+            end = min(end, limit.span.end)
+        }
+        limits = all.filter { $0.endpoint == nil || $0.endpoint == endpoint }
+        prices = plan.prices
+        period = plan.period
+        self.anchor = anchor
+        self.endpoint = endpoint
+        valid = start < end ? start..<end : nil
+        return limits
+    }
+}
+
 /// Where a limit stands after a call was decided.
 public struct LimitState: Sendable, Equatable {
     public var limit: AppliedLimit

@@ -168,6 +168,8 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
     private var spareAnswer: ByteBuffer?
     /// The hash of the token this connection presented last (`RecentTokenHash`).
     private var recentToken = RecentTokenHash()
+    /// The quota limits of this connection's last call, reused while they hold.
+    private var recentLimits = RecentQuotaLimits()
     /// The largest spare kept (an answer held with its body may have grown far beyond a head).
     private static let reusedBufferLimit = 4096
 
@@ -412,8 +414,9 @@ final class ProxyHandler: ChannelDuplexHandler, DeadlineWatcher {
         var sharedLease: EventLoopFuture<QuotaLedger.Admission>?
         if let plan = shared.directory.quotaPlan(forward.consumer.plan) {
             let now = Date()
+            let limits = recentLimits.limits(plan: plan, anchor: forward.consumer.startedAt, endpoint: forward.endpoint, at: now)
             switch shared.quotas.admit(
-                consumer: forward.consumer, plan: plan, endpoint: forward.endpoint, at: now,
+                limits, consumer: forward.consumer, plan: plan, endpoint: forward.endpoint, at: now,
                 eventLoop: context.eventLoop)
             {
             case .notCovered:

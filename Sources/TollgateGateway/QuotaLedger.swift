@@ -99,7 +99,15 @@ public final class QuotaLedger: Sendable {
 
     /// Checks and counts one call.
     public func admit(consumer: Consumer, plan: Plan, endpoint: String?, at date: Date, eventLoop: any EventLoop) -> Admission {
-        let limits = Self.limits(consumer: consumer, plan: plan, endpoint: endpoint, at: date)
+        admit(Self.limits(consumer: consumer, plan: plan, endpoint: endpoint, at: date), consumer: consumer, plan: plan,
+              endpoint: endpoint, at: date, eventLoop: eventLoop)
+    }
+
+    /// Checks and counts one call whose limits were found already (`limits(consumer:plan:endpoint:at:)`,
+    /// or a connection's `RecentQuotaLimits`).
+    public func admit(
+        _ limits: [AppliedLimit], consumer: Consumer, plan: Plan, endpoint: String?, at date: Date, eventLoop: any EventLoop
+    ) -> Admission {
         guard !limits.isEmpty else { return .notCovered }
         let book = BookKey(subscription: consumer.subscription, plan: plan.id)
         if let sharing {

@@ -173,3 +173,59 @@ struct QuotaHeaderTests {
         return headers
     }
 }
+
+/// A connection's kept limits (`RecentQuotaLimits`) are always the limits worked out afresh.
+@Suite("Recent quota limits")
+struct RecentQuotaLimitsTests {
+    /// A walk of calls through time (steps from a fraction of a second to days, so that every
+    /// kind of window is crossed), changing endpoint, subscription start and plan on the way:
+    /// at every call the kept limits equal `AppliedLimit.covering` in the call's billing period.
+    @Test
+    func keptLimitsAreTheLimitsWorkedOutAfresh() {
+        let quotas: [PrepaidQuota] = [
+            PrepaidQuota(quota: 5, window: .second), PrepaidQuota(endpoint: "search", quota: 100, window: .minute),
+            PrepaidQuota(quota: 1_000, window: .hour), PrepaidQuota(endpoint: "export", quota: 9, window: .day),
+            PrepaidQuota(quota: 50_000, window: .month), PrepaidQuota(quota: 1_000_000, window: .billingPeriod),
+        ]
+        let plans = [
+            Plan(id: "p", product: "api", name: "P", currency: "EUR", period: .month, prices: quotas.map { .prepaid($0) }),
+            // The same plan with one quota changed, then billed weekly.
+            Plan(id: "p", product: "api", name: "P", currency: "EUR", period: .month,
+                 prices: quotas.map { .prepaid($0.window == .hour ? PrepaidQuota(quota: 2_000, window: .hour) : $0) }),
+            Plan(id: "p", product: "api", name: "P", currency: "EUR", period: .week, prices: quotas.map { .prepaid($0) }),
+        ]
+        let anchors = [QuotaWindowTests.date("2026-01-31T10:00:00Z"), QuotaWindowTests.date("2026-03-15T23:59:59Z")]
+        let endpoints: [String?] = ["search", "export", nil]
+        let steps: [TimeInterval] = [0, 0.25, 0.5, 1, 59, 61, 3_599, 3_600, 86_399, 86_400, 2_678_400]
+        var recent = RecentQuotaLimits()
+        var random = SplitMix(seed: 7)
+        var date = QuotaWindowTests.date("2026-02-27T23:58:30Z")
+        var plan = plans[0], anchor = anchors[0], endpoint = endpoints[0]
+        for _ in 0..<3_000 {
+            date += steps[random.next(below: steps.count)]
+            switch random.next(below: 20) {
+            case 0: plan = plans[random.next(below: plans.count)]
+            case 1: anchor = anchors[random.next(below: anchors.count)]
+            case 2, 3: endpoint = endpoints[random.next(below: endpoints.count)]
+            default: break
+            }
+            let period = BillingPeriods.period(containing: date, unit: plan.period, anchor: anchor)
+            let expected = AppliedLimit.covering(endpoint: endpoint, plan: plan, at: date, billingPeriod: period)
+            let found = recent.limits(plan: plan, anchor: anchor, endpoint: endpoint, at: date)
+            #expect(found == expected, "\(date) \(endpoint ?? "-") \(plan.period)")
+        }
+    }
+}
+
+/// A small deterministic generator for the walk.
+struct SplitMix {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next(below bound: Int) -> Int {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+}
