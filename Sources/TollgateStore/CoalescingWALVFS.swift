@@ -50,6 +50,8 @@ enum CoalescingWALVFS {
                 return base.pointee.xOpen!(base, path, file, flags, outFlags)
             }
             let inner = CoalescingWALVFS.inner(file)
+            // SQLite's memory for a file comes uninitialised: a failed open is told by this.
+            inner.pointee.pMethods = nil
             let opened = base.pointee.xOpen!(base, path, inner, flags, outFlags)
             guard opened == SQLITE_OK else {
                 if let methods = inner.pointee.pMethods { _ = methods.pointee.xClose!(inner) }

@@ -14,7 +14,8 @@ struct CoalescingWALVFSTests {
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = try Self.database(in: directory)
-        let writer = try SQLiteHandle(path: path, vfs: try #require(CoalescingWALVFS.name), pragmas: Self.walPragmas)
+        let vfs: String = try #require(CoalescingWALVFS.name)
+        let writer = try SQLiteHandle(path: path, vfs: vfs, pragmas: Self.walPragmas)
         try writer.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
         let reader = try SQLiteHandle(path: path, pragmas: [])
         var stored: Int64 = 0
@@ -38,8 +39,8 @@ struct CoalescingWALVFSTests {
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = try Self.database(in: directory)
-        let writer = try SQLiteHandle(
-            path: path, vfs: try #require(CoalescingWALVFS.name), pragmas: Self.walPragmas + ["PRAGMA cache_size=2"])
+        let vfs: String = try #require(CoalescingWALVFS.name)
+        let writer = try SQLiteHandle(path: path, vfs: vfs, pragmas: Self.walPragmas + ["PRAGMA cache_size=2"])
         try writer.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
         try writer.execute("BEGIN IMMEDIATE")
         let insert = try writer.statement("INSERT INTO calls (body) VALUES (?)")
