@@ -14,9 +14,7 @@ struct CoalescingWALVFSTests {
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = try Self.database(in: directory)
-        let vfs: String = try #require(CoalescingWALVFS.name)
-        let writer = try SQLiteHandle(path: path, vfs: vfs, pragmas: Self.walPragmas)
-        try writer.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        let writer = try Self.writer(of: path)
         let reader = try SQLiteHandle(path: path, pragmas: [])
         var stored: Int64 = 0
         // Up to 12 rows of 900 bytes, then 400 (about 90 pages: more than the 128 KB gathered at most).
@@ -39,9 +37,7 @@ struct CoalescingWALVFSTests {
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = try Self.database(in: directory)
-        let vfs: String = try #require(CoalescingWALVFS.name)
-        let writer = try SQLiteHandle(path: path, vfs: vfs, pragmas: Self.walPragmas + ["PRAGMA cache_size=2"])
-        try writer.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        let writer = try Self.writer(of: path, pragmas: ["PRAGMA cache_size=2"])
         try writer.execute("BEGIN IMMEDIATE")
         let insert = try writer.statement("INSERT INTO calls (body) VALUES (?)")
         for _ in 0..<300 {
@@ -68,6 +64,14 @@ struct CoalescingWALVFSTests {
         let path = directory + "/usage.sqlite"
         #expect(FileManager.default.createFile(atPath: path, contents: nil))
         return path
+    }
+
+    /// A connection through the VFS, in WAL mode, with the table `calls` created.
+    private static func writer(of path: String, pragmas: [String] = []) throws -> SQLiteHandle {
+        let vfs: String = try #require(CoalescingWALVFS.name)
+        let writer = try SQLiteHandle(path: path, vfs: vfs, pragmas: walPragmas + pragmas)
+        try writer.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        return writer
     }
 
     private static func insert(_ rows: Int, into handle: SQLiteHandle) throws {
