@@ -114,14 +114,14 @@ public struct RecentQuotaLimits: Sendable {
             return limits
         }
         let billingPeriod = BillingPeriods.period(containing: date, unit: plan.period, anchor: anchor)
-        let all = AppliedLimit.all(plan: plan, at: date, billingPeriod: billingPeriod)
+        limits = AppliedLimit.covering(endpoint: endpoint, plan: plan, at: date, billingPeriod: billingPeriod)
+        // Valid while the billing period and every window found last (the others do not count).
         var start = billingPeriod.start
         var end = billingPeriod.end
-        for limit in all {
+        for limit in limits {
             start = max(start, limit.span.start)
             end = min(end, limit.span.end)
         }
-        limits = all.filter { $0.endpoint == nil || $0.endpoint == endpoint }
         prices = plan.prices
         period = plan.period
         self.anchor = anchor
